@@ -1,0 +1,249 @@
+"""The execution plan: the only contract between the compiler and the runtime.
+
+A Plan is a DAG of jobs with stable ids, each carrying its fully resolved configuration (every default
+filled in, every reference replaced by what it denotes), its inputs as artifact references, its
+placement and its estimates. `vpo plan -o plan.json` writes it; `vpo run plan.json` executes exactly it;
+every run directory keeps it as its lock file.
+
+Compatibility: `schema_version` is MAJOR.MINOR. A reader accepts any plan with its own MAJOR and a MINOR
+up to its own; MINOR bumps only add optional fields. Anything else is refused with a clear message.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+
+JobKind = Literal[
+    "sft", "grpo", "dpo", "kto", "rwr", "reward_model", "evaluate",  # stages
+    "generate", "judge", "synthesize",  # data jobs lowered from on_policy(...) and synthetic(...)
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlanSpan(_Strict):
+    """Where a job was declared: reported by the runtime when something fails late."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+class ArtifactRef(_Strict):
+    """An output of another job: lives at <run_dir>/<job>/artifacts/<name>."""
+
+    job: str
+    name: str
+
+
+class Placement(_Strict):
+    executor: Literal["local", "slurm"] = "local"
+    cluster: str | None = None
+    partition: str | None = None
+    account: str | None = None
+    gpu: str | None = None
+    nodes: int = 1
+    gpus_per_node: int = 0  # 0: CPU (or whatever the local machine has)
+    cpus_per_task: int | None = None
+    mem_gib: float | None = None
+    time_limit_s: int | None = None
+    zero_stage: int = 2
+    slurm_extra: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * max(self.gpus_per_node, 1)
+
+
+class Estimate(_Strict):
+    flops: float = 0.0
+    step_time_s: float = 0.0
+    hours: float = 0.0
+    gpu_hours: float = 0.0
+    cost_usd: float = 0.0
+    peak_memory_gib: float = 0.0
+    capacity_gib: float | None = None
+    micro_batch: int | None = None
+    grad_accum: int | None = None
+    breakdown: dict[str, float] = Field(default_factory=dict)
+
+
+class Job(_Strict):
+    id: str
+    kind: JobKind
+    stage: str  # the declaration this job comes from (a stage id; data jobs name their stage)
+    depends_on: list[str] = Field(default_factory=list)
+    inputs: dict[str, ArtifactRef] = Field(default_factory=dict)
+    outputs: list[str] = Field(default_factory=list)
+    placement: Placement = Field(default_factory=Placement)
+    config: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+    hash: str = ""
+    estimate: Estimate = Field(default_factory=Estimate)
+    span: PlanSpan | None = None
+
+
+class Totals(_Strict):
+    gpu_hours: float = 0.0
+    cost_usd: float = 0.0
+    hours_critical_path: float = 0.0
+
+
+class RecipeInfo(_Strict):
+    path: str
+    sha256: str
+    name: str
+
+
+class Plan(_Strict):
+    schema_version: str = SCHEMA_VERSION
+    vpo_version: str = "0.1"
+    recipe: RecipeInfo
+    params: dict[str, Any] = Field(default_factory=dict)
+    budget_usd: float | None = None
+    jobs: list[Job] = Field(default_factory=list)
+    totals: Totals = Field(default_factory=Totals)
+
+    def job(self, job_id: str) -> Job:
+        for job in self.jobs:
+            if job.id == job_id:
+                return job
+        raise KeyError(job_id)
+
+    def to_json(self) -> str:
+        """Canonical JSON: sorted keys, two-space indent, trailing newline (stable for golden files)."""
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+
+class PlanVersionError(ValueError):
+    pass
+
+
+def canonical_hash(payload: Any) -> str:
+    """sha256 over canonical JSON: the identity of a job's configuration and inputs."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def job_hash(job: Job, input_hashes: dict[str, str]) -> str:
+    """Content hash over what determines a job's result. Placement is left out on purpose: moving a
+    job to another cluster with the same global batch must not invalidate finished work."""
+    return canonical_hash({"kind": job.kind, "config": job.config, "seed": job.seed,
+                           "inputs": {k: [r.job, r.name, input_hashes.get(r.job, "")]
+                                      for k, r in sorted(job.inputs.items())}})
+
+
+def check_compatible(version: str) -> None:
+    try:
+        major, minor = (int(x) for x in version.split("."))
+    except ValueError as exc:
+        raise PlanVersionError(f"plan schema_version {version!r} is not MAJOR.MINOR") from exc
+    own_major, own_minor = (int(x) for x in SCHEMA_VERSION.split("."))
+    if major != own_major or minor > own_minor:
+        raise PlanVersionError(
+            f"plan schema_version {version} cannot be read by this vpo (reads {own_major}.0 to "
+            f"{SCHEMA_VERSION}); re-create the plan with `vpo plan` from its recipe")
+
+
+def load_plan(path: str | Path) -> Plan:
+    data = json.loads(Path(path).read_text())
+    check_compatible(str(data.get("schema_version", "")))
+    return Plan.model_validate(data)
+
+
+def save_plan(plan: Plan, path: str | Path) -> None:
+    write_atomic(Path(path), plan.to_json())
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def topological_order(jobs: list[Job]) -> list[Job]:
+    """Jobs in dependency order, ties kept in declaration order (deterministic)."""
+    by_id = {job.id: job for job in jobs}
+    done: set[str] = set()
+    order: list[Job] = []
+    visiting: set[str] = set()
+
+    def visit(job: Job) -> None:
+        if job.id in done:
+            return
+        if job.id in visiting:
+            raise ValueError(f"dependency cycle through job {job.id}")
+        visiting.add(job.id)
+        for dep in job.depends_on:
+            visit(by_id[dep])
+        visiting.discard(job.id)
+        done.add(job.id)
+        order.append(job)
+
+    for job in jobs:
+        visit(job)
+    return order
+
+
+def select_jobs(plan: Plan, selector: str | None) -> list[Job]:
+    """dbt-style selection: `rl` (exactly it), `rl+` (it and everything downstream), `+rl` (it and
+    everything upstream), `+rl+` (both); a stage id selects all of its jobs (`pref` takes
+    `pref.pairs.on_policy...` too); several selectors separated by commas are united."""
+    ordered = topological_order(plan.jobs)
+    if not selector:
+        return ordered
+    chosen: set[str] = set()
+    for part in (p.strip() for p in selector.split(",") if p.strip()):
+        up, down = part.startswith("+"), part.endswith("+")
+        name = part.strip("+")
+        seeds = {j.id for j in plan.jobs if j.id == name or j.stage == name or j.id.startswith(name + ".")}
+        if not seeds:
+            raise KeyError(f"no job or stage matches {name!r}; jobs: {', '.join(j.id for j in ordered)}")
+        chosen |= seeds
+        if down:
+            chosen |= _closure(plan, seeds, downstream=True)
+        if up:
+            chosen |= _closure(plan, seeds, downstream=False)
+    return [j for j in ordered if j.id in chosen]
+
+
+def _closure(plan: Plan, seeds: set[str], downstream: bool) -> set[str]:
+    edges: dict[str, set[str]] = {j.id: set() for j in plan.jobs}
+    for job in plan.jobs:
+        for dep in job.depends_on:
+            if downstream:
+                edges[dep].add(job.id)
+            else:
+                edges[job.id].add(dep)
+    seen, stack = set(seeds), list(seeds)
+    while stack:
+        for nxt in edges[stack.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
