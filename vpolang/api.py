@@ -1,0 +1,52 @@
+"""The compiler's public entry points: check a recipe, compile it to a plan. No heavy imports."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .check import Checker, CheckedRecipe
+from .diagnostics import Diagnostic, Reporter
+from .source import SourceFile
+
+
+@dataclass
+class CheckResult:
+    recipe: CheckedRecipe | None
+    diagnostics: list[Diagnostic]
+    sources: dict[str, SourceFile]
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)
+
+
+def read_source(path: str | Path, display: str | None = None) -> tuple[SourceFile | None, Diagnostic | None]:
+    """Read a recipe file as UTF-8; a binary or undecodable file is a diagnostic, not a crash."""
+    p = Path(path)
+    name = display or str(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        return None, Diagnostic("E0001", f"cannot read `{name}`: {exc.strerror or exc}", None)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, Diagnostic("E0001", f"`{name}` is not UTF-8 text (byte {exc.start})", None)
+    return SourceFile(name, text, p.resolve()), None
+
+
+def check_source(source: SourceFile, overrides: dict[str, str] | None = None,
+                 root_dir: Path | None = None) -> CheckResult:
+    reporter = Reporter()
+    root = root_dir or (source.path.parent if source.path else None)
+    checker = Checker(reporter, root, overrides)
+    recipe = checker.check(source)
+    sources = dict(checker.loader.sources)
+    return CheckResult(recipe if not reporter.errors else None, reporter.sorted(), sources)
+
+
+def check_file(path: str | Path, overrides: dict[str, str] | None = None) -> CheckResult:
+    source, diag = read_source(path)
+    if source is None:
+        return CheckResult(None, [diag], {})
+    return check_source(source, overrides)

@@ -1,0 +1,239 @@
+"""Diagnostics: structured records (asserted by tests), collected per compilation, rendered on demand.
+
+Every code is listed in CODES with its default severity and a one-line summary; spec/language.md's
+diagnostics catalogue is generated from this table and every code has a conformance case.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from .source import SourceFile, Span
+
+CODES: dict[str, tuple[str, str]] = {
+    # E00xx input and syntax
+    "E0001": ("error", "the input cannot be read as UTF-8 text"),
+    "E0002": ("error", "syntax error: unexpected token"),
+    "E0003": ("error", "syntax error: unexpected character"),
+    "E0004": ("error", "syntax error: unexpected end of input"),
+    "E0005": ("error", "unknown unit on a number"),
+    "E0006": ("error", "the input is too large or too deeply nested"),
+    "E0007": ("error", "missing or unsupported `vpo` version header"),
+    "E0008": ("error", "invalid string escape"),
+    # E01xx names and scopes
+    "E0101": ("error", "unknown name"),
+    "E0102": ("error", "duplicate declaration"),
+    "E0103": ("error", "unknown attribute"),
+    "E0104": ("error", "unknown standard-library module"),
+    "E0105": ("error", "imported file not found or outside the recipe's directory tree"),
+    "E0106": ("error", "import cycle between files"),
+    "E0107": ("error", "dependency cycle between declarations"),
+    "E0108": ("error", "cannot index this value"),
+    "E0109": ("error", "round index out of range"),
+    "E0110": ("error", "imported file's sha256 does not match its pin"),
+    "E0111": ("error", "`next` names no iterate variable"),
+    "E0112": ("error", "unknown parameter in --set"),
+    "E0113": ("error", "invalid --set value"),
+    # E02xx values, types and units
+    "E0201": ("error", "unknown field"),
+    "E0202": ("error", "missing required field"),
+    "E0203": ("error", "value out of range"),
+    "E0204": ("error", "wrong type of value"),
+    "E0205": ("error", "unknown kind of declaration value"),
+    "E0206": ("error", "wrong kind of reference"),
+    "E0207": ("error", "not a scalar reward"),
+    "E0208": ("error", "wrong unit"),
+    "E0209": ("error", "invalid arithmetic"),
+    "E0210": ("error", "unknown modifier or modifier not allowed on this stage kind"),
+    "E0211": ("error", "too many or duplicate arguments"),
+    "E0212": ("error", "unknown reward head"),
+    "E0213": ("error", "division by zero"),
+    "E0214": ("error", "unknown cluster or cluster used incorrectly"),
+    # E03xx cross-field and whole-recipe rules
+    "E0301": ("error", "invalid combination of fields"),
+    "E0302": ("error", "the job does not fit in GPU memory"),
+    "E0303": ("error", "impossible batch arithmetic"),
+    "E0304": ("error", "budget exceeded"),
+    # W01xx warnings
+    "W0101": ("warning", "unused declaration"),
+    "W0102": ("warning", "declaration shadows an imported or built-in name"),
+    "W0103": ("warning", "unused import"),
+    "W0104": ("warning", "field set to its default value"),
+}
+
+
+@dataclass(frozen=True)
+class Note:
+    message: str
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    message: str
+    span: Span | None
+    hint: str | None = None
+    notes: tuple[Note, ...] = ()
+
+    @property
+    def severity(self) -> str:
+        return CODES[self.code][0]
+
+    def to_dict(self) -> dict:
+        return {"severity": self.severity, "code": self.code, "message": self.message,
+                "span": self.span.to_dict() if self.span else None, "hint": self.hint,
+                "notes": [{"message": n.message, "span": n.span.to_dict() if n.span else None}
+                          for n in self.notes]}
+
+
+class CompileError(Exception):
+    """Raised when compilation cannot go on; carries every diagnostic collected so far."""
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        super().__init__("; ".join(d.message for d in diagnostics[:3]))
+        self.diagnostics = diagnostics
+
+
+@dataclass
+class Reporter:
+    """Collects diagnostics during a compilation (sqlglot's error-level policy: collect, raise once)."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    limit: int = 200
+
+    def add(self, code: str, message: str, span: Span | None, hint: str | None = None,
+            notes: Iterable[Note] = ()) -> None:
+        if code not in CODES:
+            raise KeyError(f"unregistered diagnostic code {code}")
+        diag = Diagnostic(code, message, span, hint, tuple(notes))
+        if diag in self.diagnostics or len(self.diagnostics) >= self.limit:
+            return
+        self.diagnostics.append(diag)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    def sorted(self) -> list[Diagnostic]:
+        def key(d: Diagnostic):
+            s = d.span
+            return (s.file, s.line, s.col, d.code) if s else ("", 0, 0, d.code)
+        return sorted(self.diagnostics, key=key)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """The closest candidate by edit distance (at most a third of the name's length), or None."""
+    best, best_dist = None, None
+    for cand in sorted(set(candidates)):
+        dist = _edit_distance(name.lower(), cand.lower())
+        if dist <= max(1, (len(name) + 1) // 3) and (best_dist is None or dist < best_dist):
+            best, best_dist = cand, dist
+    return best
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance (Levenshtein plus adjacent transpositions)."""
+    if abs(len(a) - len(b)) > 3:
+        return 99
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
+
+
+# ---- rendering -------------------------------------------------------------------------------------
+def render_text(diags: list[Diagnostic], sources: dict[str, SourceFile], color: bool = False) -> str:
+    out = []
+    for d in diags:
+        out.append(_render_one(d, sources, color))
+    n_err = sum(d.severity == "error" for d in diags)
+    n_warn = len(diags) - n_err
+    if diags:
+        out.append(f"{n_err} error{'s' * (n_err != 1)}, {n_warn} warning{'s' * (n_warn != 1)}")
+    return "\n".join(out)
+
+
+def _paint(text: str, style: str, color: bool) -> str:
+    codes = {"error": "1;31", "warning": "1;33", "note": "1;36", "hint": "1;32", "bold": "1", "caret": "1;31"}
+    return f"\x1b[{codes[style]}m{text}\x1b[0m" if color else text
+
+
+def _render_one(d: Diagnostic, sources: dict[str, SourceFile], color: bool) -> str:
+    head = f"{_paint(d.severity + '[' + d.code + ']', d.severity, color)}: {_paint(d.message, 'bold', color)}"
+    lines = [head]
+    if d.span:
+        lines.append(f"  --> {d.span}")
+        lines.extend(_excerpt(d.span, sources, color))
+    if d.hint:
+        lines.append(f"  = {_paint('hint', 'hint', color)}: {d.hint}")
+    for note in d.notes:
+        where = f" ({note.span})" if note.span else ""
+        lines.append(f"  = {_paint('note', 'note', color)}: {note.message}{where}")
+        if note.span:
+            lines.extend(_excerpt(note.span, sources, color))
+    return "\n".join(lines) + "\n"
+
+
+def _excerpt(span: Span, sources: dict[str, SourceFile], color: bool) -> list[str]:
+    src = sources.get(span.file)
+    if src is None:
+        return []
+    text = src.line_text(span.line)
+    if len(text) > 200:  # keep huge generated lines readable
+        start = max(0, span.col - 60)
+        text, offset = text[start:start + 160], start
+    else:
+        offset = 0
+    width = len(str(span.line))
+    end_col = span.end_col if span.end_line == span.line else len(src.line_text(span.line)) + 1
+    carets = max(1, min(end_col, offset + len(text) + 1) - span.col)
+    pad = " " * max(0, span.col - 1 - offset)
+    return [f" {' ' * width} |", f" {span.line} | {text.expandtabs(1)}",
+            f" {' ' * width} | {pad}{_paint('^' * carets, 'caret', color)}"]
+
+
+def render_json(diags: list[Diagnostic]) -> str:
+    return json.dumps({"diagnostics": [d.to_dict() for d in diags]}, indent=2)
+
+
+def render_github(diags: list[Diagnostic]) -> str:
+    """GitHub Actions workflow commands: one annotation per diagnostic."""
+    out = []
+    for d in diags:
+        level = "error" if d.severity == "error" else "warning"
+        msg = d.message + (f" (hint: {d.hint})" if d.hint else "")
+        msg = msg.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+        if d.span:
+            out.append(f"::{level} file={d.span.file},line={d.span.line},col={d.span.col},"
+                       f"endLine={d.span.end_line},endColumn={d.span.end_col},title={d.code}::{msg}")
+        else:
+            out.append(f"::{level} title={d.code}::{msg}")
+    return "\n".join(out)
+
+
+def render_sarif(diags: list[Diagnostic]) -> str:
+    """SARIF 2.1.0, for code-scanning uploads."""
+    used = sorted({d.code for d in diags})
+    rules = [{"id": c, "shortDescription": {"text": CODES[c][1]},
+              "defaultConfiguration": {"level": "error" if CODES[c][0] == "error" else "warning"}}
+             for c in used]
+    results = []
+    for d in diags:
+        res = {"ruleId": d.code, "level": "error" if d.severity == "error" else "warning",
+               "message": {"text": d.message + (f" (hint: {d.hint})" if d.hint else "")}}
+        if d.span:
+            res["locations"] = [{"physicalLocation": {
+                "artifactLocation": {"uri": d.span.file},
+                "region": {"startLine": d.span.line, "startColumn": d.span.col,
+                           "endLine": d.span.end_line, "endColumn": d.span.end_col}}}]
+        results.append(res)
+    doc = {"$schema": "https://json.schemastore.org/sarif-2.1.0.json", "version": "2.1.0",
+           "runs": [{"tool": {"driver": {"name": "vpo", "informationUri": "https://example.invalid/vpo",
+                                         "rules": rules}}, "results": results}]}
+    return json.dumps(doc, indent=2)

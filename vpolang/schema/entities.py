@@ -1,0 +1,449 @@
+"""Schemas of the things stages use: models, datasets, pair sources, rewards, schedules, clusters."""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from .base import (GiB, AnyReward, Backbone, Count, Policy, PositiveInt, Probability, Resolution, Schema, Seconds,
+                   ScalarReward, fail, word_or_object)
+
+# ---- models ----------------------------------------------------------------------------------------
+Family = Literal["wan", "wan22", "cogvideox", "hunyuan", "ltx", "shapes"]
+
+
+class VideoDiffusion(Schema):
+    """A text-to-video diffusion transformer (diffusers layout) and the sizes the planner needs."""
+
+    summary = "a text-to-video diffusion model"
+    kind: Literal["video_diffusion"] = "video_diffusion"
+    family: Family = Field(description="adapter family: how to load, condition and sample the model")
+    path: str | None = Field(None, description="local folder in the diffusers pipeline layout")
+    dtype: Literal["bf16", "fp16", "fp32"] = Field("bf16", description="weights and compute precision")
+    prediction: Literal["velocity", "epsilon"] = Field("velocity", description="what the network predicts")
+    shift: float = Field(3.0, gt=0, description="flow-matching timestep shift k")
+    params: Count = Field(description="transformer parameters")
+    layers: PositiveInt
+    hidden: PositiveInt = Field(description="transformer width")
+    heads: PositiveInt
+    ffn: PositiveInt = Field(description="feed-forward width")
+    patch: list[PositiveInt] = Field(description="patch size (t, h, w) in latent cells")
+    vae_stride: list[PositiveInt] = Field(description="VAE compression (t, h, w); [1,1,1] in pixel space")
+    latent_channels: PositiveInt
+    text_dim: PositiveInt = Field(description="text-encoder output width")
+    text_len: PositiveInt = Field(512, description="text tokens attended to")
+    text_encoder_params: Count = Field(0, description="parameters of the frozen text encoder")
+    vae_params: Count = Field(0, description="parameters of the frozen VAE")
+    resolution: Resolution = Field(description="default training and sampling resolution")
+    frames: PositiveInt = Field(description="default number of frames")
+    fps: PositiveInt = 16
+
+    @model_validator(mode="after")
+    def _triples(self):
+        for name in ("patch", "vae_stride"):
+            if len(getattr(self, name)) != 3:
+                raise fail("vpo_rule", f"`{name}` needs three numbers (t, h, w)", field=name)
+        return self
+
+
+class VisionLanguage(Schema):
+    """A vision-language model used as a judge, critic or reward-model backbone."""
+
+    summary = "a vision-language (judge / critic backbone) model"
+    kind: Literal["vision_language"] = "vision_language"
+    family: Literal["qwen2_vl", "qwen25_vl", "vila", "llava", "tiny"] = Field(description="transformers class family")
+    path: str | None = Field(None, description="local folder with config, weights and processor")
+    dtype: Literal["bf16", "fp16", "fp32"] = "bf16"
+    params: Count
+    layers: PositiveInt
+    hidden: PositiveInt
+    tokens_per_frame: PositiveInt = Field(64, description="visual tokens per input frame")
+
+
+ModelSpec = Annotated[Union[VideoDiffusion, VisionLanguage], Field(discriminator="kind")]
+
+
+# ---- datasets --------------------------------------------------------------------------------------
+class Prompts(Schema):
+    """Prompts, one per line (.txt) or as {"prompt": ...} records (.jsonl)."""
+
+    summary = "a prompt file"
+    positional = ("path",)
+    kind: Literal["prompts"] = "prompts"
+    path: str = Field(description="a .txt or .jsonl file, relative to the recipe")
+
+
+class Videos(Schema):
+    """Videos matched by a glob, with captions from a JSONL file of {"video", "caption"} records."""
+
+    summary = "a captioned video set"
+    positional = ("path", "captions")
+    kind: Literal["videos"] = "videos"
+    path: str = Field(description="glob of video files")
+    captions: str | None = Field(None, description="JSONL of {video, caption}; else a .txt beside each video")
+
+
+class PairsFile(Schema):
+    """Preference pairs: JSONL records {prompt, chosen, rejected} (video paths), optional `tie`."""
+
+    summary = "a JSONL file of preference pairs"
+    positional = ("path",)
+    kind: Literal["pairs"] = "pairs"
+    path: str
+
+
+class LabelsFile(Schema):
+    """Pointwise labels: JSONL records {prompt, video, label} with label good | normal | bad or a score."""
+
+    summary = "a JSONL file of pointwise labels"
+    positional = ("path",)
+    kind: Literal["labels"] = "labels"
+    path: str
+
+
+class ShapesVideos(Schema):
+    """Procedural captioned videos from the built-in shapes world."""
+
+    summary = "shapes-world captioned videos"
+    kind: Literal["shapes_videos"] = "shapes_videos"
+    n: PositiveInt = Field(512, description="number of videos")
+    seed: Count = 0
+
+
+class ShapesPrompts(Schema):
+    """Prompts from the built-in shapes world; `test` holds out attribute combinations unseen in `train`."""
+
+    summary = "shapes-world prompts"
+    kind: Literal["shapes_prompts"] = "shapes_prompts"
+    n: PositiveInt = 64
+    split: Literal["train", "test"] = "train"
+    seed: Count = 0
+
+
+PromptSource = Annotated[Union[Prompts, ShapesPrompts], Field(discriminator="kind")]
+VideoSource = Annotated[Union[Videos, ShapesVideos], Field(discriminator="kind")]
+
+
+# ---- synthetic negatives and pair sources ----------------------------------------------------------
+class Reverse(Schema):
+    """Play the clip backwards (near-static clips are skipped)."""
+
+    kind: Literal["reverse"] = "reverse"
+    min_motion: float = Field(0.02, ge=0, description="mean frame difference below which a clip is static")
+
+
+class Shuffle(Schema):
+    """Shuffle frames inside windows; each window shuffled with probability p, at least one changed."""
+
+    kind: Literal["shuffle"] = "shuffle"
+    window: Count = Field(4, ge=2, description="frames per window")
+    p: Probability = 0.5
+
+
+class Freeze(Schema):
+    """Freeze one frame for 25-50% of the clip, starting between 0.25T and 0.75T."""
+
+    kind: Literal["freeze"] = "freeze"
+    p: Probability = Field(0.5, description="probability a clip gets this negative")
+    min_fraction: Probability = 0.25
+    max_fraction: Probability = 0.5
+
+
+# A before-validator must wrap the discriminated union from outside to run first (pydantic applies
+# Annotated metadata inside-out); hence the nested Annotated below.
+Negative = Annotated[Annotated[Union[Reverse, Shuffle, Freeze], Field(discriminator="kind")],
+                     word_or_object("reverse", "shuffle", "freeze")]
+
+
+class Synthetic(Schema):
+    """Pairs (real video wins) against temporal corruptions of it, made in pixel space before the VAE."""
+
+    summary = "synthetic temporal negatives"
+    positional = ("videos",)
+    kind: Literal["synthetic"] = "synthetic"
+    videos: VideoSource
+    negatives: list[Negative] = Field(default_factory=lambda: [{"kind": "reverse"}], min_length=1)
+    seed: Count = 0
+
+
+class OnPolicy(Schema):
+    """Generate n candidates per prompt from a policy, judge them, build pairs: before the stage runs."""
+
+    summary = "on-policy pairs generated before the stage"
+    positional = ("policy",)
+    kind: Literal["on_policy"] = "on_policy"
+    policy: Policy
+    prompts: PromptSource | None = Field(None, description="defaults to the policy stage's prompts")
+    n: Count = Field(4, ge=2, description="candidates per prompt")
+    judges: list[AnyReward] = Field(min_length=1, description="rewards or critics; scores are averaged")
+    pick: Literal["best_worst", "all_pairs"] = "best_worst"
+    margin: float = Field(0.0, ge=0, description="minimum score gap for a pair")
+    swap_check: bool = Field(False, description="ask pairwise judges both ways; keep consistent verdicts")
+    sample_steps: PositiveInt | None = Field(None, description="sampler steps (model default if unset)")
+    labels: bool = Field(False, description="also emit good/normal/bad labels by score tercile (for KTO)")
+
+
+class Online(Schema):
+    """OnlineVPO: every step, sample n candidates per prompt from the current policy and judge them."""
+
+    summary = "online pairs sampled from the current policy at every step"
+    positional = ("prompts",)
+    kind: Literal["online"] = "online"
+    prompts: PromptSource
+    n: Count = Field(6, ge=2)
+    judges: list[AnyReward] = Field(min_length=1)
+    pick: Literal["best_worst", "all_pairs"] = "best_worst"
+    margin: float = Field(0.0, ge=0)
+    sample_steps: PositiveInt | None = None
+
+
+PairLeaf = Annotated[Union[PairsFile, Synthetic, OnPolicy, Online], Field(discriminator="kind")]
+
+
+class PairMix(Schema):
+    """Several pair sources combined with `+`; batches draw from each in proportion to its size."""
+
+    summary = "a mixture of pair sources"
+    kind: Literal["mix"] = "mix"
+    sources: list[PairLeaf] = Field(min_length=2)
+
+
+PairSource = Annotated[Union[PairsFile, Synthetic, OnPolicy, Online, PairMix], Field(discriminator="kind")]
+LabelSource = Annotated[Union[LabelsFile, OnPolicy], Field(discriminator="kind")]
+
+
+# ---- rewards ---------------------------------------------------------------------------------------
+class WeightFree(Schema):
+    """A reward computed from pixels alone (no weights): flicker, smoothness, flow magnitude, ..."""
+
+    summary = "a weight-free video reward"
+    kind: Literal["weight_free"] = "weight_free"
+    metric: Literal["temporal_flicker", "motion_smoothness", "flow_magnitude", "dynamic_degree", "sharpness"]
+    resize: PositiveInt = Field(64, description="frames are resized to this side before measuring")
+
+
+class FeatureConsistency(Schema):
+    """Subject/background consistency: cosine similarity of frame features from a frozen backbone."""
+
+    summary = "feature-consistency reward"
+    kind: Literal["feature_consistency"] = "feature_consistency"
+    target: Literal["subject", "background"] = "subject"
+    backbone: str = Field("dinov2-small", description="transformers vision backbone (local path or name)")
+    path: str | None = None
+
+
+class ShapesReward(Schema):
+    """Exact rewards of the built-in shapes world, computed from frames."""
+
+    summary = "an exact shapes-world reward"
+    kind: Literal["shapes"] = "shapes"
+    metric: Literal["alignment", "smoothness", "flicker", "sharpness"]
+
+
+class ClipScore(Schema):
+    """CLIP text-video similarity averaged over frames (transformers CLIP)."""
+
+    summary = "CLIP text-video score"
+    kind: Literal["clip_score"] = "clip_score"
+    path: str | None = Field(None, description="local CLIP folder")
+    frames: PositiveInt = 8
+
+
+class Aesthetic(Schema):
+    """An aesthetic predictor: a linear head over CLIP image embeddings, averaged over frames."""
+
+    summary = "aesthetic predictor"
+    kind: Literal["aesthetic"] = "aesthetic"
+    path: str | None = None
+    frames: PositiveInt = 8
+
+
+class VlmJudge(Schema):
+    """A vision-language judge: asks a yes/no question, scores P(yes) from the token probabilities."""
+
+    summary = "a VLM judge"
+    kind: Literal["vlm_judge"] = "vlm_judge"
+    model: Backbone = Field(description="the vision-language model")
+    question: str = "Does this video match the prompt and look realistic?"
+    frames: PositiveInt = 8
+    pairwise: bool = Field(False, description="compares two videos (for GSB and swap checks)")
+
+
+class VideoRewardModel(Schema):
+    """A multi-head video reward model (VideoAlign style): one score per head, `overall` their sum."""
+
+    summary = "a multi-head video reward model"
+    kind: Literal["video_reward_model"] = "video_reward_model"
+    model: Backbone = Field(description="the vision-language backbone")
+    heads: list[str] = Field(min_length=1)
+    path: str | None = None
+    frames: PositiveInt = 8
+
+
+RewardSpec = Annotated[Union[WeightFree, FeatureConsistency, ShapesReward, ClipScore, Aesthetic, VlmJudge,
+                             VideoRewardModel], Field(discriminator="kind")]
+
+
+class Term(Schema):
+    weight: float
+    reward: ScalarReward
+
+
+class RewardSum(Schema):
+    """A weighted sum of scalar rewards: `a + 0.5 * b`."""
+
+    kind: Literal["sum"] = "sum"
+    terms: list[Term] = Field(min_length=1)
+
+
+class Joint(Schema):
+    """Several rewards balanced per step: each gets its own group advantage, then combined."""
+
+    summary = "jointly balanced rewards"
+    positional = ("rewards",)
+    kind: Literal["joint"] = "joint"
+    rewards: list[ScalarReward] = Field(min_length=2)
+    balance: Literal["min_norm", "sum", "weights"] = "min_norm"
+    weights: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _weights(self):
+        if self.balance == "weights" and (self.weights is None or len(self.weights) != len(self.rewards)):
+            raise fail("vpo_rule", f"balance = weights needs `weights` with {len(self.rewards)} numbers",
+                       field="weights")
+        if self.balance != "weights" and self.weights is not None:
+            raise fail("vpo_rule", "`weights` is only used with balance = weights", field="weights")
+        return self
+
+
+def _as_sum(value: Any) -> Any:
+    if isinstance(value, dict) and value.get("ref") in ("reward", "stage"):
+        return {"kind": "sum", "terms": [{"weight": 1.0, "reward": value}]}
+    return value
+
+
+RewardExpr = Annotated[Annotated[Union[RewardSum, Joint], Field(discriminator="kind")], BeforeValidator(_as_sum)]
+
+
+class Gate(Schema):
+    """A constraint on a scalar reward: `r.safety >= 0.5`."""
+
+    kind: Literal["gate"] = "gate"
+    reward: ScalarReward
+    op: Literal[">=", ">", "<=", "<"]
+    threshold: float
+
+
+def _gate(value: Any) -> Any:
+    if isinstance(value, dict) and value.get("kind") == "gate":
+        return value
+    raise fail("vpo_type", "a gate compares a scalar reward with a number, e.g. `r.safety >= 0.5`")
+
+
+# ---- schedules, reference, guidance ----------------------------------------------------------------
+class Constant(Schema):
+    positional = ("value",)
+    kind: Literal["constant"] = "constant"
+    value: float = Field(gt=0)
+
+
+class Linear(Schema):
+    """Linear from `start` to `end` over the stage's steps."""
+
+    positional = ("start", "end")
+    kind: Literal["linear"] = "linear"
+    start: float = Field(gt=0)
+    end: float = Field(gt=0)
+
+
+class Cosine(Schema):
+    """Cosine from `start` to `end` over the stage's steps."""
+
+    positional = ("start", "end")
+    kind: Literal["cosine"] = "cosine"
+    start: float = Field(gt=0)
+    end: float = Field(gt=0)
+
+
+def _schedule(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {"kind": "constant", "value": value}
+    return value
+
+
+class Frozen(Schema):
+    kind: Literal["frozen"] = "frozen"
+
+
+class Refresh(Schema):
+    """Replace the reference by the current policy every `every` steps (OnlineVPO)."""
+
+    positional = ("every",)
+    kind: Literal["refresh"] = "refresh"
+    every: PositiveInt = 200
+
+
+class Nrg(Schema):
+    """Flow-NRG: reward-gradient guidance at inference, v~ = v - w * s/(1-s) * grad r."""
+
+    summary = "reward guidance at inference"
+    positional = ("reward",)
+    kind: Literal["nrg"] = "nrg"
+    reward: AnyReward
+    weight: float = Field(1.0, gt=0)
+    clamp: float = Field(10.0, gt=0, description="cap of s/(1-s) near s = 1")
+
+
+class Slurm(Schema):
+    """A Slurm cluster reached through submitit."""
+
+    summary = "a Slurm cluster"
+    kind: Literal["slurm"] = "slurm"
+    partition: str | None = None
+    account: str | None = None
+    gpu: str = Field(description="GPU model, e.g. H100-80GB (see `vpo explain gpus`)")
+    gpus_per_node: PositiveInt = 8
+    cpus_per_gpu: PositiveInt = 8
+    mem_per_gpu: GiB | None = None
+    usd_per_gpu_hour: float | None = Field(None, ge=0, description="overrides the catalogue price")
+    time_limit: Seconds | None = Field(None, description="wall-clock limit per job, e.g. 48h")
+    max_nodes: PositiveInt | None = None
+    extra: dict[str, str] = Field(default_factory=dict, description="extra sbatch parameters")
+
+
+class Local(Schema):
+    """This machine: its GPUs if any, else the CPU."""
+
+    summary = "the local machine"
+    kind: Literal["local"] = "local"
+    gpu: str = Field("cpu", description="GPU model of this machine, or cpu")
+    gpus_per_node: Count = Field(0, ge=0)
+    usd_per_gpu_hour: float | None = Field(None, ge=0)
+
+
+ClusterSpec = Annotated[Union[Slurm, Local], Field(discriminator="kind")]
+
+# The constructors a recipe can call or name, by declaration kind.
+CONSTRUCTORS: dict[str, dict[str, type[Schema]]] = {
+    "model": {"video_diffusion": VideoDiffusion, "vision_language": VisionLanguage},
+    "dataset": {"prompts": Prompts, "videos": Videos, "pairs": PairsFile, "labels": LabelsFile,
+                "shapes_videos": ShapesVideos, "shapes_prompts": ShapesPrompts},
+    "reward": {"weight_free": WeightFree, "feature_consistency": FeatureConsistency, "shapes": ShapesReward,
+               "clip_score": ClipScore, "aesthetic": Aesthetic, "vlm_judge": VlmJudge,
+               "video_reward_model": VideoRewardModel},
+    "cluster": {"slurm": Slurm, "local": Local},
+}
+# Constructors usable inside field values.
+VALUE_CONSTRUCTORS: dict[str, type[Schema]] = {
+    "prompts": Prompts, "videos": Videos, "pairs": PairsFile, "labels": LabelsFile,
+    "synthetic": Synthetic, "on_policy": OnPolicy, "online": Online,
+    "reverse": Reverse, "shuffle": Shuffle, "freeze": Freeze,
+    "joint": Joint, "constant": Constant, "linear": Linear, "cosine": Cosine,
+    "refresh": Refresh, "frozen": Frozen, "nrg": Nrg,
+}
+
+GateExpr = Annotated[Gate, BeforeValidator(_gate)]
+BetaSchedule = Annotated[Annotated[Union[Constant, Linear, Cosine], Field(discriminator="kind")],
+                         BeforeValidator(_schedule)]
+Reference = Annotated[Annotated[Union[Frozen, Refresh], Field(discriminator="kind")],
+                      word_or_object("frozen", "refresh")]

@@ -1,0 +1,79 @@
+"""GRPO for flow models (ALGORITHMS.md §1) with the ViPO, BPGO and self-paced modifiers (§2-4)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ..base import Count, Policy, PositiveInt, Probability, ScalarReward, Schema
+from ..entities import GateExpr, PromptSource, RewardExpr
+from .common import TrainStage
+
+
+class Vipo(Schema):
+    """ViPO: per-position advantage maps from a frozen backbone's patch features (§2)."""
+
+    summary = "structured credit: dense advantage maps"
+    backbone: str = Field("dinov2-small", description="frozen feature backbone (transformers DINOv2 class)")
+    level: Literal["latent", "pixel"] = Field("latent", description="where the map is applied")
+    sigma: float = Field(1.0, gt=0, description="gaussian smoothing of the map (patch cells)")
+    clip_range: float = Field(2e-4, gt=0, description="PPO clip range for per-position ratios")
+
+
+class Bpgo(Schema):
+    """BPGO: trust allocation against a per-prompt prior reward (§3)."""
+
+    summary = "Bayesian prior-guided trust allocation"
+    prior: Policy | Literal["running_mean"] = Field(
+        "running_mean", description="model/stage whose rewards on the same prompts are the prior")
+    form: Literal["teleboost", "paper"] = "teleboost"
+    alpha: float = Field(1.0, ge=0)
+    a: float = Field(50.0, gt=0, description="CRT slope (teleboost form)")
+    tau: float = Field(5.0, gt=0, description="CRT temperature (teleboost form)")
+    k: float = Field(10.0, gt=0, description="RAS sharpness (paper form)")
+    lam: float = Field(1.0, ge=0, description="CRT slope (paper form)")
+    zeta: float = Field(0.1, ge=0, description="weight of the CRT GRPO term (paper form)")
+
+
+class SelfPaced(Schema):
+    """Self-paced curriculum over reward components ordered visual -> temporal -> semantic (§4)."""
+
+    summary = "soft per-group curriculum over reward components"
+    phases: list[ScalarReward] = Field(min_length=2, description="reward components in curriculum order")
+    tau: float = Field(0.75, description="mean reward at which a component counts as learnt")
+    beta: float = Field(0.3, ge=0, description="weight of the sparsity difference")
+    saturate_below: Probability = Field(
+        0.0, description="a component whose in-group reward std is below this hands its weight on")
+
+
+class Grpo(TrainStage):
+    """Group-relative policy optimisation over SDE rollouts with stored log-probs."""
+
+    summary = "group-relative RL (Flow-GRPO)"
+    positional = ("policy",)
+    modifiers = ("vipo", "bpgo", "self_paced")
+    kind: Literal["grpo"] = "grpo"
+    policy: Policy
+    prompts: PromptSource
+    reward: RewardExpr = Field(description="scalar reward, weighted sum, or joint([...])")
+    gate: GateExpr | None = Field(None, description="samples violating it get zero advantage or are dropped")
+    gate_action: Literal["zero", "drop"] = "zero"
+    group_size: Count = Field(8, ge=2, description="videos per prompt (G)")
+    batch: PositiveInt = Field(8, description="prompts per step")
+    kl: float = Field(0.0, ge=0, le=1, description="weight of the KL to the reference (beta_kl)")
+    sample_steps: PositiveInt = Field(16, description="sampler steps per rollout (T)")
+    train_fraction: float = Field(0.6, gt=0, le=1, description="fraction of the T steps trained per sample")
+    noise: Literal["flow_grpo", "dance"] = Field("flow_grpo", description="SDE noise schedule g(s)")
+    noise_level: float | None = Field(None, gt=0, description="a (flow_grpo, 0.7) or eta (dance, 0.3)")
+    clip_range: float = Field(1e-4, gt=0, description="PPO ratio clip epsilon")
+    adv_ddof: Literal[0, 1] = 0
+    adv_eps: float = Field(1e-4, gt=0)
+    adv_clip: float = Field(5.0, gt=0)
+    global_std: bool = Field(False, description="normalise advantages by the batch std")
+    shared_noise: bool = Field(False, description="one initial noise per group")
+    best_of_n: PositiveInt | None = Field(None, description="train on the k highest and k lowest advantages")
+    guidance: float = Field(1.0, ge=1, description="classifier-free guidance scale for rollouts")
+    updates_per_batch: PositiveInt = Field(1, description="optimiser passes over each rollout batch")
+    vipo: Vipo | None = None
+    bpgo: Bpgo | None = None
+    self_paced: SelfPaced | None = None
