@@ -15,7 +15,7 @@ from . import ast
 from .diagnostics import Note, Reporter, did_you_mean
 from .errors_map import report_validation
 from .evaluate import FAILED, MISSING, Env, EvalError, Evaluator, describe
-from .modules import ModuleLoader, ModuleScope, Symbol
+from .modules import STDLIB_DIR, ModuleLoader, ModuleScope, Symbol
 from .parser import parse_expression
 from .schema.base import Schema, Word, takes_words
 from .schema.entities import CONSTRUCTORS, VALUE_CONSTRUCTORS
@@ -537,6 +537,10 @@ class Checker:
 
     # ---- warnings
     def _warn_unused(self, main: ModuleScope) -> None:
+        # A file without stages is a library (stdlib, shared definitions): its names exist to be used
+        # elsewhere, so only its imports are checked.
+        is_library = not any(isinstance(s.node, (ast.Iterate,)) or
+                             (isinstance(s.node, ast.Decl) and s.node.kind == "stage") for s in main.symbols.values())
         for sym in main.symbols.values():
             node = sym.node
             if sym.used:
@@ -544,9 +548,10 @@ class Checker:
             if isinstance(node, (ast.UseModule, ast.UseFile)):
                 self.rep.add("W0103", f"`{sym.name}` is imported but never used", _item_span(node),
                              hint="remove the `use` line")
-            elif isinstance(node, ast.Decl) and node.kind != "stage" or isinstance(node, ast.Let):
+            elif not is_library and (isinstance(node, ast.Decl) and node.kind != "stage" or isinstance(node, ast.Let)):
                 self.rep.add("W0101", f"`{sym.name}` is declared but never used", node.name_span)
-        prelude = self.prelude.symbols if self.prelude is not None else {}
+        in_stdlib = main.source.path is not None and main.source.path.parent == STDLIB_DIR
+        prelude = self.prelude.symbols if self.prelude is not None and not in_stdlib else {}
         for sym in main.symbols.values():
             if isinstance(sym.node, (ast.Decl, ast.Let, ast.Param)) and sym.name in prelude:
                 self.rep.add("W0102", f"`{sym.name}` shadows the built-in metric `{sym.name}`", sym.node.name_span,
