@@ -1,0 +1,177 @@
+"""Checked recipe -> Plan: one job per stage plus the data jobs its sources need, in dependency order.
+
+- `on_policy(...)` becomes a `generate` job (sample candidates from its policy) and a `judge` job
+  (score them, build pairs) ahead of the stage: `pref.pairs.on_policy.generate`, `....judge`.
+- `synthetic(...)` becomes a `synthesize` job: `pref.pairs.synthetic`.
+- `online(...)` stays inside its DPO trainer.
+References to other stages become input artifacts; every default is filled in, so a job runs from its
+plan entry alone.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .check import CheckedRecipe
+from .plan import ArtifactRef, Job, Placement, Plan, PlanSpan, RecipeInfo, job_hash, topological_order
+from .values import StageValue
+
+OUTPUTS = {"sft": ["policy"], "grpo": ["policy"], "dpo": ["policy"], "kto": ["policy"], "rwr": ["policy"],
+           "reward_model": ["reward_model"], "evaluate": ["metrics", "samples"], "generate": ["videos"],
+           "judge": ["pairs"], "synthesize": ["pairs"]}
+DPO_BETA_DEFAULT = {"epsilon": 5000.0, "velocity": 500.0}
+
+
+def lower(recipe: CheckedRecipe) -> Plan:
+    jobs: list[Job] = []
+    for stage in recipe.stages:
+        jobs.extend(_stage_jobs(stage))
+    ordered = topological_order(jobs)
+    hashes: dict[str, str] = {}
+    for job in ordered:
+        job.hash = job_hash(job, hashes)
+        hashes[job.id] = job.hash
+    info = RecipeInfo(path=recipe.source.name, sha256=recipe.source.sha256,
+                      name=recipe.source.path.stem if recipe.source.path else recipe.source.name)
+    return Plan(recipe=info, params=dict(recipe.params), jobs=ordered, budget_usd=recipe.budget_usd)
+
+
+class _Inputs:
+    """Collects a job's input artifacts under stable slot names."""
+
+    def __init__(self):
+        self.slots: dict[str, ArtifactRef] = {}
+
+    def add(self, slot: str, job: str, name: str) -> str:
+        self.slots[slot] = ArtifactRef(job=job, name=name)
+        return slot
+
+
+def _stage_jobs(stage: StageValue) -> list[Job]:
+    config = copy.deepcopy(stage.config)
+    inputs = _Inputs()
+    data_jobs: list[Job] = []
+    _fill_model_defaults(config, stage)
+    for field in ("pairs", "labels", "data"):
+        value = config.get(field)
+        if isinstance(value, dict):
+            config[field] = _lower_source(stage, field, value, inputs, data_jobs, {})
+    config = _link_refs(config, inputs)
+    placement = _placement(stage, config.get("nodes", 1))
+    job = Job(id=stage.id, kind=stage.kind, stage=stage.id, inputs=inputs.slots,
+              depends_on=sorted({r.job for r in inputs.slots.values()}), outputs=OUTPUTS[stage.kind],
+              placement=placement, config=config, seed=config.get("seed", 0), span=_span(stage))
+    return data_jobs + [job]
+
+
+def _fill_model_defaults(config: dict, stage: StageValue) -> None:
+    model = stage.base_model
+    if model is None:
+        return
+    if config.get("resolution") is None and "resolution" in config:
+        config["resolution"] = list(model["resolution"])
+    if config.get("frames") is None and "frames" in config:
+        config["frames"] = model["frames"]
+    if stage.kind == "dpo" and config.get("beta") is None:
+        config["beta"] = {"kind": "constant", "value": DPO_BETA_DEFAULT[model["prediction"]]}
+    if stage.kind == "grpo" and config.get("noise_level") is None:
+        config["noise_level"] = 0.7 if config["noise"] == "flow_grpo" else 0.3
+    config["model"] = model
+
+
+def _lower_source(stage: StageValue, field: str, value: dict, inputs: _Inputs, data_jobs: list[Job],
+                  seen: dict[str, int]) -> dict:
+    if value.get("kind") == "mix":
+        value["sources"] = [_lower_leaf(stage, field, src, inputs, data_jobs, seen) for src in value["sources"]]
+        return value
+    return _lower_leaf(stage, field, value, inputs, data_jobs, seen)
+
+
+def _lower_leaf(stage: StageValue, field: str, src: dict, inputs: _Inputs, data_jobs: list[Job],
+                seen: dict[str, int]) -> dict:
+    """Ids name the source: `pref.pairs.on_policy`; a second source of the same kind gets `_2`."""
+    kind = src.get("kind")
+    seen[kind] = seen.get(kind, 0) + 1
+    where = f"{field}.{kind}" + (f"_{seen[kind]}" if seen[kind] > 1 else "")
+    placement = _placement(stage, 1)
+    if kind == "on_policy":
+        gen_inputs, judge_inputs = _Inputs(), _Inputs()
+        gen_cfg = _link_refs({"policy": src["policy"], "prompts": src["prompts"], "n": src["n"],
+                              "sample_steps": src["sample_steps"], "seed": stage.config.get("seed", 0),
+                              "resolution": stage.config.get("resolution"), "frames": stage.config.get("frames"),
+                              "model": _base_of(src["policy"])}, gen_inputs)
+        _fill_sampling_defaults(gen_cfg)
+        gen = Job(id=f"{stage.id}.{where}.generate", kind="generate", stage=stage.id, inputs=gen_inputs.slots,
+                  depends_on=sorted({r.job for r in gen_inputs.slots.values()}), outputs=OUTPUTS["generate"],
+                  placement=_placement(stage, stage.config.get("nodes", 1)), config=gen_cfg,
+                  seed=stage.config.get("seed", 0), span=_span(stage))
+        judge_inputs.add("videos", gen.id, "videos")
+        judge_cfg = _link_refs({"judges": src["judges"], "pick": src["pick"], "margin": src["margin"],
+                                "swap_check": src["swap_check"], "labels": src["labels"]}, judge_inputs)
+        judge = Job(id=f"{stage.id}.{where}.judge", kind="judge", stage=stage.id, inputs=judge_inputs.slots,
+                    depends_on=sorted({r.job for r in judge_inputs.slots.values()}), outputs=OUTPUTS["judge"],
+                    placement=placement, config=judge_cfg, seed=stage.config.get("seed", 0), span=_span(stage))
+        data_jobs.extend([gen, judge])
+        slot = inputs.add(where, judge.id, "pairs")
+        return {"kind": "on_policy", "input": slot, "n": src["n"], "labels": src["labels"]}
+    if kind == "synthetic":
+        cfg = {"videos": src["videos"], "negatives": src["negatives"], "seed": src["seed"],
+               "resolution": stage.config.get("resolution"), "frames": stage.config.get("frames")}
+        job = Job(id=f"{stage.id}.{where}", kind="synthesize", stage=stage.id, outputs=OUTPUTS["synthesize"],
+                  placement=placement, config=cfg, seed=src["seed"], span=_span(stage))
+        data_jobs.append(job)
+        slot = inputs.add(where, job.id, "pairs")
+        return {"kind": "synthetic", "input": slot}
+    return src
+
+
+def _fill_sampling_defaults(cfg: dict) -> None:
+    model = cfg.get("model") or {}
+    if cfg.get("resolution") is None and model:
+        cfg["resolution"] = list(model["resolution"])
+    if cfg.get("frames") is None and model:
+        cfg["frames"] = model["frames"]
+
+
+def _base_of(policy: dict) -> dict | None:
+    return policy["spec"] if policy.get("ref") == "model" else policy.get("base_model")
+
+
+def _link_refs(value: Any, inputs: _Inputs) -> Any:
+    """Stage references become input slots: {"ref": "stage", ..., "input": "policy"}."""
+    if isinstance(value, list):
+        return [_link_refs(v, inputs) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if value.get("ref") == "stage":
+        artifact = "reward_model" if value["produces"] == "reward_model" else value["produces"]
+        slot = f"{artifact}:{value['name']}"
+        inputs.add(slot, value["name"], artifact)
+        return {**value, "input": slot}
+    if value.get("ref") == "reward" and value.get("stage"):
+        slot = f"reward_model:{value['stage']}"
+        inputs.add(slot, value["stage"], "reward_model")
+        return {**value, "input": slot}
+    return {k: _link_refs(v, inputs) for k, v in value.items()}
+
+
+def _placement(stage: StageValue, nodes: int) -> Placement:
+    cluster = stage.cluster.spec if stage.cluster else {"kind": "local", "gpu": "cpu", "gpus_per_node": 0}
+    time_limit = stage.config.get("time_limit") or cluster.get("time_limit")
+    if cluster["kind"] == "slurm":
+        gpn = cluster["gpus_per_node"]
+        mem = cluster.get("mem_per_gpu")
+        return Placement(executor="slurm", cluster=stage.cluster.name, partition=cluster.get("partition"),
+                         account=cluster.get("account"), gpu=cluster["gpu"], nodes=nodes, gpus_per_node=gpn,
+                         cpus_per_task=cluster.get("cpus_per_gpu"), mem_gib=mem * gpn if mem else None,
+                         time_limit_s=int(time_limit) if time_limit else None,
+                         zero_stage=stage.config.get("zero_stage", 2), slurm_extra=dict(cluster.get("extra", {})))
+    return Placement(executor="local", cluster=stage.cluster.name if stage.cluster else None,
+                     gpu=cluster.get("gpu", "cpu"), nodes=1, gpus_per_node=cluster.get("gpus_per_node", 0),
+                     time_limit_s=int(time_limit) if time_limit else None,
+                     zero_stage=stage.config.get("zero_stage", 2))
+
+
+def _span(stage: StageValue) -> PlanSpan:
+    s = stage.span
+    return PlanSpan(file=s.file, line=s.line, col=s.col, end_line=s.end_line, end_col=s.end_col)
