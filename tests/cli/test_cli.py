@@ -1,0 +1,104 @@
+"""The CLI end to end (in-process through typer's runner, plus one subprocess for import hygiene)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from vpolang.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted(str(p) for p in (ROOT / "examples").glob("*.vpo"))
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_check_passes_on_every_example():
+    result = invoke("check", *EXAMPLES)
+    assert result.exit_code == 0, result.output
+
+
+def test_check_reports_every_error_with_code_span_and_hint(tmp_path):
+    bad = tmp_path / "bad.vpo"
+    bad.write_text("vpo 0.1\nuse std.models\nmodel m = models.wan21_t2v_1_3b\n"
+                   "stage x = grpo(m) { group_size = 1, stepz = 3, lr = 1e-5, prompts = prompts(\"p.txt\"),"
+                   " reward = flicker }\n")
+    result = invoke("check", str(bad), "--format", "json")
+    assert result.exit_code == 1
+    diags = json.loads(result.stdout)["diagnostics"]
+    codes = {(d["code"], d["span"]["line"], d["span"]["col"]) for d in diags}
+    assert ("E0203", 4, 34) in codes  # the value of `group_size = 1`
+    assert any(d["code"] == "E0201" and d["hint"] == "did you mean `steps`?" for d in diags)
+    assert any(d["code"] == "E0101" and "flicker" in d["message"] for d in diags)
+
+
+def test_github_and_sarif_formats(tmp_path):
+    bad = tmp_path / "bad.vpo"
+    bad.write_text("vpo 0.1\nstage x = sft(nope) { steps = 0 }\n")
+    gh = invoke("check", str(bad), "--format", "github")
+    assert gh.exit_code == 1 and gh.stdout.startswith("::error file=")
+    sarif = json.loads(invoke("check", str(bad), "--format", "sarif").stdout)
+    assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"]
+
+
+def test_set_override_and_unknown_param_points_at_command_line():
+    ok = invoke("plan", str(ROOT / "examples/teleboost.vpo"), "--set", "scale=0.1", "--format", "json")
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["params"] == {"scale": 0.1}
+    bad = invoke("check", str(ROOT / "examples/teleboost.vpo"), "--set", "scal=0.1", "--format", "json")
+    assert bad.exit_code == 1
+    diag = json.loads(bad.stdout)["diagnostics"][0]
+    assert diag["code"] == "E0112" and diag["span"]["file"] == "<command line>" and "scale" in diag["hint"]
+
+
+def test_plan_formats_and_saved_plan(tmp_path):
+    out = tmp_path / "plan.json"
+    table = invoke("plan", str(ROOT / "examples/quickstart.vpo"), "-o", str(out))
+    assert table.exit_code == 0 and "pref.pairs.synthetic" in table.stdout
+    assert json.loads(out.read_text())["schema_version"] == "1.0"
+    dot = invoke("plan", str(ROOT / "examples/quickstart.vpo"), "--format", "dot")
+    assert '"sft" -> "rl";' in dot.stdout
+    mermaid = invoke("plan", str(ROOT / "examples/quickstart.vpo"), "--format", "mermaid")
+    assert "n_sft --> n_rl" in mermaid.stdout
+
+
+def test_plan_diff_is_a_markdown_table(tmp_path):
+    new = tmp_path / "quick.vpo"
+    new.write_text((ROOT / "examples/quickstart.vpo").read_text().replace("steps = 60", "steps = 90"))
+    result = invoke("plan", str(new), "--diff", str(ROOT / "examples/quickstart.vpo"))
+    assert result.exit_code == 0, result.output
+    assert "| ~ | `pref` | dpo |" in result.stdout and "`steps`: 60 -> 90" in result.stdout
+    assert "| ~ | `report` |" in result.stdout  # downstream of the change: its input hash moved
+
+
+def test_unreadable_and_binary_inputs_are_diagnostics(tmp_path):
+    binary = tmp_path / "b.vpo"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe")
+    result = invoke("check", str(binary), str(tmp_path / "missing.vpo"), "--format", "json")
+    assert result.exit_code == 1
+    codes = [d["code"] for d in json.loads(result.stdout)["diagnostics"]]
+    assert codes == ["E0001", "E0001"]
+
+
+def test_compile_commands_do_not_import_the_gpu_stack():
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from vpolang.cli import app\n"
+        f"examples = {EXAMPLES!r}\n"
+        "r = CliRunner()\n"
+        "assert r.invoke(app, ['check', *examples]).exit_code == 0\n"
+        "for e in examples:\n"
+        "    assert r.invoke(app, ['plan', e, '--format', 'json']).exit_code == 0\n"
+        "heavy = {'torch', 'diffusers', 'transformers', 'deepspeed', 'submitit', 'runtime', 'numpy'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
