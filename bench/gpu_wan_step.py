@@ -86,7 +86,13 @@ def _measure(args, compile_model: bool, checkpointing: bool) -> dict:
     model = wan_1_3b(dtype).to(device)
     if checkpointing:
         model.enable_gradient_checkpointing()
-    fwd_model = torch.compile(model) if compile_model else model
+    if compile_model == "blocks":
+        # Regional compilation: each repeated transformer block compiled once, fullgraph, so the
+        # elementwise work around attention and the GEMMs (casts, RoPE, modulation, norms) is fused.
+        model.compile_repeated_blocks(fullgraph=True)
+        fwd_model = model
+    else:
+        fwd_model = torch.compile(model) if compile_model else model
     x, t, text, tokens = inputs(args.batch, args.frames, args.height, args.width, device, dtype)
     target = torch.randn_like(x)
 
@@ -130,7 +136,8 @@ def main() -> None:
     rows = []
     for variant in args.variants.split(","):
         sdpa = next((k for k in ("flash", "cudnn", "efficient") if k in variant), "default")
-        row = measure(args, compile_model="compile" in variant, checkpointing="ckpt" in variant, sdpa=sdpa)
+        compile_mode = "blocks" if "blocks" in variant else ("compile" in variant)
+        row = measure(args, compile_model=compile_mode, checkpointing="ckpt" in variant, sdpa=sdpa)
         row["variant"] = variant
         rows.append(row)
         print(json.dumps(row), flush=True)
