@@ -1,0 +1,1 @@
+"""Reading the datasets a plan names and the artifacts jobs hand each other."""

@@ -1,0 +1,1 @@
+"""Video diffusion models behind one protocol (VideoPolicy), built from a plan's model spec."""

@@ -1,0 +1,165 @@
+"""Plumbing every trainer shares: building the policy, the optimiser, resumable loops, saving outputs."""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from runtime.context import JobContext, rng_state, set_rng_state
+from runtime.errors import JobError
+from runtime.models.families import build_policy
+from runtime.models.policy import VideoPolicy
+
+BASE_SEED = 0  # the base model of a spec is always the same weights, whichever stage builds it
+
+
+def load_policy(ctx: JobContext, field: str = "policy", trainable: bool = True) -> VideoPolicy:
+    """The policy a stage starts from: the base model, plus the weights of the stage it refers to."""
+    cfg = ctx.config
+    ref = cfg.get(field) or {}
+    spec = cfg.get("model") or ref.get("spec") or ref.get("base_model")
+    try:
+        policy = build_policy(spec, ctx.device, seed=BASE_SEED, recipe_dir=ctx.recipe_dir)
+    except FileNotFoundError as exc:
+        raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): {exc}") from exc
+    if ref.get("input"):
+        policy.load(ctx.input_path(ref["input"]))
+    if trainable and cfg.get("lora_rank"):
+        policy.add_lora(int(cfg["lora_rank"]))
+    if not trainable:
+        policy.requires_grad_(False)
+    return policy
+
+
+def policy_from_ref(ctx: JobContext, ref: dict) -> VideoPolicy:
+    """A frozen policy for a reference in `against` / `policy` of evaluate and generate jobs."""
+    spec = ref["spec"] if ref.get("ref") == "model" else ref["base_model"]
+    policy = build_policy(spec, ctx.device, seed=BASE_SEED, recipe_dir=ctx.recipe_dir)
+    if ref.get("input"):
+        policy.load(ctx.input_path(ref["input"]))
+    return policy.requires_grad_(False).eval()
+
+
+def optimizer_for(params: list[torch.nn.Parameter], cfg: dict) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0), betas=(0.9, 0.999))
+
+
+def lr_at(step: int, cfg: dict) -> float:
+    warm = cfg.get("warmup", 0)
+    return cfg["lr"] * min(1.0, (step + 1) / warm) if warm else cfg["lr"]
+
+
+def step_generator(seed: int, step: int, salt: int = 0) -> torch.Generator:
+    """Noise and sampling depend only on (seed, step): a resumed run draws exactly what an
+    uninterrupted one would have."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step * 7919 + salt) % (2**63 - 1))
+
+
+def batch_indices(n: int, batch: int, step: int, seed: int) -> torch.Tensor:
+    """The step-th batch of a seeded reshuffle per epoch, without storing permutations."""
+    start = step * batch
+    out = []
+    while len(out) < batch:
+        epoch, offset = divmod(start + len(out), n)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+        take = min(batch - len(out), n - offset)
+        out.extend(perm[offset:offset + take].tolist())
+    return torch.tensor(out)
+
+
+def total_steps(cfg: dict, dataset_size: int) -> int:
+    if cfg.get("steps"):
+        return int(cfg["steps"])
+    return max(1, -(-cfg.get("epochs", 1) * dataset_size // cfg["batch"]))
+
+
+@dataclass
+class Loop:
+    """A resumable optimisation loop: checkpoints every `checkpoint_every` steps, on a stop request and
+    at the end; resumes from the latest valid checkpoint with model, optimiser and RNG state."""
+
+    ctx: JobContext
+    policy: VideoPolicy
+    optimizer: torch.optim.Optimizer
+    steps: int
+    extra_state: Callable[[], dict] | None = None
+    load_extra: Callable[[dict], None] | None = None
+
+    def resume(self) -> int:
+        found = self.ctx.checkpoints.latest_valid()
+        if found is None:
+            return 0
+        step, path = found
+        state = self.ctx.checkpoints.load(path)
+        self.policy.load_trainable_state(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        if self.load_extra and "extra" in state:
+            self.load_extra(state["extra"])
+        self.ctx.log(f"resumed from checkpoint at step {step}")
+        return step
+
+    def save(self, step: int) -> None:
+        state: dict[str, Any] = {"model": self.policy.trainable_state(), "optimizer": self.optimizer.state_dict(),
+                                 "rng": rng_state(), "step": step}
+        if self.extra_state:
+            state["extra"] = self.extra_state()
+        self.ctx.checkpoints.save(step, state)
+
+    def run(self, step_fn: Callable[[int], dict[str, float]]) -> bool:
+        """Calls step_fn(step) for the remaining steps; False when stopped early (to resume later)."""
+        cfg = self.ctx.config
+        every = cfg.get("checkpoint_every", 50)
+        for step in range(self.resume(), self.steps):
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr_at(step, cfg)
+            values = step_fn(step)
+            self.ctx.check_finite(values.get("loss", 0.0), step)
+            if step % cfg.get("log_every", 1) == 0 or step == self.steps - 1:
+                self.ctx.metrics(step + 1, **values)
+            done = step + 1
+            if self.ctx.stop_requested:
+                self.save(done)
+                return False
+            if done % every == 0 and done < self.steps:
+                self.save(done)
+        return True
+
+
+def clip_and_step(policy: VideoPolicy, optimizer: torch.optim.Optimizer, cfg: dict) -> float:
+    norm = torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), cfg.get("grad_clip", 1.0))
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(norm)
+
+
+def save_policy(ctx: JobContext, policy: VideoPolicy) -> None:
+    """Write the output policy atomically: a temporary folder renamed into place."""
+    final = ctx.output_path("policy")
+    tmp = final.with_name(".policy.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy.save(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
+def encode_cached(policy: VideoPolicy, prompts: list[str], cache: dict[str, Any]):
+    """Text conditioning per prompt, computed once (the text encoder is frozen)."""
+    from runtime.models.policy import TextCond
+
+    missing = [p for p in dict.fromkeys(prompts) if p not in cache]
+    if missing:
+        cond = policy.encode_prompts(missing)
+        for i, p in enumerate(missing):
+            cache[p] = (cond.embeds[i], cond.mask[i])
+    return TextCond(torch.stack([cache[p][0] for p in prompts]), torch.stack([cache[p][1] for p in prompts]))
+
+
+def resolve(ctx: JobContext, path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else ctx.recipe_dir / p
