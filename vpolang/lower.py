@@ -74,6 +74,8 @@ def _fill_model_defaults(config: dict, stage: StageValue) -> None:
         config["frames"] = model["frames"]
     if stage.kind == "dpo" and config.get("beta") is None:
         config["beta"] = {"kind": "constant", "value": DPO_BETA_DEFAULT[model["prediction"]]}
+    if "sample_steps" in config and config.get("sample_steps") is None:
+        config["sample_steps"] = model["sample_steps"]
     if stage.kind == "grpo" and config.get("noise_level") is None:
         config["noise_level"] = 0.7 if config["noise"] == "flow_grpo" else 0.3
     config["model"] = model
@@ -127,6 +129,8 @@ def _lower_leaf(stage: StageValue, field: str, src: dict, inputs: _Inputs, data_
 
 def _fill_sampling_defaults(cfg: dict) -> None:
     model = cfg.get("model") or {}
+    if cfg.get("sample_steps") is None and model:
+        cfg["sample_steps"] = model["sample_steps"]
     if cfg.get("resolution") is None and model:
         cfg["resolution"] = list(model["resolution"])
     if cfg.get("frames") is None and model:

@@ -56,8 +56,9 @@ BranchFn = Callable[[], torch.Tensor]  # runs the policy on one branch, returns 
 
 
 def dpo_backward(winner: BranchFn, loser: BranchFn, e_ref_w: torch.Tensor, e_ref_l: torch.Tensor, beta: float,
-                 mode: str = "standard", scale: float = 1.0) -> torch.Tensor:
-    """Accumulates the gradient of mean DPO loss (times `scale`) into the parameters; returns the loss.
+                 mode: str = "standard", scale: float = 1.0, nll_winner: float = 0.0) -> torch.Tensor:
+    """Accumulates the gradient of (mean DPO loss + nll_winner * mean e_w) times `scale` into the
+    parameters (the second term is IPO's lambda1 NLL on the winner); returns the DPO loss.
 
     Modes give the same gradients and differ in memory and passes (ALGORITHMS.md §7):
     - standard: both branches' graphs alive, one backward.
@@ -70,13 +71,13 @@ def dpo_backward(winner: BranchFn, loser: BranchFn, e_ref_w: torch.Tensor, e_ref
     if mode == "standard":
         e_w, e_l = winner(), loser()
         loss = dpo_loss(e_w, e_l, e_ref_w, e_ref_l, beta).mean()
-        (loss * scale).backward()
+        ((loss + nll_winner * e_w.float().mean()) * scale).backward()
         return loss.detach()
     if mode == "teleboost":
         e_w, e_l = winner(), loser()
         margin = dpo_margin(e_w.detach(), e_l.detach(), e_ref_w, e_ref_l)
         eta = decoupled_weight(margin, beta) * scale / n
-        (eta * e_w.float()).sum().backward()
+        ((eta + nll_winner * scale / n) * e_w.float()).sum().backward()
         (-eta * e_l.float()).sum().backward()
         return dpo_loss(e_w.detach(), e_l.detach(), e_ref_w, e_ref_l, beta).mean()
     if mode == "recompute":
@@ -84,7 +85,7 @@ def dpo_backward(winner: BranchFn, loser: BranchFn, e_ref_w: torch.Tensor, e_ref
             margin = dpo_margin(winner(), loser(), e_ref_w, e_ref_l)
         eta = decoupled_weight(margin, beta) * scale / n
         e_w = winner()
-        (eta * e_w.float()).sum().backward()
+        ((eta + nll_winner * scale / n) * e_w.float()).sum().backward()
         e_l = loser()
         (-eta * e_l.float()).sum().backward()
         return -F.logsigmoid(-0.5 * beta * margin).mean()
@@ -94,7 +95,7 @@ def dpo_backward(winner: BranchFn, loser: BranchFn, e_ref_w: torch.Tensor, e_ref
             e_l_nograd = loser()
         margin = dpo_margin(e_w.detach(), e_l_nograd, e_ref_w, e_ref_l)
         eta = decoupled_weight(margin, beta) * scale / n
-        (eta * e_w.float()).sum().backward()
+        ((eta + nll_winner * scale / n) * e_w.float()).sum().backward()
         del e_w
         e_l = loser()
         (-eta * e_l.float()).sum().backward()

@@ -25,7 +25,8 @@ def test_modes_match_standard_gradients(mode):
     grads, losses = {}, {}
     for m in ("standard", mode):
         model = tiny_video_model()
-        losses[m] = float(dpo_backward(branch(model, xw, tw), branch(model, xl, tl), ref_w, ref_l, beta=3.0, mode=m))
+        losses[m] = float(dpo_backward(branch(model, xw, tw), branch(model, xl, tl), ref_w, ref_l, beta=3.0, mode=m,
+                                       scale=0.5, nll_winner=0.2))
         grads[m] = torch.cat([p.grad.flatten() for p in model.parameters()])
     assert losses[mode] == pytest.approx(losses["standard"], rel=1e-6)
     torch.testing.assert_close(grads[mode], grads["standard"], rtol=1e-5, atol=1e-7)

@@ -37,6 +37,7 @@ class VideoDiffusion(Schema):
     resolution: Resolution = Field(description="default training and sampling resolution")
     frames: PositiveInt = Field(description="default number of frames")
     fps: PositiveInt = 16
+    sample_steps: PositiveInt = Field(50, description="default sampler steps for rollouts and evaluation")
 
     @model_validator(mode="after")
     def _triples(self):

@@ -61,7 +61,7 @@ class Grpo(TrainStage):
     group_size: Count = Field(8, ge=2, description="videos per prompt (G)")
     batch: PositiveInt = Field(8, description="prompts per step")
     kl: float = Field(0.0, ge=0, le=1, description="weight of the KL to the reference (beta_kl)")
-    sample_steps: PositiveInt = Field(16, description="sampler steps per rollout (T)")
+    sample_steps: PositiveInt | None = Field(None, description="sampler steps per rollout (T); model default if unset")
     train_fraction: float = Field(0.6, gt=0, le=1, description="fraction of the T steps trained per sample")
     noise: Literal["flow_grpo", "dance"] = Field("flow_grpo", description="SDE noise schedule g(s)")
     noise_level: float | None = Field(None, gt=0, description="a (flow_grpo, 0.7) or eta (dance, 0.3)")
