@@ -14,6 +14,7 @@ TRAINERS: dict[str, str | Callable] = {
     "dpo": "runtime.trainers.dpo:run",
     "synthesize": "runtime.trainers.synthesize:run",
     "generate": "runtime.trainers.generate:run",
+    "judge": "runtime.trainers.judge:run",
     "evaluate": "runtime.trainers.evaluate:run",
 }
 

@@ -55,7 +55,7 @@ def _stage_jobs(stage: StageValue) -> list[Job]:
     for field in ("pairs", "labels", "data"):
         value = config.get(field)
         if isinstance(value, dict):
-            config[field] = _lower_source(stage, field, value, inputs, data_jobs, {})
+            config[field] = _lower_source(stage, config, field, value, inputs, data_jobs, {})
     config = _link_refs(config, inputs)
     placement = _placement(stage, config.get("nodes", 1))
     job = Job(id=stage.id, kind=stage.kind, stage=stage.id, inputs=inputs.slots,
@@ -81,16 +81,17 @@ def _fill_model_defaults(config: dict, stage: StageValue) -> None:
     config["model"] = model
 
 
-def _lower_source(stage: StageValue, field: str, value: dict, inputs: _Inputs, data_jobs: list[Job],
+def _lower_source(stage: StageValue, cfg: dict, field: str, value: dict, inputs: _Inputs, data_jobs: list[Job],
                   seen: dict[str, int]) -> dict:
     if value.get("kind") == "mix":
-        value["sources"] = [_lower_leaf(stage, field, src, inputs, data_jobs, seen) for src in value["sources"]]
+        value["sources"] = [_lower_leaf(stage, cfg, field, src, inputs, data_jobs, seen) for src in value["sources"]]
         return value
-    return _lower_leaf(stage, field, value, inputs, data_jobs, seen)
+    return _lower_leaf(stage, cfg, field, value, inputs, data_jobs, seen)
 
 
-def _lower_leaf(stage: StageValue, field: str, src: dict, inputs: _Inputs, data_jobs: list[Job],
+def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _Inputs, data_jobs: list[Job],
                 seen: dict[str, int]) -> dict:
+    """`cfg` is the stage's config with model defaults filled (resolution, frames)."""
     """Ids name the source: `pref.pairs.on_policy`; a second source of the same kind gets `_2`."""
     kind = src.get("kind")
     seen[kind] = seen.get(kind, 0) + 1
@@ -99,8 +100,8 @@ def _lower_leaf(stage: StageValue, field: str, src: dict, inputs: _Inputs, data_
     if kind == "on_policy":
         gen_inputs, judge_inputs = _Inputs(), _Inputs()
         gen_cfg = _link_refs({"policy": src["policy"], "prompts": src["prompts"], "n": src["n"],
-                              "sample_steps": src["sample_steps"], "seed": stage.config.get("seed", 0),
-                              "resolution": stage.config.get("resolution"), "frames": stage.config.get("frames"),
+                              "sample_steps": src["sample_steps"], "seed": cfg.get("seed", 0),
+                              "resolution": cfg.get("resolution"), "frames": cfg.get("frames"),
                               "model": _base_of(src["policy"])}, gen_inputs)
         _fill_sampling_defaults(gen_cfg)
         gen = Job(id=f"{stage.id}.{where}.generate", kind="generate", stage=stage.id, inputs=gen_inputs.slots,
@@ -117,10 +118,10 @@ def _lower_leaf(stage: StageValue, field: str, src: dict, inputs: _Inputs, data_
         slot = inputs.add(where, judge.id, "pairs")
         return {"kind": "on_policy", "input": slot, "n": src["n"], "labels": src["labels"]}
     if kind == "synthetic":
-        cfg = {"videos": src["videos"], "negatives": src["negatives"], "seed": src["seed"],
-               "resolution": stage.config.get("resolution"), "frames": stage.config.get("frames")}
+        job_cfg = {"videos": src["videos"], "negatives": src["negatives"], "seed": src["seed"],
+                   "resolution": cfg.get("resolution"), "frames": cfg.get("frames")}
         job = Job(id=f"{stage.id}.{where}", kind="synthesize", stage=stage.id, outputs=OUTPUTS["synthesize"],
-                  placement=placement, config=cfg, seed=src["seed"], span=_span(stage))
+                  placement=placement, config=job_cfg, seed=src["seed"], span=_span(stage))
         data_jobs.append(job)
         slot = inputs.add(where, job.id, "pairs")
         return {"kind": "synthetic", "input": slot}

@@ -15,6 +15,7 @@ from .policy import TextCond, VideoPolicy
 class Trajectory:
     states: list[torch.Tensor]  # T+1 latents, fp32, states[0] the initial noise
     logps: torch.Tensor | None  # (B, T) per-step log-probs (SDE only)
+    mus: list[torch.Tensor]  # T step means (ViPO recomputes per-position log-probs from them)
     sigmas: torch.Tensor  # (T+1,)
     levels: list[float]  # g per step
 
@@ -39,18 +40,19 @@ def sample(policy: VideoPolicy, text: TextCond, noise: torch.Tensor, steps: int,
            uncond: TextCond | None = None, transformer=None) -> Trajectory:
     sig = shifted_sigmas(steps, policy.spec.get("shift", 1.0))
     x = noise.float()
-    states, logps, levels = [x], [], []
+    states, logps, levels, mus = [x], [], [], []
     for k in range(steps):
         s, s_next = float(sig[k]), float(sig[k + 1])
         g = 0.0 if noise_kind == "ode" or k == steps - 1 else noise_level(noise_kind, s, float(sig[1]), a=level, eta=level)
         v = guided_velocity(policy, x, s, text, uncond, guidance, transformer)
         z = torch.randn(x.shape, generator=generator, device="cpu").to(x.device) if g > 0 else None
-        x, _, _, logp = sde_step(x, v, s, s_next, g, z)
+        x, mu, _, logp = sde_step(x, v, s, s_next, g, z)
         states.append(x)
+        mus.append(mu)
         levels.append(g)
         logps.append(logp if logp is not None else torch.zeros(x.shape[0], device=x.device))
     stacked = torch.stack(logps, 1) if noise_kind != "ode" else None
-    return Trajectory(states, stacked, sig, levels)
+    return Trajectory(states, stacked, mus, sig, levels)
 
 
 def step_logprob(policy: VideoPolicy, text: TextCond, x: torch.Tensor, x_next: torch.Tensor, s: float, s_next: float,

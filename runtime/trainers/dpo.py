@@ -1,0 +1,134 @@
+"""Flow-DPO with IPO regularisers, online pairs, reference refresh and decoupled backward (§6-7, §10).
+
+Winner and loser of a pair share noise and timestep. Errors are per-sample velocity MSEs; the
+reference runs under no_grad (adapters disabled with LoRA, else a frozen copy)."""
+from __future__ import annotations
+
+import torch
+
+from runtime.algorithms import flow
+from runtime.algorithms.dpo import beta_at, dpo_backward
+from runtime.algorithms.pairs import best_worst
+from runtime.context import JobContext
+from runtime.data.pairs import read_pairs, read_pairs_file
+from runtime.data.sources import load_prompts, load_videos
+from runtime.errors import JobError
+from runtime.models.sampler import sample
+from runtime.rewards.registry import score_reward
+
+from .common import (Loop, batch_indices, clip_and_step, encode_cached, load_policy, optimizer_for, save_policy,
+                     step_generator, total_steps)
+
+BACKWARD_MODE = {"standard": "standard", "decoupled": "winner_first"}
+
+
+def offline_pairs(ctx: JobContext, source: dict) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    """Every non-online source as (prompts, winner pixels, loser pixels); a mix concatenates them."""
+    cfg = ctx.config
+    if source["kind"] == "mix":
+        parts = [offline_pairs(ctx, s) for s in source["sources"]]
+        return (sum((p[0] for p in parts), []), torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts]))
+    if source["kind"] in ("synthetic", "on_policy"):
+        return read_pairs(ctx.input_path(source["input"]))
+    if source["kind"] == "pairs":
+        return read_pairs_file(source, ctx.recipe_dir, cfg["frames"], cfg["resolution"])
+    raise JobError(f"pairs of kind {source['kind']} are not offline")
+
+
+def run(ctx: JobContext) -> None:
+    cfg = ctx.config
+    ctx.seed_everything()
+    policy = load_policy(ctx)
+    online = cfg["pairs"]["kind"] == "online"
+    if online:
+        prompts_pool = load_prompts(cfg["pairs"]["prompts"], ctx.recipe_dir)
+        n_pairs = len(prompts_pool)
+    else:
+        prompts, wins, loses = offline_pairs(ctx, cfg["pairs"])
+        lat_w = torch.cat([policy.encode_video(wins[i:i + 32].to(ctx.device)) for i in range(0, len(wins), 32)])
+        lat_l = torch.cat([policy.encode_video(loses[i:i + 32].to(ctx.device)) for i in range(0, len(loses), 32)])
+        n_pairs = len(prompts)
+    real = None
+    if cfg.get("nll_real", 0) > 0:
+        real_prompts, real_videos = load_videos(cfg["real"], ctx.recipe_dir, cfg["frames"], cfg["resolution"])
+        real = (real_prompts, policy.encode_video(real_videos.to(ctx.device)))
+    optimizer = optimizer_for(policy.trainable_parameters(), cfg)
+    steps = total_steps(cfg, n_pairs)
+    refresh = cfg["reference"].get("every") if cfg["reference"]["kind"] == "refresh" else None
+    cache: dict = {}
+    shift = policy.spec.get("shift", 1.0)
+    mode = BACKWARD_MODE[cfg["backward"]]
+
+    def errors(x0, eps, s, text, transformer=None):
+        return flow.flow_matching_error(policy.velocity(flow.noised(x0, eps, s), s, text, transformer), x0, eps)
+
+    def step(i: int) -> dict[str, float]:
+        if refresh and i > 0 and i % refresh == 0:
+            policy.refresh_reference()
+        gen = step_generator(cfg["seed"], i)
+        if online:
+            batch_prompts, x_w, x_l = online_batch(ctx, policy, prompts_pool, i, gen)
+            if batch_prompts is None:
+                return {"loss": 0.0, "pairs": 0.0}
+        else:
+            idx = batch_indices(n_pairs, cfg["batch"], i, cfg["seed"])
+            batch_prompts = [prompts[j] for j in idx]
+            x_w, x_l = lat_w[idx.to(lat_w.device)], lat_l[idx.to(lat_l.device)]
+        text = encode_cached(policy, batch_prompts, cache)
+        eps = torch.randn(x_w.shape, generator=gen).to(x_w.device)
+        s = flow.sample_sigmas(len(batch_prompts), gen, shift).to(x_w.device)
+        with torch.no_grad(), policy.reference() as ref:
+            e_ref_w, e_ref_l = errors(x_w, eps, s, text, ref), errors(x_l, eps, s, text, ref)
+        beta = beta_at(cfg["beta"], i, steps)
+        loss = dpo_backward(lambda: errors(x_w, eps, s, text), lambda: errors(x_l, eps, s, text),
+                            e_ref_w, e_ref_l, beta, mode=mode, nll_winner=cfg["nll_chosen"])
+        values = {"loss": float(loss), "beta": beta}
+        if real is not None:
+            values["nll_real"] = real_nll_step(policy, real, cfg, i, cache)
+        values["grad_norm"] = clip_and_step(policy, optimizer, cfg)
+        with torch.no_grad():
+            values["margin"] = float(((errors(x_w, eps, s, text) - e_ref_w) - (errors(x_l, eps, s, text) - e_ref_l)).mean())
+        return values
+
+    if Loop(ctx, policy, optimizer, steps).run(step):
+        save_policy(ctx, policy)
+
+
+def real_nll_step(policy, real, cfg, i, cache) -> float:
+    """IPO's lambda2: the flow-matching loss on a batch of real videos, back-propagated on its own graph."""
+    real_prompts, real_latents = real
+    idx = batch_indices(len(real_prompts), cfg["batch"], i, cfg["seed"] + 1)
+    x0 = real_latents[idx.to(real_latents.device)]
+    gen = step_generator(cfg["seed"], i, salt=1)
+    eps = torch.randn(x0.shape, generator=gen).to(x0.device)
+    s = flow.sample_sigmas(len(idx), gen, policy.spec.get("shift", 1.0)).to(x0.device)
+    text = encode_cached(policy, [real_prompts[j] for j in idx], cache)
+    nll = flow.flow_matching_error(policy.velocity(flow.noised(x0, eps, s), s, text), x0, eps).mean()
+    (cfg["nll_real"] * nll).backward()
+    return float(nll)
+
+
+def online_batch(ctx: JobContext, policy, prompts_pool: list[str], i: int, gen: torch.Generator):
+    """OnlineVPO: sample n candidates per prompt from the current policy, judge them, keep (best, worst)."""
+    cfg, src = ctx.config, ctx.config["pairs"]
+    idx = batch_indices(len(prompts_pool), cfg["batch"], i, cfg["seed"])
+    batch_prompts = [prompts_pool[j] for j in idx]
+    n = src["n"]
+    shape = (len(batch_prompts) * n, *policy.latent_shape(cfg["frames"], *cfg["resolution"]))
+    text = policy.encode_prompts([p for p in batch_prompts for _ in range(n)])
+    noise = torch.randn(shape, generator=gen).to(ctx.device)
+    latents = sample(policy, text, noise, src.get("sample_steps") or cfg["sample_steps"] or 8).final
+    videos = policy.decode(latents)
+    scores = torch.stack([score_reward(j, videos, [p for p in batch_prompts for _ in range(n)], ctx)
+                          for j in src["judges"]]).mean(0).view(len(batch_prompts), n)
+    keep_p, keep_w, keep_l = [], [], []
+    for k, p in enumerate(batch_prompts):
+        pick = best_worst(scores[k])
+        if pick is None:
+            continue  # a tie: no pair
+        keep_p.append(p)
+        keep_w.append(latents[k * n + pick[0]])
+        keep_l.append(latents[k * n + pick[1]])
+    if not keep_p:
+        return None, None, None
+    return keep_p, torch.stack(keep_w), torch.stack(keep_l)

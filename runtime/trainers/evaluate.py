@@ -1,0 +1,94 @@
+"""Evaluation: every policy samples the same prompts with the same noise; each metric gets a mean and a
+95% bootstrap interval. Writes metrics.json shaped {"models": {NAME: {METRIC: {"mean", "ci95"}}}} and
+sample videos (mp4 and gif) per policy for the report."""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from runtime.algorithms.metrics import bootstrap_ci
+from runtime.context import JobContext
+from runtime.data.sources import load_prompts, write_video
+from runtime.models.sampler import sample
+from runtime.rewards.registry import score_reward
+
+from .common import policy_from_ref
+
+
+def metric_names(ref: dict) -> list[tuple[str, dict]]:
+    """Recipe names of a metric reference: `shapes.alignment` -> `alignment`; a multi-head reward without a
+    head expands to one metric per head; reward-model stages keep their stage name (`rm.vq`)."""
+    base = ref["name"] if ref.get("stage") else ref["name"].split(".")[-1]
+    if ref.get("head"):
+        return [(f"{base}.{ref['head']}", ref)]
+    if ref.get("heads"):
+        return [(f"{base}.{h}", {**ref, "head": h}) for h in ref["heads"]]
+    return [(base, ref)]
+
+
+def policy_name(ref: dict) -> str:
+    return ref["name"]
+
+
+def run(ctx: JobContext) -> None:
+    cfg = ctx.config
+    prompts = load_prompts(cfg["prompts"], ctx.recipe_dir)
+    prompts = [p for p in prompts for _ in range(cfg["samples_per_prompt"])]
+    refs = [cfg["policy"]] + list(cfg["against"])
+    metrics = [m for ref in cfg["metrics"] for m in metric_names(ref)]
+    results: dict[str, dict] = {}
+    samples_dir = ctx.output_path("samples")
+    samples_dir.mkdir(parents=True, exist_ok=True)
+    for ref in refs:
+        name = policy_name(ref)
+        videos = sample_all(ctx, policy_from_ref(ctx, ref), prompts)
+        results[name] = {}
+        for metric, mref in metrics:
+            scores = score_reward(mref, videos, prompts, ctx)
+            lo, hi = bootstrap_ci(scores, cfg["ci_resamples"], seed=cfg["seed"])
+            results[name][metric] = {"mean": float(scores.mean()), "ci95": [lo, hi], "n": int(scores.numel())}
+        save_samples(ctx, samples_dir, name, videos, prompts)
+        ctx.log(f"{name}: " + ", ".join(f"{m} {v['mean']:.3f}" for m, v in results[name].items()))
+    out = ctx.output_path("metrics")
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"models": results, "prompts": len(set(prompts)), "samples": len(prompts), "policy": refs[0]["name"]}
+    (out / "metrics.json").write_text(json.dumps(record, indent=2))
+    ctx.metrics(1, **{f"{refs[0]['name']}/{m}": v["mean"] for m, v in results[refs[0]["name"]].items()})
+
+
+@torch.no_grad()
+def sample_all(ctx: JobContext, policy, prompts: list[str], batch: int = 32) -> torch.Tensor:
+    """ODE samples with noise seeded by the prompt's position: identical across policies."""
+    cfg = ctx.config
+    shape = policy.latent_shape(cfg["frames"], *cfg["resolution"])
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    noise = torch.randn((len(prompts), *shape), generator=gen)
+    out = []
+    for i in range(0, len(prompts), batch):
+        text = policy.encode_prompts(prompts[i:i + batch])
+        latents = sample(policy, text, noise[i:i + batch].to(ctx.device), cfg["sample_steps"]).final
+        out.append(policy.decode(latents).cpu())
+    return torch.cat(out)
+
+
+def save_samples(ctx: JobContext, folder, name: str, videos: torch.Tensor, prompts: list[str]) -> None:
+    keep = ctx.config["save_samples"]
+    index = []
+    for i in range(min(keep, len(prompts))):
+        file = folder / f"{name.replace('.', '_')}_{i}.mp4"
+        write_video(file, videos[i], fps=ctx.config["model"].get("fps", 8) if ctx.config.get("model") else 8)
+        save_gif(folder / file.with_suffix(".gif").name, videos[i])
+        index.append({"policy": name, "prompt": prompts[i], "mp4": file.name, "gif": file.with_suffix(".gif").name})
+    with (folder / "index.jsonl").open("a") as handle:
+        for rec in index:
+            handle.write(json.dumps(rec) + "\n")
+
+
+def save_gif(path, video: torch.Tensor, scale: int = 8) -> None:
+    from PIL import Image
+
+    frames = ((video.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    images = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST)
+              if f.shape[0] < 128 else Image.fromarray(f) for f in frames]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=125, loop=0)

@@ -1,0 +1,227 @@
+"""GRPO for flow models with the ViPO, BPGO and self-paced modifiers, joint rewards and gates (§1-5).
+
+Each step: sample `group_size` SDE rollouts per prompt storing per-step log-probs, score them, turn
+rewards into group-relative advantages, then recompute a random `train_fraction` of each rollout's
+steps under the current weights and minimise the clipped ratio loss plus the KL to the reference."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from runtime.algorithms import advantages as adv_fn
+from runtime.algorithms import bpgo, min_norm, self_paced, vipo
+from runtime.algorithms.ppo import clipped_policy_loss, gaussian_kl, per_position_logprob
+from runtime.algorithms.sde import sde_step_mean
+from runtime.context import JobContext
+from runtime.data.sources import load_prompts
+from runtime.models.sampler import guided_velocity, sample
+from runtime.rewards.backbones import load_backbone
+from runtime.rewards.registry import gate_mask, score_expression, score_reward
+
+from .common import (Loop, batch_indices, clip_and_step, encode_cached, load_policy, optimizer_for, policy_from_ref,
+                     save_policy, step_generator)
+
+
+class Priors:
+    """BPGO's per-prompt prior reward: a running mean of the prompt's group means, or the rewards of a
+    prior policy (e.g. the SFT stage) on the same prompt, sampled once and cached."""
+
+    def __init__(self, ctx: JobContext, bpgo_cfg: dict, reward_fn):
+        self.ctx, self.cfg, self.reward_fn = ctx, bpgo_cfg, reward_fn
+        self.values: dict[str, float] = {}
+        self.prior_policy = None if bpgo_cfg["prior"] == "running_mean" else policy_from_ref(ctx, bpgo_cfg["prior"])
+
+    def get(self, prompt: str, group_mean: float) -> float:
+        if prompt not in self.values:
+            self.values[prompt] = group_mean if self.prior_policy is None else self._sample_prior(prompt)
+        return self.values[prompt]
+
+    def update(self, prompt: str, group_mean: float) -> None:
+        if self.prior_policy is None:
+            self.values[prompt] = 0.9 * self.values.get(prompt, group_mean) + 0.1 * group_mean
+
+    def _sample_prior(self, prompt: str) -> float:
+        cfg = self.ctx.config
+        pol = self.prior_policy
+        gen = torch.Generator().manual_seed(abs(hash(prompt)) % (2**31))
+        shape = (4, *pol.latent_shape(cfg["frames"], *cfg["resolution"]))
+        text = pol.encode_prompts([prompt] * 4)
+        videos = pol.decode(sample(pol, text, torch.randn(shape, generator=gen).to(self.ctx.device), cfg["sample_steps"]).final)
+        return float(self.reward_fn(videos, [prompt] * 4).mean())
+
+
+def scalar_rewards(cfg: dict, videos, prompts, ctx) -> tuple[torch.Tensor, dict[str, torch.Tensor], list | None]:
+    """(combined reward per video, per-term scores, per-reward list for joint balancing or None)."""
+    scored = score_expression(cfg["reward"], videos, prompts, ctx)
+    if cfg.get("self_paced"):
+        sp = cfg["self_paced"]
+        comps = torch.stack([score_reward(r, videos, prompts, ctx) for r in sp["phases"]], dim=1)
+        g = cfg["group_size"]
+        combined = torch.cat([self_paced.combine_components(c, self_paced.self_paced_weights(
+            c, sp["tau"], sp["beta"], sp["saturate_below"])) for c in comps.split(g)])
+        return combined, scored["terms"], None
+    if "joint" in scored:
+        return torch.stack(scored["joint"]).mean(0), scored["terms"], scored["joint"]
+    return scored["total"], scored["terms"], None
+
+
+def group_adv(cfg: dict, r: torch.Tensor) -> torch.Tensor:
+    g = cfg["group_size"]
+    return adv_fn.group_advantages(r.view(-1, g), cfg["adv_ddof"], cfg["adv_eps"], cfg["adv_clip"],
+                                   cfg["global_std"]).flatten()
+
+
+def joint_advantages(cfg: dict, per_reward: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each reward gets its own group advantage, then they are combined (min-norm, sum or weights)."""
+    advs = [group_adv(cfg, r) for r in per_reward]
+    balance = cfg["reward"]["balance"]
+    if balance == "min_norm":
+        weights = min_norm.min_norm_weights(torch.stack(advs))
+    elif balance == "weights":
+        weights = torch.tensor(cfg["reward"]["weights"], dtype=torch.float32)
+    else:
+        weights = torch.ones(len(advs))
+    return min_norm.combine(advs, weights), weights
+
+
+def compute_advantages(cfg, ctx, videos, prompts, priors: Priors | None):
+    r, terms, per_reward = scalar_rewards(cfg, videos, prompts, ctx)
+    info = {f"reward/{k}": float(v.mean()) for k, v in terms.items()}
+    info["reward_mean"], info["reward_std"] = float(r.mean()), float(r.std())
+    g = cfg["group_size"]
+    if per_reward is not None:
+        advantage, weights = joint_advantages(cfg, per_reward)
+        info.update({f"joint_weight/{i}": float(w) for i, w in enumerate(weights)})
+    elif priors is not None and cfg["bpgo"]["form"] == "teleboost":
+        b = cfg["bpgo"]
+        groups = r.view(-1, g)
+        scaled = []
+        for k, grp in enumerate(groups):
+            prompt = prompts[k * g]
+            prior = priors.get(prompt, float(grp.mean()))
+            a = adv_fn.group_advantages(bpgo.crt_teleboost(grp, prior, b["a"], b["tau"]), cfg["adv_ddof"],
+                                        cfg["adv_eps"], cfg["adv_clip"])
+            scaled.append(a * bpgo.ras_scale_teleboost(grp, prior, b["alpha"]))
+            priors.update(prompt, float(grp.mean()))
+        advantage = torch.cat(scaled)
+    elif priors is not None:
+        b = cfg["bpgo"]
+        groups = r.view(-1, g)
+        base = group_adv(cfg, r).view(-1, g)
+        out = []
+        for k, grp in enumerate(groups):
+            prior = priors.get(prompts[k * g], float(grp.mean()))
+            w = bpgo.ras_weight_paper(grp.mean(), prior, b["alpha"], b["k"])
+            crt = adv_fn.group_advantages(bpgo.crt_paper(grp, prior, b["lam"]), cfg["adv_ddof"], cfg["adv_eps"],
+                                          cfg["adv_clip"])
+            out.append(w * base[k] + b["zeta"] * crt)
+            priors.update(prompts[k * g], float(grp.mean()))
+        advantage = torch.cat(out)
+    else:
+        advantage = group_adv(cfg, r)
+    keep = torch.ones_like(advantage, dtype=torch.bool)
+    if cfg.get("gate"):
+        ok = gate_mask(cfg["gate"], videos, prompts, ctx)
+        info["gate_pass"] = float(ok.float().mean())
+        if cfg["gate_action"] == "zero":
+            advantage = torch.where(ok, advantage, torch.zeros_like(advantage))
+        else:
+            keep &= ok
+    if cfg.get("best_of_n"):
+        keep &= adv_fn.best_of_n_mask(advantage.view(-1, g), cfg["best_of_n"]).flatten()
+    info["adv_abs_mean"] = float(advantage.abs().mean())
+    return advantage, keep, info
+
+
+def vipo_maps(backbone, videos: torch.Tensor, latent_shape, sigma: float) -> torch.Tensor:
+    maps = []
+    for v in videos:
+        tokens, grid = backbone(v)
+        maps.append(vipo.advantage_map(tokens, grid, tuple(latent_shape[1:]), sigma))
+    return torch.stack(maps)  # (B, T, H, W), broadcast over channels
+
+
+def run(ctx: JobContext) -> None:
+    cfg = ctx.config
+    ctx.seed_everything()
+    policy = load_policy(ctx)
+    prompts_pool = load_prompts(cfg["prompts"], ctx.recipe_dir)
+    optimizer = optimizer_for(policy.trainable_parameters(), cfg)
+    steps = cfg["steps"] or max(1, math.ceil(cfg["epochs"] * len(prompts_pool) / cfg["batch"]))
+    g, T = cfg["group_size"], cfg["sample_steps"]
+    cache: dict = {}
+    priors = Priors(ctx, cfg["bpgo"], lambda v, p: score_expression(cfg["reward"], v, p, ctx).get(
+        "total", torch.zeros(len(p)))) if cfg.get("bpgo") else None
+    backbone = load_backbone(cfg["vipo"]["backbone"], ctx.recipe_dir, policy.spec["family"]) if cfg.get("vipo") else None
+    clip_range = cfg["vipo"]["clip_range"] if cfg.get("vipo") else cfg["clip_range"]
+    latent = policy.latent_shape(cfg["frames"], *cfg["resolution"])
+
+    def step(i: int) -> dict[str, float]:
+        gen = step_generator(cfg["seed"], i)
+        idx = batch_indices(len(prompts_pool), cfg["batch"], i, cfg["seed"])
+        prompts = [prompts_pool[j] for j in idx for _ in range(g)]
+        text = encode_cached(policy, prompts, cache)
+        n = len(prompts)
+        if cfg["shared_noise"]:
+            noise = torch.randn((n // g, *latent), generator=gen).repeat_interleave(g, 0)
+        else:
+            noise = torch.randn((n, *latent), generator=gen)
+        policy.eval()
+        traj = sample(policy, text, noise.to(ctx.device), T, cfg["noise"], cfg["noise_level"], gen, cfg["guidance"])
+        videos = policy.decode(traj.final)
+        advantage, keep, info = compute_advantages(cfg, ctx, videos, prompts, priors)
+        dense = vipo_maps(backbone, videos, latent, cfg["vipo"]["sigma"]) if backbone else None
+        policy.train()
+        for _ in range(cfg["updates_per_batch"]):
+            info.update(update(policy, optimizer, cfg, ctx, traj, text, advantage, keep, dense, clip_range, gen))
+        return info
+
+    if Loop(ctx, policy, optimizer, steps).run(step):
+        save_policy(ctx, policy)
+
+
+def update(policy, optimizer, cfg, ctx, traj, text, advantage, keep, dense, clip_range, gen) -> dict[str, float]:
+    """Recompute a random fraction of each rollout's SDE steps and take one optimiser step."""
+    T = len(traj.levels)
+    trainable_steps = [k for k in range(T) if traj.levels[k] > 0]
+    k_per_sample = max(1, round(cfg["train_fraction"] * len(trainable_steps)))
+    n = advantage.shape[0]
+    order = torch.stack([torch.tensor(trainable_steps)[torch.randperm(len(trainable_steps), generator=gen)]
+                         for _ in range(n)])[:, :k_per_sample]
+    totals = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0}
+    chunks = 0
+    for j in range(k_per_sample):
+        for k in order[:, j].unique().tolist():
+            rows = ((order[:, j] == k) & keep.to(order.device)).nonzero().flatten()
+            if rows.numel() == 0:
+                continue
+            s, s_next, level = float(traj.sigmas[k]), float(traj.sigmas[k + 1]), traj.levels[k]
+            x, x_next = traj.states[k][rows], traj.states[k + 1][rows]
+            sub_text = text.index(rows)
+            v = guided_velocity(policy, x, s, sub_text, None, 1.0)
+            mu, std = sde_step_mean(x, v, s, s_next, level)
+            a = advantage[rows].to(mu.device)
+            if dense is not None:
+                old = per_position_logprob(x_next, traj.mus[k][rows], std)
+                new = per_position_logprob(x_next, mu, std)
+                a_map = dense[rows].unsqueeze(1).to(mu.device) * a.view(-1, 1, 1, 1, 1)
+                loss, clip_frac = clipped_policy_loss(new, old, a_map.expand_as(new), clip_range)
+            else:
+                z = (x_next - mu) / std
+                logp = (-0.5 * z.pow(2) - math.log(std) - 0.5 * math.log(2 * math.pi)).flatten(1).mean(1)
+                loss, clip_frac = clipped_policy_loss(logp, traj.logps[rows, k].to(logp.device), a, clip_range)
+            kl = torch.zeros(())
+            if cfg["kl"] > 0:
+                with torch.no_grad(), policy.reference() as ref:
+                    mu_ref, _ = sde_step_mean(x, guided_velocity(policy, x, s, sub_text, None, 1.0, ref), s, s_next, level)
+                kl = gaussian_kl(mu, mu_ref, level).mean()
+                loss = loss + cfg["kl"] * kl
+            weight = rows.numel() / (n * k_per_sample)
+            (loss * weight).backward()
+            totals["loss"] += float(loss) * weight
+            totals["kl"] += float(kl) * weight
+            totals["clip_frac"] += float(clip_frac) * weight
+            chunks += 1
+    totals["grad_norm"] = clip_and_step(policy, optimizer, cfg) if chunks else 0.0
+    return totals
