@@ -56,7 +56,8 @@ BranchFn = Callable[[], torch.Tensor]  # runs the policy on one branch, returns 
 
 
 def dpo_backward(winner: BranchFn, loser: BranchFn, e_ref_w: torch.Tensor, e_ref_l: torch.Tensor, beta: float,
-                 mode: str = "standard", scale: float = 1.0, nll_winner: float = 0.0) -> torch.Tensor:
+                 mode: str = "standard", scale: float = 1.0, nll_winner: float = 0.0,
+                 params: list[torch.nn.Parameter] | None = None) -> torch.Tensor:
     """Accumulates the gradient of (mean DPO loss + nll_winner * mean e_w) times `scale` into the
     parameters (the second term is IPO's lambda1 NLL on the winner); returns the DPO loss.
 
@@ -66,6 +67,8 @@ def dpo_backward(winner: BranchFn, loser: BranchFn, e_ref_w: torch.Tensor, e_ref
     - recompute: no-grad forwards of both for the weight, then forward+backward per branch.
     - winner_first: winner forward kept, loser error without grad, backward the winner, then forward +
       backward the loser: one branch's activations alive at a time for one extra forward.
+    - stashed: one pair per call; each branch back-propagated unweighted into its own gradient buffer and
+      combined once eta is known: one branch alive at a time with no extra forward.
     """
     n = e_ref_w.shape[0]
     if mode == "standard":
@@ -100,4 +103,42 @@ def dpo_backward(winner: BranchFn, loser: BranchFn, e_ref_w: torch.Tensor, e_ref
         e_l = loser()
         (-eta * e_l.float()).sum().backward()
         return -F.logsigmoid(-0.5 * beta * margin).mean()
+    if mode == "stashed":
+        if params is None:
+            raise ValueError("the stashed schedule needs the trainable `params`")
+        return _stashed_backward(winner, loser, e_ref_w, e_ref_l, beta, scale, nll_winner, params)
     raise ValueError(f"unknown DPO backward mode {mode!r}")
+
+
+def _stashed_backward(winner, loser, e_ref_w, e_ref_l, beta, scale, nll_winner, params) -> torch.Tensor:
+    """One pair: back-propagate each branch's error unweighted, one graph at a time, stashing the
+    winner's gradient; once both errors are known, grad += eta_w g_w - eta g_l. Two forwards and two
+    backwards (the standard path's work) with one branch's activations alive, for one extra
+    gradient-sized buffer. Exact because eta is a scalar for a single pair."""
+    if e_ref_w.shape[0] != 1:
+        raise ValueError("the stashed schedule takes one pair per call; loop over the micro-batch")
+    params = [p for p in params if p.requires_grad]
+    before = [p.grad for p in params]
+    for p in params:
+        p.grad = None
+    e_w = winner()
+    e_w.float().sum().backward()
+    g_w = [p.grad for p in params]
+    for p in params:
+        p.grad = None
+    e_l = loser()
+    e_l.float().sum().backward()
+    margin = dpo_margin(e_w.detach(), e_l.detach(), e_ref_w, e_ref_l)
+    eta = float(decoupled_weight(margin, beta)) * scale
+    eta_w = eta + nll_winner * scale
+    for p, prev, gw in zip(params, before, g_w):
+        gl = p.grad
+        combined = None
+        if gw is not None:
+            combined = gw.mul_(eta_w)
+        if gl is not None:
+            combined = -eta * gl if combined is None else combined.sub_(gl, alpha=eta)
+        if prev is not None:
+            combined = prev if combined is None else combined.add_(prev)
+        p.grad = combined
+    return -F.logsigmoid(-0.5 * beta * margin).mean()

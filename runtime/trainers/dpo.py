@@ -19,7 +19,9 @@ from runtime.rewards.registry import score_reward
 from .common import (Loop, batch_indices, clip_and_step, encode_cached, load_policy, optimizer_for, save_policy,
                      step_generator, total_steps)
 
-BACKWARD_MODE = {"standard": "standard", "decoupled": "winner_first"}
+# `decoupled` runs the stashed schedule pair by pair: one branch's activations alive at a time, no extra
+# forward (H100, Wan2.1-1.3B, 17 frames: 0.60x peak memory at 1.04x step time; bench/results).
+BACKWARD_MODE = {"standard": "standard", "decoupled": "stashed"}
 
 
 def offline_pairs(ctx: JobContext, source: dict) -> tuple[list[str], torch.Tensor, torch.Tensor]:
@@ -80,8 +82,15 @@ def run(ctx: JobContext) -> None:
         with torch.no_grad(), policy.reference() as ref:
             e_ref_w, e_ref_l = errors(x_w, eps, s, text, ref), errors(x_l, eps, s, text, ref)
         beta = beta_at(cfg["beta"], i, steps)
-        loss = dpo_backward(lambda: errors(x_w, eps, s, text), lambda: errors(x_l, eps, s, text),
-                            e_ref_w, e_ref_l, beta, mode=mode, nll_winner=cfg["nll_chosen"])
+        if mode == "stashed":
+            params, n = policy.trainable_parameters(), len(batch_prompts)
+            loss = sum(dpo_backward(lambda j=j: errors(x_w[j:j + 1], eps[j:j + 1], s[j:j + 1], text.index(slice(j, j + 1))),
+                                    lambda j=j: errors(x_l[j:j + 1], eps[j:j + 1], s[j:j + 1], text.index(slice(j, j + 1))),
+                                    e_ref_w[j:j + 1], e_ref_l[j:j + 1], beta, mode="stashed", scale=1.0 / n,
+                                    nll_winner=cfg["nll_chosen"], params=params) for j in range(n)) / n
+        else:
+            loss = dpo_backward(lambda: errors(x_w, eps, s, text), lambda: errors(x_l, eps, s, text),
+                                e_ref_w, e_ref_l, beta, mode=mode, nll_winner=cfg["nll_chosen"])
         values = {"loss": float(loss), "beta": beta}
         if real is not None:
             values["nll_real"] = real_nll_step(policy, real, cfg, i, cache)
