@@ -170,11 +170,12 @@ def _placement(stage: StageValue, nodes: int) -> Placement:
                          account=cluster.get("account"), gpu=cluster["gpu"], nodes=nodes, gpus_per_node=gpn,
                          cpus_per_task=cluster.get("cpus_per_gpu"), mem_gib=mem * gpn if mem else None,
                          time_limit_s=int(time_limit) if time_limit else None,
-                         zero_stage=stage.config.get("zero_stage", 2), slurm_extra=dict(cluster.get("extra", {})))
+                         zero_stage=stage.config.get("zero_stage", 2), slurm_extra=dict(cluster.get("extra", {})),
+                         usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"))
     return Placement(executor="local", cluster=stage.cluster.name if stage.cluster else None,
                      gpu=cluster.get("gpu", "cpu"), nodes=1, gpus_per_node=cluster.get("gpus_per_node", 0),
                      time_limit_s=int(time_limit) if time_limit else None,
-                     zero_stage=stage.config.get("zero_stage", 2))
+                     zero_stage=stage.config.get("zero_stage", 2), usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"))
 
 
 def _span(stage: StageValue) -> PlanSpan:

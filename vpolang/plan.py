@@ -63,6 +63,7 @@ class Placement(_Strict):
     mem_gib: float | None = None
     time_limit_s: int | None = None
     zero_stage: int = 2
+    usd_per_gpu_hour: float | None = None  # the cluster's price, overriding the GPU catalogue's
     slurm_extra: dict[str, str] = Field(default_factory=dict)
 
     @property

@@ -1,11 +1,17 @@
-"""Recipe file -> Plan with estimates: check, lower, estimate every job, then the fit and budget checks."""
+"""Recipe file -> Plan with estimates: check, lower, estimate every job, then the fit and batch checks.
+
+Over-memory jobs (E0302) and impossible batch arithmetic (E0303) are errors at the stage's recipe line
+with the numbers; the budget guard is applied by the CLI (exit code 3)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from .api import CheckResult, check_file
+from .diagnostics import Diagnostic
+from .estimate.jobs import BatchError, estimate_job, fixes
 from .lower import lower
-from .plan import Plan
+from .plan import Estimate, Plan, Totals, topological_order
+from .source import Span
 
 
 def build_plan(path: Path, overrides: dict[str, str], budget_usd: float | None) -> tuple[CheckResult, Plan | None]:
@@ -15,4 +21,49 @@ def build_plan(path: Path, overrides: dict[str, str], budget_usd: float | None) 
     plan = lower(result.recipe)
     if budget_usd is not None:
         plan.budget_usd = budget_usd
+    recipe_dir = Path(path).resolve().parent
+    problems = attach_estimates(plan, recipe_dir)
+    if problems:
+        result.diagnostics.extend(problems)
+        return result, None
     return result, plan
+
+
+def attach_estimates(plan: Plan, recipe_dir: Path) -> list[Diagnostic]:
+    problems: list[Diagnostic] = []
+    for job in plan.jobs:
+        span = _span(job)
+        try:
+            est = estimate_job(job, recipe_dir, job.placement.usd_per_gpu_hour)
+        except BatchError as exc:
+            problems.append(Diagnostic("E0303", f"stage `{job.stage}`: {exc}", span))
+            continue
+        job.estimate = Estimate(flops=est.flops, step_time_s=est.step_time_s, hours=est.hours,
+                                gpu_hours=est.gpu_hours, cost_usd=est.cost_usd, peak_memory_gib=est.peak_memory_gib,
+                                capacity_gib=est.capacity_gib, micro_batch=est.micro_batch, grad_accum=est.grad_accum,
+                                breakdown={k: float(v) for k, v in est.breakdown.items()})
+        if not est.fits:
+            mem = ", ".join(f"{k[4:-4]} {v:.1f}" for k, v in est.breakdown.items() if k.startswith("mem_"))
+            options = fixes(job, recipe_dir)
+            problems.append(Diagnostic(
+                "E0302", f"stage `{job.stage}` needs about {est.peak_memory_gib:.1f} GiB per GPU, more than the "
+                f"{est.capacity_gib:.0f} GiB of a {job.placement.gpu} (GiB: {mem})", span,
+                hint=("would fit: " + "; ".join(options)) if options else "no single change makes it fit; "
+                "combine LoRA, more nodes and a lower resolution"))
+    plan.totals = _totals(plan)
+    return problems
+
+
+def _totals(plan: Plan) -> Totals:
+    finish: dict[str, float] = {}
+    for job in topological_order(plan.jobs):
+        start = max((finish[d] for d in job.depends_on), default=0.0)
+        finish[job.id] = start + job.estimate.hours
+    return Totals(gpu_hours=sum(j.estimate.gpu_hours for j in plan.jobs),
+                  cost_usd=sum(j.estimate.cost_usd for j in plan.jobs),
+                  hours_critical_path=max(finish.values(), default=0.0))
+
+
+def _span(job) -> Span | None:
+    s = job.span
+    return Span(s.file, s.line, s.col, s.end_line, s.end_col) if s else None
