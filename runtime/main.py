@@ -21,7 +21,7 @@ from .rundir import RunDir
 EXIT_FAILED, EXIT_STOPPED = 1, 75  # 75 (EX_TEMPFAIL): stopped for preemption, resumable
 
 
-def run_job(plan_path: Path, job_id: str, run_dir: Path) -> int:
+def run_job(plan_path: Path, job_id: str, run_dir: Path, handle_signals: bool = True) -> int:
     try:
         plan = load_plan(plan_path)
     except (PlanVersionError, OSError, ValueError) as exc:
@@ -32,7 +32,8 @@ def run_job(plan_path: Path, job_id: str, run_dir: Path) -> int:
     rank, world, local = _distributed_env()
     ctx = JobContext(plan, job, run, run.job(job), rank, world, local, device_for(local))
     ctx.dir.root.mkdir(parents=True, exist_ok=True)
-    ctx.install_signal_handlers()
+    if handle_signals:  # under submitit, its own handlers checkpoint and requeue the job
+        ctx.install_signal_handlers()
     attempts = ctx.dir.read_status().get("attempts", 0) + 1
     if ctx.is_main:
         ctx.dir.write_status(state="running", hash=job.hash, job=job.id, kind=job.kind, attempts=attempts,

@@ -1,0 +1,184 @@
+"""A real single-node Slurm on loopback for the tests: munge, MariaDB, slurmdbd, slurmctld, slurmd.
+
+Everything lives in a private folder (config, keys, state, logs, pid files, sockets) and every daemon
+started here is stopped by its pid file. Installation (Debian packages) happens only where missing and
+only as root; otherwise the tests that need Slurm skip with the reason."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+PACKAGES = ["slurm-wlm", "munge", "slurmdbd", "mariadb-server"]
+BINARIES = ["slurmctld", "slurmd", "slurmdbd", "munged", "mysqld", "sbatch", "sacctmgr"]
+
+
+class SlurmUnavailable(RuntimeError):
+    pass
+
+
+def _which(name: str) -> str | None:
+    return shutil.which(name) or next((str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name)
+                                       if p.exists()), None)
+
+
+def ensure_installed() -> None:
+    if all(_which(b) for b in BINARIES):
+        return
+    if os.geteuid() != 0:
+        raise SlurmUnavailable("Slurm is not installed and the tests are not root (cannot apt-get install)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    try:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True, env=env, timeout=300)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *PACKAGES], check=True, capture_output=True, env=env,
+                       timeout=600)
+    except (subprocess.SubprocessError, OSError) as exc:
+        raise SlurmUnavailable(f"installing {' '.join(PACKAGES)} failed: {exc}") from exc
+    missing = [b for b in BINARIES if not _which(b)]
+    if missing:
+        raise SlurmUnavailable(f"after installation these are still missing: {missing}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalSlurm:
+    def __init__(self, root: Path):
+        self.root = root
+        self.host = socket.gethostname()
+        self.ports = {k: _free_port() for k in ("ctld", "slurmd", "dbd", "mysql")}
+        self.env = dict(os.environ, SLURM_CONF=str(root / "slurm.conf"))
+        self.pids: list[Path] = []
+
+    # ---- configuration
+    def write_config(self) -> None:
+        r = self.root
+        for d in ("state", "spool", "db", "log"):
+            (r / d).mkdir(parents=True, exist_ok=True)
+        mem = max(2048, int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20) - 2048)
+        cpus = os.cpu_count() or 2
+        sock = r / "munge.sock"
+        (r / "slurm.conf").write_text(f"""ClusterName=vpotest
+SlurmctldHost={self.host}(127.0.0.1)
+SlurmctldPort={self.ports['ctld']}
+SlurmdPort={self.ports['slurmd']}
+AuthType=auth/munge
+AuthInfo=socket={sock}
+CredType=cred/munge
+SlurmUser=root
+SlurmdUser=root
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=1024
+SchedulerType=sched/backfill
+SchedulerParameters=kill_invalid_depend
+ReturnToService=2
+MpiDefault=none
+StateSaveLocation={r}/state
+SlurmdSpoolDir={r}/spool
+SlurmctldPidFile={r}/slurmctld.pid
+SlurmdPidFile={r}/slurmd.pid
+SlurmctldLogFile={r}/log/slurmctld.log
+SlurmdLogFile={r}/log/slurmd.log
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort={self.ports['dbd']}
+AccountingStoragePass={sock}
+JobAcctGatherType=jobacct_gather/none
+JobRequeue=1
+NodeName={self.host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem} State=UNKNOWN
+PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
+""")
+        dbd = r / "slurmdbd.conf"
+        dbd.write_text(f"""AuthType=auth/munge
+AuthInfo=socket={sock}
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort={self.ports['dbd']}
+SlurmUser=root
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort={self.ports['mysql']}
+StorageUser=root
+StorageLoc=slurm_acct_db
+PidFile={r}/slurmdbd.pid
+LogFile={r}/log/slurmdbd.log
+""")
+        dbd.chmod(0o600)
+        key = r / "munge.key"
+        key.write_bytes(os.urandom(1024))
+        key.chmod(0o400)
+
+    # ---- daemons
+    def _spawn(self, args: list[str], pid_file: Path, timeout: float = 30) -> None:
+        subprocess.run(args, check=True, capture_output=True, env=self.env, timeout=timeout)
+        self.pids.append(pid_file)
+        self._wait(lambda: pid_file.exists(), f"{args[0]} did not write {pid_file}")
+
+    def _wait(self, ready, what: str, timeout: float = 60) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if ready():
+                return
+            time.sleep(0.3)
+        raise SlurmUnavailable(what + self._logs())
+
+    def _logs(self) -> str:
+        tails = []
+        for log in sorted((self.root / "log").glob("*.log")):
+            tails.append(f"\n--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]))
+        return "".join(tails)
+
+    def start(self) -> "LocalSlurm":
+        r = self.root
+        self.write_config()
+        self._spawn([_which("munged"), f"--socket={r}/munge.sock", f"--key-file={r}/munge.key",
+                     f"--pid-file={r}/munged.pid", f"--log-file={r}/log/munged.log", f"--seed-file={r}/munge.seed",
+                     "--force"], r / "munged.pid")
+        subprocess.run([_which("mysql_install_db") or "mysql_install_db", f"--datadir={r}/db", "--user=root",
+                        "--auth-root-authentication-method=normal"], check=True, capture_output=True, timeout=120)
+        mysqld = subprocess.Popen([_which("mysqld"), f"--datadir={r}/db", f"--socket={r}/mysql.sock",
+                                   f"--port={self.ports['mysql']}", "--bind-address=127.0.0.1", "--user=root",
+                                   f"--pid-file={r}/mysqld.pid", f"--log-error={r}/log/mysqld.log",
+                                   "--skip-grant-tables", "--skip-networking=0"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.pids.append(r / "mysqld.pid")
+        self._wait(lambda: _port_open(self.ports["mysql"]) or mysqld.poll() is not None, "mysqld did not start")
+        self._spawn([_which("slurmdbd")], r / "slurmdbd.pid")  # reads slurmdbd.conf beside SLURM_CONF
+        self._wait(lambda: _port_open(self.ports["dbd"]), "slurmdbd did not listen")
+        self.run(["sacctmgr", "-i", "add", "cluster", "vpotest"], check=False)
+        self._spawn([_which("slurmctld")], r / "slurmctld.pid")
+        self._spawn([_which("slurmd")], r / "slurmd.pid")
+        self._wait(lambda: self.run(["sinfo", "-h", "-o", "%T"], check=False).stdout.strip() == "idle",
+                   "the node did not become idle")
+        return self
+
+    def run(self, args: list[str], check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(args, capture_output=True, text=True, env=self.env, check=check, timeout=60)
+
+    def stop(self) -> None:
+        for pid_file in reversed(self.pids):
+            try:
+                pid = int(pid_file.read_text().split()[0])
+                os.kill(pid, signal.SIGTERM)
+                for _ in range(50):
+                    os.kill(pid, 0)
+                    time.sleep(0.1)
+                os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                continue
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
