@@ -173,6 +173,8 @@ class Checker:
 
     # ---- declarations
     def declare(self, node: ast.Decl, env: Env, prefix: str) -> Any:
+        if node.kind != "stage" and node.kind not in CONSTRUCTORS:
+            return None  # an unknown declaration keyword, reported by the parser
         if node.kind == "stage":
             return self._stage(node, env, prefix)
         return self._entity(node, env)
@@ -238,6 +240,8 @@ class Checker:
         data: dict[str, Any] = {"kind": name}
         sub_spans: dict[tuple, Span] = {}
         self._fill(data, schema, call.args, (), Evaluator(self, ev.env, sub_spans), sub_spans, {}, f"`{name}(...)`")
+        if "__failed__" in data:
+            raise EvalError()  # an argument was already reported; the enclosing field fails with it
         for sub_path, span in sub_spans.items():
             ev.spans[path + sub_path] = span
         return data

@@ -1,13 +1,15 @@
 """Flow-RWR: reward-weighted flow matching (§9)."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
 from ..base import Policy, ScalarReward
-from ..entities import OnPolicy, VideoSource
+from ..entities import OnPolicy, ShapesVideos, Videos
 from .common import TrainStage
+
+RwrData = Annotated[Union[OnPolicy, Videos, ShapesVideos], Field(discriminator="kind")]
 
 
 class Rwr(TrainStage):
@@ -17,7 +19,7 @@ class Rwr(TrainStage):
     positional = ("policy",)
     kind: Literal["rwr"] = "rwr"
     policy: Policy
-    data: OnPolicy | VideoSource = Field(description="on_policy(...) samples or captioned videos")
+    data: RwrData = Field(description="on_policy(...) samples or captioned videos")
     reward: ScalarReward
     tau: float = Field(1.0, gt=0)
     weight_clip: float | None = Field(None, gt=0, description="cap on the normalised weights")
