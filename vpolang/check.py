@@ -51,7 +51,10 @@ class Checker:
     def check(self, source: SourceFile) -> CheckedRecipe:
         self.loader.sources[CLI_FILE] = self.override_source
         self.prelude = self.loader.stdlib(("std", "prelude"), source.span_at(1, 1))
-        main = self.loader.load_source(source, source.name, is_stdlib=False)
+        key = str(source.path) if source.path else source.name
+        self.loader.loading.append(key)
+        main = self.loader.load_source(source, key, is_stdlib=False)
+        self.loader.loading.pop()
         self._check_overrides(main)
         for item in main.tree.items:
             name = _item_name(item)

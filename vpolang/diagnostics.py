@@ -59,7 +59,6 @@ CODES: dict[str, tuple[str, str]] = {
     "W0101": ("warning", "unused declaration"),
     "W0102": ("warning", "declaration shadows an imported or built-in name"),
     "W0103": ("warning", "unused import"),
-    "W0104": ("warning", "field set to its default value"),
     "W0105": ("warning", "GRPO without a KL term or a gate"),
     "W0106": ("warning", "DPO beta outside the usual range for the model's prediction type"),
     "W0107": ("warning", "evaluation against nothing"),

@@ -55,6 +55,11 @@ class ModuleLoader:
         scope = ModuleScope(name, source, tree, is_stdlib, root_dir=self.root_dir)
         self._collect(scope)
         self.cache[name] = scope
+        # Local imports load eagerly (while this file is on the loading stack) so that a cycle between
+        # files is found whether or not the names involved are used.
+        for item in tree.items:
+            if isinstance(item, ast.UseFile):
+                self.local(item, scope)
         return scope
 
     def stdlib(self, dotted: tuple[str, ...], span: Span) -> ModuleScope | None:
@@ -90,6 +95,10 @@ class ModuleLoader:
                          hint=f'pin its content to import it: use "{node.path}" as {node.alias} sha256 "{digest}"')
             return None
         key = str(path)
+        if key in self.loading:
+            chain = " -> ".join(Path(k).name for k in self.loading[self.loading.index(key):] + [key])
+            self.rep.add("E0106", f"import cycle: {chain}", node.path_span)
+            return None
         if key in self.cache:
             return self.cache[key]
         try:

@@ -61,35 +61,42 @@ def parse(source: SourceFile, reporter: Reporter) -> ast.Module:
         return ast.Module(source.span_at(1, 1), None, (), ())
     comments = tuple(_comments(source.text))
     builder = _Builder(source, reporter)
+    try:
+        header, items = builder.transform(_lark().parse(source.text, start="start"))
+    except UnexpectedInput:
+        header, items = _parse_chunks(source, builder, reporter)
+    except RecursionError:
+        reporter.add("E0006", "the expression is nested too deeply", source.span_at(1, 1))
+        header, items = None, []
+    items = sorted(items, key=lambda it: (it.span.line, it.span.col))
+    end = Span(source.name, 1, 1, max(1, len(source.lines)), 1)
+    return ast.Module(end, header, tuple(items), comments)
+
+
+def _parse_chunks(source: SourceFile, builder: "_Builder", reporter: Reporter):
+    """Error recovery: each top-level statement (a line starting in column 1 with a keyword, up to the
+    next one) is parsed on its own, padded with newlines so positions stay exact; every chunk's first
+    syntax error is reported and the others still parse."""
+    text = source.text
+    starts = sorted({0} | {m.start() for m in TOP_LEVEL.finditer(text)})
     header, items = None, []
-    text, start_rule, offset = source.text, "start", 0
-    for _ in range(reporter.limit):
+    for i, begin in enumerate(starts[: reporter.limit]):
+        chunk = text[begin: starts[i + 1] if i + 1 < len(starts) else len(text)]
+        padded = "\n" * text[:begin].count("\n") + chunk
+        rule = "start" if begin == 0 else "items"
         try:
-            tree = _lark().parse(text, start=start_rule)
+            tree = _lark().parse(padded, start=rule)
         except UnexpectedInput as err:
             _report_syntax(err, source, reporter)
-            nxt = _resume_line(source.text, err)
-            if nxt is None:
-                break
-            # Blank out everything before the resume point so positions stay exact.
-            prefix_lines = source.text[:nxt].count("\n")
-            text, start_rule = "\n" * prefix_lines + source.text[nxt:], "items"
-            offset = nxt
             continue
         except RecursionError:
             reporter.add("E0006", "the expression is nested too deeply", source.span_at(1, 1))
-            break
+            continue
         part = builder.transform(tree)
-        if start_rule == "start":
-            header, part_items = part
-        else:
-            part_items = part
-        items.extend(part_items)
-        break
-    del offset
-    items.sort(key=lambda it: (it.span.line, it.span.col))
-    end = Span(source.name, 1, 1, max(1, len(source.lines)), 1)
-    return ast.Module(end, header, tuple(items), comments)
+        if rule == "start":
+            header, part = part
+        items.extend(part)
+    return header, items
 
 
 def parse_expression(text: str, name: str, reporter: Reporter) -> ast.Expr | None:
@@ -148,21 +155,6 @@ def _comment_start(line: str) -> int | None:
         elif ch == "#":
             return i
     return None
-
-
-def _resume_line(text: str, err: UnexpectedInput) -> int | None:
-    """Offset of the first top-level keyword line after the error, or None."""
-    line = getattr(err, "line", None) or 1
-    if isinstance(err, UnexpectedEOF):
-        return None
-    pos = 0
-    for _ in range(line):
-        nl = text.find("\n", pos)
-        if nl < 0:
-            return None
-        pos = nl + 1
-    match = TOP_LEVEL.search(text, pos)
-    return match.start() if match else None
 
 
 def _report_syntax(err: UnexpectedInput, source: SourceFile, reporter: Reporter) -> None:
@@ -390,6 +382,10 @@ class _Builder(Transformer):
         return ast.String(self.sp(tok), self._string(tok), str(tok))
 
     def _string(self, tok) -> str:
+        if _bad_escape(str(tok)[1:-1]):
+            self.rep.add("E0008", "invalid escape sequence in string", self.sp(tok),
+                         hint='escapes: \\\\ \\" \\n \\t \\r \\uXXXX')
+            return str(tok)[1:-1]
         try:
             return pyast.literal_eval(str(tok))
         except (ValueError, SyntaxError):
@@ -411,6 +407,23 @@ class _Builder(Transformer):
 
     def __default__(self, data, children, meta):
         return Tree(data, children, meta)
+
+
+def _bad_escape(body: str) -> bool:
+    """Only \\\\, \\", \\n, \\t, \\r, \\0 and \\uXXXX are escapes in vpo strings."""
+    i = 0
+    while i < len(body):
+        if body[i] == "\\":
+            nxt = body[i + 1:i + 2]
+            if nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", body[i + 2:i + 6] or ""):
+                i += 6
+                continue
+            if nxt not in ("\\", '"', "n", "t", "r", "0"):
+                return True
+            i += 2
+            continue
+        i += 1
+    return False
 
 
 def _to_number(text: str) -> float | int:

@@ -58,3 +58,9 @@ def test_messy_input_is_normalised():
 def test_syntax_errors_are_refused():
     with pytest.raises(ValueError, match="fix syntax errors"):
         format_source("vpo 0.1\nstage x = sft(\n")
+
+
+def test_spec_reference_is_current():
+    from vpolang.specgen import render
+    committed = (ROOT / "spec" / "language.md").read_text()
+    assert committed == render(), "spec/language.md is stale: run `python -m vpolang.specgen > spec/language.md`"

@@ -1,0 +1,51 @@
+"""Generates the reference sections of spec/language.md from the schemas and the diagnostics table.
+
+    python -m vpolang.specgen > spec/language.md      (a test fails when the committed file is stale)
+"""
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+from .diagnostics import CODES
+from .explain import field_rows
+from .schema.entities import CONSTRUCTORS, VALUE_CONSTRUCTORS
+from .schema.stages import STAGES
+
+HAND_WRITTEN = Path(__file__).resolve().parent.parent / "spec" / "language.intro.md"
+
+
+def table(schema) -> list[str]:
+    rows = ["| field | type | default | constraint | description |", "|---|---|---|---|---|"]
+    for name, ftype, default, constraint, desc in field_rows(schema):
+        rows.append(f"| `{name}` | {ftype} | `{default}` | {constraint} | {desc} |".replace("\n", " "))
+    return rows
+
+
+def render() -> str:
+    out = [HAND_WRITTEN.read_text().rstrip(), "", "## 6. Stage kinds", "",
+           "Generated from `vpolang/schema/stages/` (`python -m vpolang.specgen`). Every stage also takes the "
+           "placement `on CLUSTER`.", ""]
+    for i, (kind, schema) in enumerate(STAGES.items(), 1):
+        out += [f"### 6.{i} `{kind}` — {schema.summary}", "", (schema.__doc__ or "").strip(), ""]
+        if schema.positional:
+            out += [f"Positional argument: `{', '.join(schema.positional)}`.", ""]
+        if schema.modifiers:
+            out += [f"Modifiers: {', '.join('`with ' + m + '`' for m in schema.modifiers)} (section 7).", ""]
+        out += table(schema) + [""]
+    out += ["## 7. Modifiers", ""]
+    mods = {m: typing.get_args(s.model_fields[m].annotation)[0] for s in STAGES.values() for m in s.modifiers}
+    for i, (name, schema) in enumerate(mods.items(), 1):
+        out += [f"### 7.{i} `with {name}` — {schema.summary}", "", (schema.__doc__ or "").strip(), ""] + table(schema) + [""]
+    out += ["## 8. Constructors", ""]
+    entries = [(f"{role} `{n}`", s) for role, group in CONSTRUCTORS.items() for n, s in group.items()]
+    entries += [(f"value `{n}(...)`", s) for n, s in VALUE_CONSTRUCTORS.items()]
+    for i, (title, schema) in enumerate(entries, 1):
+        out += [f"### 8.{i} {title}", "", (schema.__doc__ or "").strip(), ""] + table(schema) + [""]
+    out += ["## 9. Diagnostics", "", "| code | severity | meaning |", "|---|---|---|"]
+    out += [f"| {code} | {sev} | {text} |" for code, (sev, text) in CODES.items()]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")
