@@ -18,6 +18,7 @@ from .diagnostics import Reporter
 from .source import SourceFile, Span
 
 MAX_SOURCE_BYTES = 4_000_000
+CHUNK_ABOVE = 100  # top-level statements above which a file is parsed statement by statement
 MAX_NESTING = 64
 UNITS = {
     # durations, normalised to seconds
@@ -45,7 +46,20 @@ TOKEN_NAMES = {
 def _lark() -> Lark:
     grammar = (Path(__file__).parent / "grammar" / "vpo.lark").read_text()
     return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True,
-                start=["start", "items"], cache=False)
+                start=["start", "items"], cache=_cache_file(grammar))
+
+
+def _cache_file(grammar: str) -> str | bool:
+    """Lark's parse tables cached per grammar version in the user's cache folder (cold start: ~0.1 s)."""
+    import hashlib
+    import os
+
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vpo"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return str(base / f"lark-{hashlib.sha256(grammar.encode()).hexdigest()[:16]}.pickle")
 
 
 def parse(source: SourceFile, reporter: Reporter) -> ast.Module:
@@ -61,8 +75,9 @@ def parse(source: SourceFile, reporter: Reporter) -> ast.Module:
         return ast.Module(source.span_at(1, 1), None, (), ())
     comments = tuple(_comments(source.text))
     builder = _Builder(source, reporter)
+    chunked = _parse_large(source, builder) if len(TOP_LEVEL.findall(source.text)) > CHUNK_ABOVE else None
     try:
-        header, items = builder.transform(_lark().parse(source.text, start="start"))
+        header, items = chunked if chunked is not None else builder.transform(_lark().parse(source.text, start="start"))
     except UnexpectedInput:
         header, items = _parse_chunks(source, builder, reporter)
     except RecursionError:
@@ -73,6 +88,15 @@ def parse(source: SourceFile, reporter: Reporter) -> ast.Module:
     return ast.Module(end, header, tuple(items), comments)
 
 
+def _parse_large(source: SourceFile, builder: "_Builder"):
+    """Long files parse statement by statement: Lark's position propagation makes one parse of many
+    top-level items quadratic. If any chunk fails (a statement split wrongly, or a real syntax error),
+    None: the caller parses the whole file and reports errors as usual."""
+    scratch = Reporter()
+    header, items = _parse_chunks(source, builder, scratch)
+    return None if scratch.diagnostics else (header, items)
+
+
 def _parse_chunks(source: SourceFile, builder: "_Builder", reporter: Reporter):
     """Error recovery: each top-level statement (a line starting in column 1 with a keyword, up to the
     next one) is parsed on its own, padded with newlines so positions stay exact; every chunk's first
@@ -80,9 +104,14 @@ def _parse_chunks(source: SourceFile, builder: "_Builder", reporter: Reporter):
     text = source.text
     starts = sorted({0} | {m.start() for m in TOP_LEVEL.finditer(text)})
     header, items = None, []
-    for i, begin in enumerate(starts[: reporter.limit]):
+    lines_before, previous = 0, 0
+    for i, begin in enumerate(starts):
+        if len(reporter.diagnostics) >= reporter.limit:
+            break  # a file of garbage: enough has been said
+        lines_before += text.count("\n", previous, begin)
+        previous = begin
         chunk = text[begin: starts[i + 1] if i + 1 < len(starts) else len(text)]
-        padded = "\n" * text[:begin].count("\n") + chunk
+        padded = "\n" * lines_before + chunk
         rule = "start" if begin == 0 else "items"
         try:
             tree = _lark().parse(padded, start=rule)
