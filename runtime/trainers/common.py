@@ -30,9 +30,38 @@ def load_policy(ctx: JobContext, field: str = "policy", trainable: bool = True) 
         policy.load(ctx.input_path(ref["input"]))
     if trainable and cfg.get("lora_rank"):
         policy.add_lora(int(cfg["lora_rank"]))
+    if trainable and wants_checkpointing(ctx):
+        policy.transformer.enable_gradient_checkpointing()
     if not trainable:
         policy.requires_grad_(False)
     return policy
+
+
+def wants_checkpointing(ctx: JobContext) -> bool:
+    """The recipe's choice, or (unset) the planner's: it turns checkpointing on only when the job would
+    not fit in GPU memory without it."""
+    chosen = ctx.config.get("gradient_checkpointing")
+    if chosen is not None:
+        return bool(chosen)
+    return bool(ctx.job.estimate.breakdown.get("gradient_checkpointing", 0.0))
+
+
+class Ema:
+    """Exponential moving average of the trainable weights; the stage's output policy is the average."""
+
+    def __init__(self, policy: VideoPolicy, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone().float() for k, v in policy.trainable_state().items()}
+
+    @torch.no_grad()
+    def update(self, policy: VideoPolicy) -> None:
+        for name, param in policy.transformer.named_parameters():
+            if name in self.shadow:
+                self.shadow[name].mul_(self.decay).add_(param.detach().float().cpu(), alpha=1 - self.decay)
+
+    def apply_to(self, policy: VideoPolicy) -> None:
+        state = policy.transformer.state_dict()
+        policy.load_trainable_state({k: v.to(state[k].dtype) for k, v in self.shadow.items()})
 
 
 def policy_from_ref(ctx: JobContext, ref: dict) -> VideoPolicy:
@@ -88,6 +117,11 @@ class Loop:
     steps: int
     extra_state: Callable[[], dict] | None = None
     load_extra: Callable[[dict], None] | None = None
+    ema: Ema | None = None
+
+    def __post_init__(self):
+        if self.ctx.config.get("ema"):
+            self.ema = Ema(self.policy, self.ctx.config["ema"])
 
     def resume(self) -> int:
         found = self.ctx.checkpoints.latest_valid()
@@ -100,6 +134,8 @@ class Loop:
         set_rng_state(state["rng"])
         if self.load_extra and "extra" in state:
             self.load_extra(state["extra"])
+        if self.ema is not None and "ema" in state:
+            self.ema.shadow = state["ema"]
         self.ctx.log(f"resumed from checkpoint at step {step}")
         return step
 
@@ -108,6 +144,8 @@ class Loop:
                                  "rng": rng_state(), "step": step}
         if self.extra_state:
             state["extra"] = self.extra_state()
+        if self.ema is not None:
+            state["ema"] = self.ema.shadow
         self.ctx.checkpoints.save(step, state)
 
     def run(self, step_fn: Callable[[int], dict[str, float]]) -> bool:
@@ -119,6 +157,8 @@ class Loop:
                 group["lr"] = lr_at(step, cfg)
             values = step_fn(step)
             self.ctx.check_finite(values.get("loss", 0.0), step)
+            if self.ema is not None:
+                self.ema.update(self.policy)
             if step % cfg.get("log_every", 1) == 0 or step == self.steps - 1:
                 self.ctx.metrics(step + 1, **values)
             done = step + 1
@@ -127,6 +167,8 @@ class Loop:
                 return False
             if done % every == 0 and done < self.steps:
                 self.save(done)
+        if self.ema is not None:
+            self.ema.apply_to(self.policy)  # the output is the averaged weights
         return True
 
 
