@@ -30,6 +30,11 @@ def run_job(plan_path: Path, job_id: str, run_dir: Path, handle_signals: bool = 
     job = plan.job(job_id)
     run = RunDir(run_dir)
     rank, world, local = _distributed_env()
+    if world > 1:
+        # Trainers are single-process today; several ranks would each train alone and race on outputs.
+        print(f"error: job {job_id} was launched as {world} processes; this runtime trains in one process "
+              "per job (set nodes = 1 and a single GPU, or run with --executor local)", file=sys.stderr)
+        return EXIT_FAILED
     ctx = JobContext(plan, job, run, run.job(job), rank, world, local, device_for(local))
     ctx.dir.root.mkdir(parents=True, exist_ok=True)
     if handle_signals:  # under submitit, its own handlers checkpoint and requeue the job

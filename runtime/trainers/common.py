@@ -17,6 +17,12 @@ from runtime.models.policy import VideoPolicy
 BASE_SEED = 0  # the base model of a spec is always the same weights, whichever stage builds it
 
 
+def unsupported(ctx: JobContext, field: str, why: str) -> None:
+    """An option this runtime cannot honour stops the job naming it, rather than being ignored."""
+    raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): `{field}` is not supported by this runtime yet; "
+                   f"{why}")
+
+
 def load_policy(ctx: JobContext, field: str = "policy", trainable: bool = True) -> VideoPolicy:
     """The policy a stage starts from: the base model, plus the weights of the stage it refers to."""
     cfg = ctx.config

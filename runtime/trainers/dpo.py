@@ -16,7 +16,7 @@ from runtime.errors import JobError
 from runtime.models.sampler import sample
 from runtime.rewards.registry import score_reward
 
-from .common import (Loop, batch_indices, clip_and_step, encode_cached, load_policy, optimizer_for, save_policy,
+from .common import (Loop, unsupported, batch_indices, clip_and_step, encode_cached, load_policy, optimizer_for, save_policy,
                      step_generator, total_steps)
 
 # `decoupled` runs the stashed schedule pair by pair: one branch's activations alive at a time, no extra
@@ -39,6 +39,8 @@ def offline_pairs(ctx: JobContext, source: dict) -> tuple[list[str], torch.Tenso
 
 def run(ctx: JobContext) -> None:
     cfg = ctx.config
+    if cfg.get("mixed_resolution"):
+        unsupported(ctx, "mixed_resolution", "train at one resolution (remove the field)")
     ctx.seed_everything()
     policy = load_policy(ctx)
     online = cfg["pairs"]["kind"] == "online"

@@ -13,7 +13,7 @@ from runtime.data.sources import load_prompts, write_video
 from runtime.models.sampler import sample
 from runtime.rewards.registry import score_reward
 
-from .common import policy_from_ref
+from .common import policy_from_ref, unsupported
 
 
 def metric_names(ref: dict) -> list[tuple[str, dict]]:
@@ -33,6 +33,11 @@ def policy_name(ref: dict) -> str:
 
 def run(ctx: JobContext) -> None:
     cfg = ctx.config
+    for field, why in (("guidance", "NRG guidance needs a differentiable reward model"),
+                       ("gsb", "pairwise GSB judging needs a VLM judge"),
+                       ("human_pairs", "judge ranking against human pairs needs a VLM judge")):
+        if cfg.get(field):
+            unsupported(ctx, field, why)
     prompts = load_prompts(cfg["prompts"], ctx.recipe_dir)
     prompts = [p for p in prompts for _ in range(cfg["samples_per_prompt"])]
     refs = [cfg["policy"]] + list(cfg["against"])

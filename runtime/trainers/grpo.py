@@ -168,20 +168,23 @@ def run(ctx: JobContext) -> None:
         else:
             noise = torch.randn((n, *latent), generator=gen)
         policy.eval()
-        traj = sample(policy, text, noise.to(ctx.device), T, cfg["noise"], cfg["noise_level"], gen, cfg["guidance"])
+        uncond = encode_cached(policy, [""] * n, cache) if cfg["guidance"] != 1.0 else None
+        traj = sample(policy, text, noise.to(ctx.device), T, cfg["noise"], cfg["noise_level"], gen, cfg["guidance"],
+                      uncond)
         videos = policy.decode(traj.final)
         advantage, keep, info = compute_advantages(cfg, ctx, videos, prompts, priors)
         dense = vipo_maps(backbone, videos, latent, cfg["vipo"]["sigma"]) if backbone else None
         policy.train()
         for _ in range(cfg["updates_per_batch"]):
-            info.update(update(policy, optimizer, cfg, ctx, traj, text, advantage, keep, dense, clip_range, gen))
+            info.update(update(policy, optimizer, cfg, ctx, traj, text, uncond, advantage, keep, dense, clip_range, gen))
         return info
 
     if Loop(ctx, policy, optimizer, steps).run(step):
         save_policy(ctx, policy)
 
 
-def update(policy, optimizer, cfg, ctx, traj, text, advantage, keep, dense, clip_range, gen) -> dict[str, float]:
+def update(policy, optimizer, cfg, ctx, traj, text, uncond, advantage, keep, dense, clip_range,
+           gen) -> dict[str, float]:
     """Recompute a random fraction of each rollout's SDE steps and take one optimiser step."""
     T = len(traj.levels)
     trainable_steps = [k for k in range(T) if traj.levels[k] > 0]
@@ -199,7 +202,9 @@ def update(policy, optimizer, cfg, ctx, traj, text, advantage, keep, dense, clip
             s, s_next, level = float(traj.sigmas[k]), float(traj.sigmas[k + 1]), traj.levels[k]
             x, x_next = traj.states[k][rows], traj.states[k + 1][rows]
             sub_text = text.index(rows)
-            v = guided_velocity(policy, x, s, sub_text, None, 1.0)
+            sub_uncond = uncond.index(rows) if uncond is not None else None
+            # the same guided velocity as the rollout, so the ratio compares like with like
+            v = guided_velocity(policy, x, s, sub_text, sub_uncond, cfg["guidance"])
             mu, std = sde_step_mean(x, v, s, s_next, level)
             a = advantage[rows].to(mu.device)
             if dense is not None:
@@ -214,7 +219,8 @@ def update(policy, optimizer, cfg, ctx, traj, text, advantage, keep, dense, clip
             kl = torch.zeros(())
             if cfg["kl"] > 0:
                 with torch.no_grad(), policy.reference() as ref:
-                    mu_ref, _ = sde_step_mean(x, guided_velocity(policy, x, s, sub_text, None, 1.0, ref), s, s_next, level)
+                    mu_ref, _ = sde_step_mean(x, guided_velocity(policy, x, s, sub_text, sub_uncond, cfg["guidance"], ref),
+                                              s, s_next, level)
                 kl = gaussian_kl(mu, mu_ref, level).mean()
                 loss = loss + cfg["kl"] * kl
             weight = rows.numel() / (n * k_per_sample)
