@@ -38,7 +38,9 @@ def register(kind: str, fn: Callable) -> None:
 def trainer_for(kind: str) -> Callable:
     target = TRAINERS.get(kind)
     if target is None:
-        raise KeyError(f"no trainer for job kind {kind!r} in this vpo runtime")
+        from .errors import JobError
+        raise JobError(f"this vpo runtime has no trainer for `{kind}` jobs yet "
+                       f"(available: {', '.join(sorted(TRAINERS))})")
     if callable(target):
         return target
     module, _, name = target.partition(":")
