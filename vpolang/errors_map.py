@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .diagnostics import Note, Reporter, did_you_mean
+from .evaluate import describe as _describe
 from .schema.base import Word
 from .source import Span
 
@@ -124,22 +125,6 @@ def _show(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return repr(value) if isinstance(value, str) else str(value)
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, dict) and value.get("ref"):
-        return f"{value['ref']} `{value.get('name')}`"
-    if isinstance(value, dict) and value.get("kind"):
-        return f"a `{value['kind']}` value"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return f"the number {_show(value)}"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    if isinstance(value, list):
-        return "a list"
-    return type(value).__name__
 
 
 __all__ = ["report_validation", "data_path", "span_for", "Note"]

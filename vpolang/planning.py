@@ -38,10 +38,7 @@ def attach_estimates(plan: Plan, recipe_dir: Path) -> list[Diagnostic]:
         except BatchError as exc:
             problems.append(Diagnostic("E0303", f"stage `{job.stage}`: {exc}", span))
             continue
-        job.estimate = Estimate(flops=est.flops, step_time_s=est.step_time_s, hours=est.hours,
-                                gpu_hours=est.gpu_hours, cost_usd=est.cost_usd, peak_memory_gib=est.peak_memory_gib,
-                                capacity_gib=est.capacity_gib, micro_batch=est.micro_batch, grad_accum=est.grad_accum,
-                                breakdown={k: float(v) for k, v in est.breakdown.items()})
+        job.estimate = Estimate(**est.model_dump(exclude={"assumed"}))
         if not est.fits:
             mem = ", ".join(f"{k[4:-4]} {v:.1f}" for k, v in est.breakdown.items() if k.startswith("mem_"))
             options = fixes(job, recipe_dir)

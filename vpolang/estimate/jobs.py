@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import glob
 import math
-from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from pydantic import Field
+
+from vpolang.plan import Estimate
 
 from . import hardware
 from .model import BWD_FACTOR, activation_bytes, forward_flops, tokens, vlm_flops
@@ -19,19 +22,10 @@ class BatchError(ValueError):
     pass
 
 
-@dataclass
-class JobEstimate:
-    flops: float = 0.0
-    step_time_s: float = 0.0
-    hours: float = 0.0
-    gpu_hours: float = 0.0
-    cost_usd: float = 0.0
-    peak_memory_gib: float = 0.0
-    capacity_gib: float | None = None
-    micro_batch: int | None = None
-    grad_accum: int | None = None
-    breakdown: dict[str, float] = field(default_factory=dict)
-    assumed: list[str] = field(default_factory=list)
+class JobEstimate(Estimate):
+    """The plan's Estimate plus what the planner had to assume (dataset sizes it could not count)."""
+
+    assumed: list[str] = Field(default_factory=list)
 
     @property
     def fits(self) -> bool:
