@@ -1,46 +1,61 @@
-"""The SDE step of flow-GRPO rollouts and its Gaussian log-probability (ALGORITHMS.md §1)."""
+"""The SDE step of flow-GRPO rollouts and its Gaussian log-probability (ALGORITHMS.md §1).
+
+A step s -> s' (dt = s' - s < 0) with noise scale g has mean
+`mu = x + dt (v + g^2 / (2 s) (x + (1 - s) v))` and standard deviation `std = g sqrt(-dt)`; g = 0 is
+the deterministic Euler (ODE) step. All arithmetic is fp32 whatever the model's dtype."""
 from __future__ import annotations
 
 import math
 
 import torch
 
+NOISE_KINDS = ("flow_grpo", "dance", "ode")
+
 
 def noise_level(kind: str, s: float, s_second: float, a: float = 0.7, eta: float = 0.3) -> float:
-    """g(s): `flow_grpo` a*sqrt(s/(1-s)) (at s = 1 the schedule's second value in the denominator),
-    `dance` a constant eta, `ode` zero."""
+    """The noise scale g at level s.
+
+    `flow_grpo`: g = a sqrt(s / (1 - s)); at s = 1 the denominator uses the schedule's second value
+    `s_second` (as Flow-GRPO does) so the first step stays finite. `dance`: the constant eta.
+    `ode`: 0."""
     if kind == "ode":
         return 0.0
     if kind == "dance":
-        return eta
+        return float(eta)
     if kind == "flow_grpo":
-        denom = 1 - s if s < 1 else 1 - s_second
-        return a * math.sqrt(s / denom)
-    raise ValueError(f"unknown noise kind {kind!r}")
+        denominator = 1.0 - (s_second if s >= 1.0 else s)
+        return a * math.sqrt(s / denominator)
+    raise ValueError(f"unknown noise kind {kind!r}; expected one of {', '.join(NOISE_KINDS)}")
 
 
-def sde_step_mean(x: torch.Tensor, v_hat: torch.Tensor, s: float, s_next: float, g: float):
-    """mu = x + dt (v + g^2/(2s) (x + (1-s) v)), std = g sqrt(-dt); fp32."""
+def sde_step_mean(x: torch.Tensor, v_hat: torch.Tensor, s: float, s_next: float,
+                  g: float) -> tuple[torch.Tensor, float]:
+    """(mu, std) of the step s -> s_next; mu in fp32 with x's shape, std a float (0 for the ODE)."""
+    if not 0.0 < s <= 1.0 or not 0.0 <= s_next < s:
+        raise ValueError(f"a step runs from s in (0, 1] down to s_next in [0, s); got {s} -> {s_next}")
     x, v = x.float(), v_hat.float()
     dt = s_next - s
-    mu = x + dt * (v + (g * g) / (2 * s) * (x + (1 - s) * v)) if g > 0 else x + dt * v
-    std = g * math.sqrt(-dt)
-    return mu, std
+    drift = v + (g * g) / (2.0 * s) * (x + (1.0 - s) * v) if g > 0 else v
+    return x + dt * drift, g * math.sqrt(-dt)
 
 
 def gaussian_logprob(x_next: torch.Tensor, mu: torch.Tensor, std: float) -> torch.Tensor:
-    """Per-sample MEAN over latent elements of log N(x' | mu, std^2): shape (B,)."""
+    """log N(x' | mu, std^2 I) as the per-sample MEAN over all non-batch elements: shape (B,), fp32."""
     if std <= 0:
-        raise ValueError("log-prob of a deterministic (ODE) step is undefined")
-    z = (x_next.float() - mu) / std
-    return (-0.5 * z.pow(2) - math.log(std) - 0.5 * math.log(2 * math.pi)).flatten(1).mean(1)
+        raise ValueError("the log-prob of a deterministic (ODE, g = 0) step is undefined")
+    z = (x_next.float() - mu.float()) / std
+    per_element = -0.5 * z.pow(2) - math.log(std) - 0.5 * math.log(2.0 * math.pi)
+    return per_element.flatten(1).mean(1)
 
 
 def sde_step(x: torch.Tensor, v_hat: torch.Tensor, s: float, s_next: float, g: float,
-             noise: torch.Tensor | None):
-    """One step; returns (x_next, mu, std, logp or None for g = 0)."""
+             noise: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, float, torch.Tensor | None]:
+    """One step: (x_next, mu, std, logp). With g = 0 it is the Euler step: x_next = mu, std = 0,
+    logp None, and `noise` is ignored (may be None)."""
     mu, std = sde_step_mean(x, v_hat, s, s_next, g)
     if g <= 0:
         return mu, mu, 0.0, None
+    if noise is None:
+        raise ValueError("an SDE step (g > 0) needs noise")
     x_next = mu + std * noise.float()
     return x_next, mu, std, gaussian_logprob(x_next, mu, std)
