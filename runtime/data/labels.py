@@ -3,6 +3,7 @@ numeric score; video paths relative to the file) and labels artifacts (`labels.j
 `labels.safetensors`), which may share a folder with a pairs artifact."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +63,7 @@ class LabelSet:
 def parse_label(value, path: Path, lineno: int) -> Label:
     if isinstance(value, str) and value.strip().lower() in CATEGORIES:
         return value.strip().lower()
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) != float("inf"):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     raise DataError(path, f"label must be good, normal, bad or a finite number, got {value!r}", lineno)
 

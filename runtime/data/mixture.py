@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from itertools import accumulate
 from math import gcd
 
-from .sampling import Permutation, BatchCursor, key
+from .sampling import BatchCursor, Permutation, key
 
 
 class MixtureCursor(BatchCursor):

@@ -112,11 +112,15 @@ def put_pairs(root: Path, pairs: PairSet, *, fps: int = 8, exact: bool = True) -
     clips = {f"{i}-{side}": video for i, c, r in zip(ids, pairs.chosen, pairs.rejected)
              for side, video in (("chosen", c), ("rejected", r))}
     stored = store_clips(root, clips, fps=fps, tensors=TENSORS if exact else None)
-    records = [{"id": i, "prompt": p, "chosen": stored[f"{i}-chosen"]["path"], "rejected": stored[f"{i}-rejected"]["path"],
-                "chosen_size": stored[f"{i}-chosen"]["size"], "rejected_size": stored[f"{i}-rejected"]["size"],
-                **({"tie": True} if tie else {}), **meta}
+    records = [{"id": i, "prompt": p, **_sides(stored, i), **({"tie": True} if tie else {}), **meta}
                for i, p, tie, meta in zip(ids, pairs.prompts, pairs.ties, pairs.meta)]
     (root / PAIRS).write_text(dumps(records), encoding="utf-8")
+
+
+def _sides(stored: dict[str, dict], pair_id: str) -> dict:
+    chosen, rejected = stored[f"{pair_id}-chosen"], stored[f"{pair_id}-rejected"]
+    return {"chosen": chosen["path"], "rejected": rejected["path"],
+            "chosen_size": chosen["size"], "rejected_size": rejected["size"]}
 
 
 def write_pairs(folder: str | Path, prompts: list[str], winners: torch.Tensor, losers: torch.Tensor,

@@ -47,7 +47,7 @@ class Permutation:
         if not 0 <= i < self.n:
             raise IndexError(i)
         x = self._feistel(i)
-        while x >= self.n:  # cycle walking: at most 4x the block over n, so ~2 steps on average
+        while x >= self.n:  # cycle walking; the block holds under 4n values, so few steps
             x = self._feistel(x)
         return x
 

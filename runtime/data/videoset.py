@@ -25,7 +25,7 @@ class VideoSet:
 
     prompts: list[str]
     videos: torch.Tensor
-    ids: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)  # default 000000, 000001, ...
     seeds: list[int | None] = field(default_factory=list)
     groups: list[int | str | None] = field(default_factory=list)
 
@@ -36,6 +36,8 @@ class VideoSet:
         self.groups = self.groups or [None] * n
         if not (len(self.videos) == len(self.ids) == len(self.seeds) == len(self.groups) == n):
             raise ValueError("prompts, videos, ids, seeds and groups must have one entry per video")
+        if len(set(self.ids)) != n or any("/" in i or i.startswith(".") for i in self.ids):
+            raise ValueError("ids name the files of a video set: unique, no '/', not hidden")
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -65,7 +67,7 @@ def read_captioned_videos(pattern: str, captions: str | None, recipe_dir: str | 
                           resolution: tuple[int, int] | list[int]) -> VideoSet:
     pairs = index_captioned_videos(pattern, captions, recipe_dir)
     clips = torch.stack([read_video(path, frames, resolution) for path, _ in pairs])
-    return VideoSet([caption for _, caption in pairs], clips, ids=[path.name for path, _ in pairs])
+    return VideoSet([caption for _, caption in pairs], clips)
 
 
 def _caption_table(path: Path) -> dict[str, str | None]:

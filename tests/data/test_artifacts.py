@@ -111,3 +111,10 @@ def test_damaged_artifacts_raise_data_errors(tmp_path):
         read_pairs(folder)
     with pytest.raises(DataError, match="nothing/pairs.jsonl: file does not exist"):
         read_pairs(tmp_path / "nothing")
+
+
+def test_video_set_ids_must_be_usable_file_names():
+    with pytest.raises(ValueError, match="unique"):
+        VideoSet(["a", "b"], clips(2), ids=["x", "x"])
+    with pytest.raises(ValueError, match="no '/'"):
+        VideoSet(["a"], clips(1), ids=["../escape"])

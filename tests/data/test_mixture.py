@@ -49,7 +49,8 @@ def test_source_of_maps_back_into_each_source():
 def test_deterministic_resumable_and_independent_of_world_size():
     single = MixtureCursor(SIZES, seed=2, batch_size=12)
     expected = [single.next_batch() for _ in range(40)]
-    assert expected == [MixtureCursor(SIZES, seed=2, batch_size=12).global_batch(*single.position(s)) for s in range(40)]
+    fresh = MixtureCursor(SIZES, seed=2, batch_size=12)
+    assert expected == [fresh.global_batch(*single.position(s)) for s in range(40)]
     ranks = [MixtureCursor(SIZES, seed=2, batch_size=12, rank=r, world_size=3) for r in range(3)]
     first = [[i for c in ranks for i in c.next_batch()] for _ in range(15)]
     resumed = MixtureCursor(SIZES, seed=2, batch_size=12, rank=0, world_size=1)

@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from runtime.data import (DataError, MixtureCursor, load_labels, load_pairs, load_prompts, load_videos, resolve_path,
                           write_pairs, write_video)
