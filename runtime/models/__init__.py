@@ -1,1 +1,3 @@
-"""Video diffusion models behind one protocol (VideoPolicy), built from a plan's model spec."""
+"""Video diffusion models behind one protocol (`policy.VideoPolicy`), their family adapters (`wan`,
+`cogvideox`, the shapes world's DiT), the family registry (`families`), tiny test models (`tiny`) and
+the ODE/SDE sampler (`sampler`)."""

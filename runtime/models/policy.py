@@ -1,143 +1,289 @@
 """VideoPolicy: what every trainer needs from a text-to-video model, whatever its family.
 
-Canonical layouts: pixels (B, F, 3, H, W) in [-1, 1]; latents (B, C, F, H, W); noise level sigma in
-[0, 1] with x_s = (1 - s) x0 + s eps and the network predicting v = eps - x0 (ALGORITHMS.md §0).
-Family adapters translate to each diffusers class's own layout and timestep scale."""
+Canonical layouts, the same for every family: pixels (B, F, 3, H, W) in [-1, 1]; latents
+(B, C, F, H, W); noise level sigma in [0, 1] with x_s = (1 - s) x0 + s eps, and `velocity` returns the
+flow velocity v = eps - x0 in fp32 (ALGORITHMS.md §0). Each family's adapter translates to its diffusers
+class's own layout, timestep scale and parameterisation (see wan.py, cogvideox.py), so trainers never
+branch on the family."""
 from __future__ import annotations
 
 import contextlib
 import copy
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
 
-LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # the attention projections of Wan and CogVideoX
+WEIGHTS_FILE, META_FILE = "weights.safetensors", "policy.json"
+
+# (transformer, latents (B, C, F, H, W) in the transformer's dtype, sigma (B,) fp32, text) -> fp32 velocity
+Denoise = Callable[[nn.Module, torch.Tensor, torch.Tensor, "TextCond"], torch.Tensor]
 
 
 @dataclass
 class TextCond:
-    embeds: torch.Tensor  # (B, L, D)
-    mask: torch.Tensor  # (B, L) bool
+    """Text conditioning: encoder states (B, L, D) and the token mask (B, L), True on real tokens."""
+
+    embeds: torch.Tensor
+    mask: torch.Tensor
 
     def index(self, idx) -> "TextCond":
         return TextCond(self.embeds[idx], self.mask[idx])
 
     def repeat(self, n: int) -> "TextCond":
+        """Each row n times in a row (a group of n rollouts per prompt)."""
         return TextCond(self.embeds.repeat_interleave(n, 0), self.mask.repeat_interleave(n, 0))
+
+    def cat(self, other: "TextCond") -> "TextCond":
+        return TextCond(torch.cat([self.embeds, other.embeds]), torch.cat([self.mask, other.mask]))
+
+    def to(self, device) -> "TextCond":
+        return TextCond(self.embeds.to(device), self.mask.to(device))
+
+    def __len__(self) -> int:
+        return self.embeds.shape[0]
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    rank: int
+    alpha: float
+    targets: tuple[str, ...] = LORA_TARGETS
+    dropout: float = 0.0
+
+    def config(self):
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.rank, lora_alpha=self.alpha, target_modules=list(self.targets),
+                          lora_dropout=self.dropout, init_lora_weights=True)
 
 
 class VideoPolicy(nn.Module):
-    def __init__(self, spec: dict, transformer: nn.Module, encode_text: Callable[[list[str]], TextCond],
-                 vae: nn.Module | None, call: Callable, vae_codec=None):
+    """A denoiser (`transformer`, trainable) with its frozen text encoder and codec (VAE or identity).
+
+    Build one with `runtime.models.families.build_policy(spec)` or `VideoPolicy.from_pretrained(path)`."""
+
+    def __init__(self, spec: dict, transformer: nn.Module, text_encoder: nn.Module, codec: nn.Module,
+                 denoise: Denoise, prediction: str, dtype: torch.dtype):
         super().__init__()
-        self.spec = spec
+        self.spec = dict(spec)
         self.transformer = transformer
-        self.vae = vae
-        self._encode_text = encode_text
-        self._call = call
-        self._codec = vae_codec
-        self.lora_rank = 0
+        self.text_encoder = text_encoder.requires_grad_(False).eval()
+        self.codec = codec.requires_grad_(False).eval()
+        self._denoise = denoise
+        self._prediction = prediction
+        self._dtype = dtype
+        self.lora: LoraSpec | None = None
+        self.lineage: list[dict] = []  # weight files (full, or adapters merged in order) on top of the base
         self._frozen_reference: nn.Module | None = None
 
-    # ---- conditioning and spaces
-    @torch.no_grad()
-    def encode_prompts(self, prompts: list[str]) -> TextCond:
-        return self._encode_text(list(prompts))
+    @classmethod
+    def from_pretrained(cls, path: str | Path, family: str | None = None, dtype: torch.dtype = torch.float32,
+                        spec: dict | None = None) -> "VideoPolicy":
+        """Load a local folder in the diffusers pipeline layout (family read from model_index.json)."""
+        from .families import from_pretrained
 
-    def velocity(self, latents: torch.Tensor, sigma: torch.Tensor, text: TextCond,
-                 transformer: nn.Module | None = None) -> torch.Tensor:
-        model = transformer if transformer is not None else self.transformer
-        sigma = torch.as_tensor(sigma, device=latents.device).float().reshape(-1).expand(latents.shape[0])
-        return self._call(model, latents.to(self.compute_dtype), sigma, text)
+        return from_pretrained(path, family=family, dtype=dtype, spec=spec)
 
-    @torch.no_grad()
-    def encode_video(self, pixels: torch.Tensor) -> torch.Tensor:
-        if self._codec is None:
-            return pixels.permute(0, 2, 1, 3, 4).float()
-        return self._codec.encode(pixels)
+    # ---- what the model is
+    @property
+    def family(self) -> str:
+        return self.spec["family"]
 
-    @torch.no_grad()
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        if self._codec is None:
-            return latents.permute(0, 2, 1, 3, 4).float().clamp(-1, 1)
-        return self._codec.decode(latents)
-
-    def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int, int]:
-        st, sh, sw = self.spec["vae_stride"]
-        return (self.spec["latent_channels"], 1 + (frames - 1) // st if st > 1 else frames, height // sh, width // sw)
+    @property
+    def prediction(self) -> str:
+        """What the network itself predicts: `velocity` (rectified flow: Wan, shapes) or `epsilon` (the
+        DDPM family, CogVideoX). `velocity()` always returns the flow velocity; DPO picks its beta scale
+        and error form from this."""
+        return self.spec.get("prediction") or self._prediction
 
     @property
     def compute_dtype(self) -> torch.dtype:
-        return next(self.transformer.parameters()).dtype
+        return self._dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.transformer.parameters()).device
+
+    # ---- conditioning, spaces and the network
+    @torch.no_grad()
+    def encode_prompts(self, prompts: list[str]) -> TextCond:
+        return self.text_encoder(list(prompts))
+
+    def velocity(self, latents: torch.Tensor, sigma, text: TextCond,
+                 transformer: nn.Module | None = None) -> torch.Tensor:
+        """The flow velocity v = eps - x0 at noise level sigma (scalar or (B,)), fp32, latents' layout.
+        `transformer` runs another set of weights (the frozen reference) through the same adapter."""
+        model = self.transformer if transformer is None else transformer
+        sigma = torch.as_tensor(sigma, dtype=torch.float32, device=latents.device).reshape(-1)
+        sigma = sigma.expand(latents.shape[0])
+        text = TextCond(text.embeds.to(latents.device, self._dtype), text.mask.to(latents.device))
+        return self._denoise(model, latents.to(self._dtype), sigma, text).float()
+
+    @torch.no_grad()
+    def encode_video(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels (B, F, 3, H, W) in [-1, 1] -> latents (B, C, F', H', W'), fp32."""
+        return self.codec.encode(pixels.to(self.device)).float()
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (B, C, F', H', W') -> pixels (B, F, 3, H, W) clamped to [-1, 1], fp32."""
+        return self.codec.decode(latents.to(self.device)).float().clamp(-1, 1)
+
+    def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int, int]:
+        """(C, F', H', W') of a video of `frames` x `height` x `width` pixels; checks divisibility."""
+        st, sh, sw = self.codec.stride
+        pt, ph, pw = self.spec["patch"]
+        if (frames - 1) % st or height % (sh * ph) or width % (sw * pw):
+            raise ValueError(f"{self.family}: {frames} frames of {height}x{width} px do not fit the VAE stride "
+                             f"{(st, sh, sw)} and patch {(pt, ph, pw)}; use frames = 1 + {st}k and sizes "
+                             f"divisible by {sh * ph}x{sw * pw}")
+        latent_frames = (frames - 1) // st + 1
+        if self.codec.odd_latent_frames and latent_frames % 2 == 0:
+            raise ValueError(f"{self.family}: the VAE decodes an odd number of latent frames; {frames} frames give "
+                             f"{latent_frames}: use frames = 1 + {2 * st}k")
+        return self.codec.channels, latent_frames, height // sh, width // sw
 
     # ---- training state
-    def add_lora(self, rank: int) -> None:
-        from peft import LoraConfig
-
-        self.transformer.requires_grad_(False)
-        self.transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=LORA_TARGETS,
-                                                init_lora_weights=True))
-        self.lora_rank = rank
+    def train(self, mode: bool = True) -> "VideoPolicy":
+        super().train(mode)
+        self.text_encoder.eval()  # frozen parts never switch to train mode (real T5s have dropout)
+        self.codec.eval()
+        if self._frozen_reference is not None:
+            self._frozen_reference.eval()
+        return self
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.transformer.parameters() if p.requires_grad]
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The trainable tensors by their transformer state-dict name, on the CPU."""
         names = {n for n, p in self.transformer.named_parameters() if p.requires_grad}
         return {k: v.detach().cpu().contiguous() for k, v in self.transformer.state_dict().items() if k in names}
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
-        missing = set(state) - set(self.transformer.state_dict())
-        if missing:
-            raise KeyError(f"checkpoint has parameters this model lacks: {sorted(missing)[:5]}")
+        unknown = set(state) - set(self.transformer.state_dict())
+        if unknown:
+            raise KeyError(f"the weights name parameters this model lacks: {sorted(unknown)[:5]}")
         self.transformer.load_state_dict(state, strict=False)
 
-    def save(self, folder: Path) -> None:
-        """The trainable weights (all of them, or the LoRA adapters) as safetensors plus the spec."""
-        import json
-
-        from safetensors.torch import save_file
-
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file(self.trainable_state(), str(folder / "weights.safetensors"))
-        (folder / "policy.json").write_text(json.dumps({"spec": self.spec, "lora_rank": self.lora_rank}, indent=2))
-
-    def load(self, folder: Path) -> None:
-        import json
-
-        from safetensors.torch import load_file
-
-        meta = json.loads((folder / "policy.json").read_text())
-        if meta["lora_rank"] and not self.lora_rank:
-            self.add_lora(meta["lora_rank"])
-        state = load_file(str(folder / "weights.safetensors"))
-        if meta["lora_rank"] and self.lora_rank:
-            self.load_trainable_state(state)
+    def gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute each block's activations in the backward pass (memory for time)."""
+        if enabled:
+            self.transformer.enable_gradient_checkpointing()
         else:
-            self.transformer.load_state_dict(state, strict=False)
+            self.transformer.disable_gradient_checkpointing()
 
-    # ---- reference model
+    def add_lora(self, rank: int, alpha: float | None = None, targets: tuple[str, ...] = LORA_TARGETS,
+                 dropout: float = 0.0) -> None:
+        """Freeze the transformer and attach peft LoRA adapters (B = 0: the output is unchanged)."""
+        if self.lora is not None:
+            raise ValueError("this policy already has LoRA adapters")
+        lora = LoraSpec(int(rank), float(alpha if alpha is not None else rank), tuple(targets), float(dropout))
+        self.transformer.requires_grad_(False)
+        self.transformer.add_adapter(lora.config())
+        self.lora = lora
+
     @contextlib.contextmanager
-    def reference(self):
-        """The frozen reference: adapters disabled (LoRA: no second copy of the weights) or a frozen copy
-        made once from the weights at the time of the first call."""
-        if self.lora_rank:
-            self.transformer.disable_adapters()
-            try:
-                yield self.transformer
-            finally:
-                self.transformer.enable_adapters()
+    def adapters_disabled(self) -> Iterator[nn.Module]:
+        """Run the base weights: LoRA adapters off inside the block (no second copy of the weights)."""
+        if self.lora is None:
+            raise ValueError("this policy has no LoRA adapters to disable")
+        self.transformer.disable_adapters()
+        try:
+            yield self.transformer
+        finally:
+            self.transformer.enable_adapters()
+
+    @contextlib.contextmanager
+    def reference(self) -> Iterator[nn.Module]:
+        """The frozen reference transformer, to pass to `velocity(..., transformer=ref)` under no_grad:
+        with LoRA, the base weights (adapters disabled); otherwise a frozen copy of the weights as they
+        were at the first call (or at the last `refresh_reference`)."""
+        if self.lora is not None:
+            with self.adapters_disabled() as base:
+                yield base
             return
         if self._frozen_reference is None:
             self.refresh_reference()
         yield self._frozen_reference
 
     def refresh_reference(self) -> None:
-        """Replace the reference by the current policy (OnlineVPO's curriculum reference updates)."""
-        if self.lora_rank:
-            raise ValueError("refresh with LoRA: merge adapters first")  # not reachable from the planner
-        ref = copy.deepcopy(self.transformer).requires_grad_(False).eval()
-        self._frozen_reference = ref
+        """Make the current weights the reference (OnlineVPO's periodic reference update)."""
+        if self.lora is not None:
+            raise ValueError("with LoRA the reference is the base model; merge the adapters to move it")
+        self._frozen_reference = copy.deepcopy(self.transformer).requires_grad_(False).eval()
+
+    def merge_lora(self) -> None:
+        """Fold the adapters into the base weights and remove them; the transformer is trainable again."""
+        if self.lora is None:
+            raise ValueError("this policy has no LoRA adapters to merge")
+        self.transformer.fuse_lora()
+        self.transformer.unload_lora()
+        self.transformer.requires_grad_(True)
+        self.lora = None
+
+    # ---- persistence
+    def save(self, folder: str | Path) -> None:
+        """Write the policy's weights as safetensors with the spec (`policy.json`).
+
+        Without LoRA: the whole transformer. With LoRA: only the adapters, plus the weight files its base
+        was built from (`lineage`: earlier stages' full weights or merged adapters, hard-linked when
+        possible), so a chain of LoRA stages reloads exactly."""
+        from safetensors.torch import save_file
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        lineage = []
+        if self.lora is None:
+            state = {k: v.detach().cpu().contiguous() for k, v in self.transformer.state_dict().items()}
+        else:
+            state = self.trainable_state()
+            for i, entry in enumerate(self.lineage):
+                name = f"lineage_{i}.safetensors"
+                _link_or_copy(Path(entry["file"]), folder / name)
+                lineage.append({"file": name, "lora": entry["lora"]})
+        save_file(state, str(folder / WEIGHTS_FILE))
+        lora = None if self.lora is None else {**self.lora.__dict__, "targets": list(self.lora.targets)}
+        meta = {"spec": self.spec, "lora": lora, "lineage": lineage}
+        (folder / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+
+    def load(self, folder: str | Path) -> None:
+        """Load what `save` wrote: full weights, or adapters merged into the base (after the lineage).
+        The result has no active adapters: a later stage adds its own, and its reference is this policy."""
+        folder = Path(folder)
+        meta = json.loads((folder / META_FILE).read_text())
+        if self.lora is not None:
+            raise ValueError("load weights before adding LoRA adapters")
+        entries = [*meta["lineage"], {"file": WEIGHTS_FILE, "lora": meta["lora"]}]
+        for entry in entries:
+            self._apply_weights(folder / entry["file"], entry["lora"])
+        last_full = max((i for i, e in enumerate(entries) if e["lora"] is None), default=0)
+        self.lineage = [{"file": str(folder / e["file"]), "lora": e["lora"]} for e in entries[last_full:]]
+
+    def _apply_weights(self, file: Path, lora: dict | None) -> None:
+        from safetensors.torch import load_file
+
+        state = load_file(str(file), device=str(self.device))
+        if lora is None:
+            self.load_trainable_state(state)
+            return
+        self.add_lora(lora["rank"], lora["alpha"], tuple(lora["targets"]), lora["dropout"])
+        self.load_trainable_state(state)
+        self.merge_lora()
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    import os
+    import shutil
+
+    if dst.exists():
+        dst.unlink()
+    try:
+        os.link(src, dst)  # weight files are never modified in place, so sharing the inode is safe
+    except OSError:
+        shutil.copyfile(src, dst)

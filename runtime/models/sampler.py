@@ -1,63 +1,117 @@
-"""Sampling from s = 1 to 0: the ODE for evaluation, the SDE with per-step log-probs for GRPO rollouts."""
+"""Sampling from s = 1 to 0 over the shifted schedule: the ODE (g = 0) for evaluation, the SDE with
+per-step log-probs for GRPO rollouts (ALGORITHMS.md §1).
+
+A rollout stores every state x_k and log p(x_{k+1} | x_k); training recomputes the step mean under the
+current weights from the stored, detached (x_k, x_{k+1}) (`recompute_logprob`). All noise comes from the
+caller's torch.Generator, so a rollout is a function of (weights, prompts, generator state)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
 
-from runtime.algorithms.flow import shifted_sigmas
-from runtime.algorithms.sde import noise_level, sde_step, sde_step_mean, gaussian_logprob
+from runtime.algorithms.schedule import shifted_sigmas
+from runtime.algorithms.sde import gaussian_logprob, noise_level, sde_step, sde_step_mean
 
 from .policy import TextCond, VideoPolicy
 
 
 @dataclass
 class Trajectory:
-    states: list[torch.Tensor]  # T+1 latents, fp32, states[0] the initial noise
-    logps: torch.Tensor | None  # (B, T) per-step log-probs (SDE only)
+    states: list[torch.Tensor]  # T+1 latents (fp32): states[0] the initial noise, states[-1] the sample
+    logps: torch.Tensor | None  # (B, T) log p(x_{k+1} | x_k), 0 on deterministic steps; None for the ODE
     mus: list[torch.Tensor]  # T step means (ViPO recomputes per-position log-probs from them)
-    sigmas: torch.Tensor  # (T+1,)
-    levels: list[float]  # g per step
+    sigmas: torch.Tensor  # (T+1,) the schedule, from 1 to 0
+    levels: list[float]  # the noise scale g of each step (0 = deterministic)
 
     @property
     def final(self) -> torch.Tensor:
         return self.states[-1]
 
+    def step(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(x_k, x_{k+1}, logp_k) of step k."""
+        return self.states[k], self.states[k + 1], None if self.logps is None else self.logps[:, k]
 
-def guided_velocity(policy: VideoPolicy, x: torch.Tensor, s: float, text: TextCond, uncond: TextCond | None,
-                    guidance: float, transformer=None) -> torch.Tensor:
-    sigma = torch.full((x.shape[0],), s, device=x.device)
-    v = policy.velocity(x, sigma, text, transformer)
-    if uncond is not None and guidance != 1.0:
-        v_u = policy.velocity(x, sigma, uncond, transformer)
-        v = v_u + guidance * (v - v_u)
-    return v
+    def stochastic_steps(self) -> list[int]:
+        """The steps that carry a log-prob: the ones GRPO can train."""
+        return [k for k, g in enumerate(self.levels) if g > 0]
+
+
+def initial_noise(n: int, shape: tuple[int, ...], generator: torch.Generator | None = None, group: int = 1,
+                  device: str | torch.device = "cpu") -> torch.Tensor:
+    """(n, *shape) standard normal noise; with `group` > 1 each run of `group` consecutive samples shares
+    one draw (GRPO's shared initial noise within a prompt's group)."""
+    if n % group:
+        raise ValueError(f"{n} samples do not split into groups of {group}")
+    return _normal((n // group, *shape), generator).repeat_interleave(group, 0).to(device)
+
+
+def guided_velocity(policy: VideoPolicy, x: torch.Tensor, s: float, text: TextCond, uncond: TextCond | None = None,
+                    guidance: float = 1.0, transformer=None) -> torch.Tensor:
+    """The velocity at level s, with classifier-free guidance `v_u + w (v_c - v_u)` when an
+    unconditional text is given and w != 1 (conditional and unconditional in one batched call)."""
+    sigma = torch.full((x.shape[0],), float(s), device=x.device)
+    if uncond is None or guidance == 1.0:
+        return policy.velocity(x, sigma, text, transformer)
+    if len(uncond) == 1 and x.shape[0] > 1:
+        uncond = uncond.repeat(x.shape[0])
+    both = policy.velocity(torch.cat([x, x]), torch.cat([sigma, sigma]), text.cat(uncond.to(text.embeds.device)),
+                           transformer)
+    v_cond, v_uncond = both.chunk(2)
+    return v_uncond + guidance * (v_cond - v_uncond)
 
 
 @torch.no_grad()
 def sample(policy: VideoPolicy, text: TextCond, noise: torch.Tensor, steps: int, noise_kind: str = "ode",
            level: float = 0.7, generator: torch.Generator | None = None, guidance: float = 1.0,
-           uncond: TextCond | None = None, transformer=None) -> Trajectory:
-    sig = shifted_sigmas(steps, policy.spec.get("shift", 1.0))
+           uncond: TextCond | None = None, transformer=None, deterministic_last_step: bool = True) -> Trajectory:
+    """Integrate from the initial `noise` (s = 1) to s = 0 in `steps` steps of the policy's shifted
+    schedule. `noise_kind` `ode`, `flow_grpo` (level = a) or `dance` (level = eta). The last step is
+    deterministic by default: nothing after it would remove the noise it adds, so the sample is its
+    mean (and the step carries no log-prob)."""
+    sigmas = shifted_sigmas(steps, float(policy.spec.get("shift", 1.0)))
     x = noise.float()
-    states, logps, levels, mus = [x], [], [], []
+    states, mus, levels, logps = [x], [], [], []
     for k in range(steps):
-        s, s_next = float(sig[k]), float(sig[k + 1])
-        g = 0.0 if noise_kind == "ode" or k == steps - 1 else noise_level(noise_kind, s, float(sig[1]), a=level, eta=level)
+        s, s_next = float(sigmas[k]), float(sigmas[k + 1])
+        last = k == steps - 1 and deterministic_last_step
+        g = 0.0 if last else noise_level(noise_kind, s, float(sigmas[1]), a=level, eta=level)
         v = guided_velocity(policy, x, s, text, uncond, guidance, transformer)
-        z = torch.randn(x.shape, generator=generator, device="cpu").to(x.device) if g > 0 else None
+        z = _normal(x.shape, generator).to(x.device) if g > 0 else None
         x, mu, _, logp = sde_step(x, v, s, s_next, g, z)
         states.append(x)
         mus.append(mu)
         levels.append(g)
         logps.append(logp if logp is not None else torch.zeros(x.shape[0], device=x.device))
-    stacked = torch.stack(logps, 1) if noise_kind != "ode" else None
-    return Trajectory(states, stacked, mus, sig, levels)
+    stacked = None if noise_kind == "ode" else torch.stack(logps, 1)
+    return Trajectory(states, stacked, mus, sigmas, levels)
 
 
-def step_logprob(policy: VideoPolicy, text: TextCond, x: torch.Tensor, x_next: torch.Tensor, s: float, s_next: float,
-                 g: float, uncond: TextCond | None = None, guidance: float = 1.0, transformer=None):
-    """Recompute one stored step under the current weights: (per-sample logp, mu) with gradients."""
+def step_logprob(policy: VideoPolicy, text: TextCond, x: torch.Tensor, x_next: torch.Tensor, s: float,
+                 s_next: float, g: float, uncond: TextCond | None = None, guidance: float = 1.0,
+                 transformer=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p(x_next | x) of one step under the current weights, with gradients: (logp (B,), mu)."""
     v = guided_velocity(policy, x, s, text, uncond, guidance, transformer)
     mu, std = sde_step_mean(x, v, s, s_next, g)
-    return gaussian_logprob(x_next, mu, std), mu
+    return gaussian_logprob(x_next.detach(), mu, std), mu
+
+
+def recompute_logprob(policy: VideoPolicy, traj: Trajectory, k: int, text: TextCond, rows=None,
+                      uncond: TextCond | None = None, guidance: float = 1.0,
+                      transformer=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Step k of a stored rollout (optionally only `rows`) re-evaluated under the current weights:
+    (logp, mu). With unchanged weights it equals the rollout's `logps[:, k]`."""
+    if traj.levels[k] <= 0:
+        raise ValueError(f"step {k} of this trajectory is deterministic and has no log-prob")
+    x, x_next = traj.states[k], traj.states[k + 1]
+    if rows is not None:
+        x, x_next = x[rows], x_next[rows]
+        text = text.index(rows)
+        uncond = uncond.index(rows) if uncond is not None and len(uncond) > 1 else uncond
+    return step_logprob(policy, text, x, x_next, float(traj.sigmas[k]), float(traj.sigmas[k + 1]), traj.levels[k],
+                        uncond, guidance, transformer)
+
+
+def _normal(shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
+    device = generator.device if generator is not None else "cpu"
+    return torch.randn(shape, generator=generator, device=device)
