@@ -1,78 +1,208 @@
 """Building rewards from the plan's reward references and scoring reward expressions.
 
 A reference is the dict the compiler emits: {"ref": "reward", "name", "head", "heads", "spec", "stage",
-"input"}. Rewards are built once per spec and cached; `score_reward` returns a (B,) float tensor."""
+"input"}; `spec` is a declared reward's schema dump, or None when a reward_model stage produces it (then
+`input` names the job input that holds the stage's saved model). Rewards are built once per spec (or
+per saved model) and cached for the process. Expressions: {"kind": "sum", "terms": [{"weight", "reward"}]},
+{"kind": "joint", "rewards": [...], "balance", "weights"}; gates: {"kind": "gate", "reward", "op",
+"threshold"}.
+"""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from runtime.errors import JobError
 
-Scorer = Callable[[torch.Tensor, list[str]], dict[str, torch.Tensor]]
-_CACHE: dict[str, Scorer] = {}
+from .base import Reward, select_head
+
+ResolveInput = Callable[[str], Path]
+_CACHE: dict[str, Reward] = {}
 
 
-def _key(ref: dict) -> str:
-    return json.dumps({"spec": ref.get("spec"), "stage": ref.get("stage")}, sort_keys=True)
-
-
-def build_reward(ref: dict, ctx=None) -> Scorer:
-    key = _key(ref)
+def build_reward(ref: dict, resolve_input: ResolveInput | None = None, *, base_dir: Path | None = None,
+                 device: str | torch.device | None = None) -> Reward:
+    """The Reward a reference names, built once per spec. Relative `path`s are taken from `base_dir`
+    (the recipe's folder); `resolve_input(slot)` gives a reward_model stage's artifact folder."""
+    if ref.get("spec") is None:
+        folder = _stage_folder(ref, resolve_input)
+        key = json.dumps({"saved_model": str(folder)})
+    else:
+        folder, key = None, json.dumps({"spec": ref["spec"], "base": str(base_dir)}, sort_keys=True)
     if key not in _CACHE:
-        _CACHE[key] = _build(ref, ctx)
-    return _CACHE[key]
+        _CACHE[key] = _stage_reward(ref, folder) if folder is not None else _spec_reward(ref, base_dir)
+    reward = _CACHE[key]
+    if device is not None and reward.needs.device == "gpu" and reward.device != torch.device(device):
+        reward.to(device)
+    return reward
 
 
-def _build(ref: dict, ctx) -> Scorer:
-    spec = ref.get("spec")
-    if spec is None:
-        raise JobError(f"reward `{ref['name']}` comes from a reward_model stage, which this runtime cannot "
-                       "load yet")
-    kind = spec["kind"]
-    if kind == "shapes":
-        from runtime.shapes import rewards as shapes
-        fn = shapes.METRICS[spec["metric"]]
-        return lambda videos, prompts: {"score": fn(videos, prompts)}
-    if kind == "weight_free":
-        from . import weight_free
-        fn = weight_free.METRICS[spec["metric"]]
-        return lambda videos, prompts: {"score": fn(videos, spec.get("resize", 64))}
-    raise JobError(f"reward `{ref['name']}` ({kind}) needs model weights that this runtime cannot load yet; "
-                   "weight-free and shapes-world rewards are available")
+def clear_cache() -> None:
+    _CACHE.clear()
+
+
+def reward_for(ref: dict, ctx=None) -> Reward:
+    """build_reward with a job context's input resolver, recipe folder and device."""
+    if ctx is None:
+        return build_reward(ref)
+    return build_reward(ref, ctx.input_path, base_dir=ctx.recipe_dir, device=ctx.device)
 
 
 def score_reward(ref: dict, videos: torch.Tensor, prompts: list[str], ctx=None) -> torch.Tensor:
-    """Scores of one reward reference: its head, `overall` (the sum of heads), or its single score."""
-    heads = build_reward(ref, ctx)(videos.detach().float().cpu(), list(prompts))
-    head = ref.get("head")
-    if head in (None, "score") and "score" in heads:
-        return heads["score"].float()
-    if head == "overall" or head is None:
-        return sum(v.float() for k, v in heads.items() if k != "overall")
-    return heads[head].float()
+    """(B,) scores of one reference: its head, else a scalar reward's score or a multi-head's `overall`."""
+    return select_head(reward_for(ref, ctx)(videos, list(prompts)), ref.get("head"), ref["name"])
 
 
-def score_expression(expr: dict, videos: torch.Tensor, prompts: list[str], ctx=None) -> dict[str, Any]:
-    """`sum`: {"total": weighted sum, "terms": {name: scores}}; `joint`: {"terms": ..., "joint": [...]}."""
+def score_references(refs: list[dict], videos: torch.Tensor, prompts: list[str], ctx=None,
+                     mode: str | None = None) -> list[torch.Tensor]:
+    """(B,) scores per reference; each distinct reward runs once however many heads are asked of it.
+    `mode` (serial | threads | grouped, see concurrent.py) defaults to threads on a GPU, else serial."""
+    from .concurrent import run_rewards
+
+    rewards = [reward_for(ref, ctx) for ref in refs]
+    distinct = {str(id(r)): r for r in rewards}
+    if mode is None:
+        on_gpu = ctx is not None and torch.device(ctx.device).type == "cuda"
+        mode = "threads" if on_gpu and len(distinct) > 1 else "serial"
+    scores = run_rewards(distinct, videos, list(prompts), mode=mode).scores
+    return [select_head(scores[str(id(r))], ref.get("head"), ref["name"]) for r, ref in zip(rewards, refs)]
+
+
+def score_expression(expr: dict, videos: torch.Tensor, prompts: list[str], ctx=None,
+                     mode: str | None = None) -> dict[str, Any]:
+    """`sum`: {"total": sum of weight * score, "terms": {label: scores}}; `joint`: {"terms": ...,
+    "joint": [scores per reward, in order]} (the GRPO trainer gives each its own advantage)."""
     if expr["kind"] == "sum":
-        terms = {_label(t["reward"]): score_reward(t["reward"], videos, prompts, ctx) for t in expr["terms"]}
-        total = sum(t["weight"] * terms[_label(t["reward"])] for t in expr["terms"])
-        return {"total": total, "terms": terms}
+        refs = [t["reward"] for t in expr["terms"]]
+        scored = score_references(refs, videos, prompts, ctx, mode)
+        total = sum(t["weight"] * s for t, s in zip(expr["terms"], scored))
+        return {"total": total, "terms": {label(r): s for r, s in zip(refs, scored)}}
     if expr["kind"] == "joint":
-        terms = {_label(r): score_reward(r, videos, prompts, ctx) for r in expr["rewards"]}
-        return {"terms": terms, "joint": list(terms.values())}
+        scored = score_references(expr["rewards"], videos, prompts, ctx, mode)
+        return {"terms": {label(r): s for r, s in zip(expr["rewards"], scored)}, "joint": scored}
     raise ValueError(f"unknown reward expression {expr['kind']!r}")
 
 
-def gate_mask(gate: dict, videos: torch.Tensor, prompts: list[str], ctx=None) -> torch.Tensor:
-    """True where the sample satisfies the gate."""
-    r = score_reward(gate["reward"], videos, prompts, ctx)
-    t = gate["threshold"]
-    return {">=": r >= t, ">": r > t, "<=": r <= t, "<": r < t}[gate["op"]]
+_OPS = {">=": torch.ge, ">": torch.gt, "<=": torch.le, "<": torch.lt}
 
 
-def _label(ref: dict) -> str:
+def gate_mask(gate: dict, scores: torch.Tensor, prompts: list[str] | None = None, ctx=None) -> torch.Tensor:
+    """True where a sample passes the gate. `gate_mask(gate, scores)` compares precomputed (B,) scores of
+    the gate's reward; `gate_mask(gate, videos, prompts, ctx)` scores the videos first."""
+    if prompts is not None:
+        scores = score_reward(gate["reward"], scores, prompts, ctx)
+    if scores.dim() != 1:
+        raise ValueError(f"gate scores must be (B,), got {tuple(scores.shape)}; pass prompts to score videos")
+    return _OPS[gate["op"]](scores, gate["threshold"])
+
+
+def label(ref: dict) -> str:
+    """How a reference is named in metrics: `r.videoalign.vq`, `shapes.alignment`."""
     return ref["name"] + (f".{ref['head']}" if ref.get("head") else "")
+
+
+# ---- building ------------------------------------------------------------------------------------
+def _stage_folder(ref: dict, resolve_input: ResolveInput | None) -> Path:
+    slot = ref.get("input") or f"reward_model:{ref.get('stage')}"
+    if resolve_input is None:
+        raise JobError(f"reward `{ref['name']}` is produced by the reward_model stage `{ref.get('stage')}`; "
+                       f"scoring it needs that stage's output (job input `{slot}`)")
+    return Path(resolve_input(slot))
+
+
+def _stage_reward(ref: dict, folder: Path) -> Reward:
+    from .video_reward_model import load_reward_model
+
+    return load_reward_model(folder, ref["name"], ref.get("heads") or None)
+
+
+def _spec_reward(ref: dict, base_dir: Path | None) -> Reward:
+    spec = ref["spec"]
+    if spec["kind"] not in _BUILDERS:
+        raise JobError(f"reward `{ref['name']}`: kind `{spec['kind']}` has no runtime implementation; "
+                       f"known kinds: {', '.join(sorted(_BUILDERS))}")
+    return _BUILDERS[spec["kind"]](spec, ref["name"], base_dir)
+
+
+def _weights(path: str | None, reward: str, what: str, base_dir: Path | None, hint: str = "") -> Path:
+    """The local folder of a reward's weights, or an error telling the user to set `path`."""
+    if path is None:
+        raise JobError(f"reward `{reward}` needs the weights of {what}, and its `path` is not set: set `path` "
+                       f"in the recipe to a local folder in transformers format{hint}")
+    folder = Path(path)
+    if not folder.is_absolute() and base_dir is not None:
+        folder = Path(base_dir) / folder
+    if not folder.is_dir():
+        raise JobError(f"reward `{reward}`: `path` {path} is not a folder (looked at {folder})")
+    return folder
+
+
+def _weight_free(spec: dict, name: str, base_dir: Path | None) -> Reward:
+    from .weight_free import WeightFreeReward
+
+    return WeightFreeReward(spec["metric"], spec.get("resize", 64))
+
+
+def _shapes(spec: dict, name: str, base_dir: Path | None) -> Reward:
+    from .shapes_world import ShapesWorldReward
+
+    return ShapesWorldReward(spec["metric"])
+
+
+def _feature_consistency(spec: dict, name: str, base_dir: Path | None) -> Reward:
+    from .backbones import SHAPES, ShapesPatches, load_backbone
+    from .feature_consistency import FeatureConsistencyReward
+
+    if spec.get("backbone") == SHAPES and spec.get("path") is None:
+        return FeatureConsistencyReward(spec.get("target", "subject"), ShapesPatches())
+    location = spec.get("path")
+    if location is None and Path(base_dir or ".", spec.get("backbone", "")).joinpath("config.json").is_file():
+        location = spec["backbone"]  # `backbone` itself names a local folder
+    folder = _weights(location, name, f"its `{spec.get('backbone')}` backbone", base_dir,
+                      ' (a DINOv2 model), or backbone = "shapes" in the shapes world')
+    return FeatureConsistencyReward(spec.get("target", "subject"), load_backbone(str(folder)))
+
+
+def _clip_score(spec: dict, name: str, base_dir: Path | None) -> Reward:
+    from .clip import load_clip_score
+
+    return load_clip_score(_weights(spec.get("path"), name, "a CLIP model", base_dir), spec.get("frames", 8))
+
+
+def _aesthetic(spec: dict, name: str, base_dir: Path | None) -> Reward:
+    from .clip import AESTHETIC_HEAD, load_aesthetic
+
+    folder = _weights(spec.get("path"), name, "a CLIP model and its aesthetic head", base_dir,
+                      f" holding the CLIP model and {AESTHETIC_HEAD}")
+    return load_aesthetic(folder, spec.get("frames", 8))
+
+
+def _vlm_judge(spec: dict, name: str, base_dir: Path | None) -> Reward:
+    from .vlm import check_family
+    from .vlm_judge import VlmJudgeReward
+
+    model = spec["model"]
+    check_family(model["spec"]["family"], name)
+    folder = _weights(model["spec"].get("path"), name, f"its model `{model['name']}`", base_dir,
+                      f" (on the model: `model judge = {model['name']} {{ path = \"...\" }}`)")
+    return VlmJudgeReward(folder, spec["question"], spec.get("frames", 8), spec.get("pairwise", False),
+                          model["spec"].get("dtype", "bf16"), name=name)
+
+
+def _video_reward_model(spec: dict, name: str, base_dir: Path | None) -> Reward:
+    from .video_reward_model import load_reward_model
+    from .vlm import check_family
+
+    check_family(spec["model"]["spec"]["family"], name)
+    folder = _weights(spec.get("path"), name, "a trained video reward model", base_dir,
+                      " saved by VideoRewardModel.save (a reward_model stage's output)")
+    return load_reward_model(folder, name, spec["heads"], spec["model"]["spec"].get("dtype", "bf16"))
+
+
+_BUILDERS: dict[str, Callable[[dict, str, Path | None], Reward]] = {
+    "weight_free": _weight_free, "shapes": _shapes, "feature_consistency": _feature_consistency,
+    "clip_score": _clip_score, "aesthetic": _aesthetic, "vlm_judge": _vlm_judge,
+    "video_reward_model": _video_reward_model}

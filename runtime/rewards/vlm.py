@@ -1,0 +1,166 @@
+"""Qwen2-VL family models (Qwen2-VL, Qwen2.5-VL) fed with videos, for judges and reward models.
+
+Video pixels are prepared here in torch rather than by the transformers video processor: that keeps
+gradients flowing to the videos (reward guidance, reward-model training on generated clips) and needs
+no torchvision. The layout is the processor's: frames resized to multiples of patch * merge within a
+pixel budget, normalised, padded to a multiple of the temporal patch, and cut into
+(grid_t * grid_h * grid_w, 3 * temporal * patch * patch) rows in merge-window order. Prompts use the
+Qwen chat format, with one `<|video_pad|>` per merged visual token.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from runtime.errors import JobError
+
+from .loading import from_local
+from .pixels import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, normalize, read_processor_config, to_unit
+
+QWEN_FAMILIES = ("qwen2_vl", "qwen25_vl", "tiny")  # `tiny`: a small Qwen2-VL for tests and smoke runs
+QWEN_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
+VIDEO_MIN_PIXELS = 128 * 28 * 28  # qwen-vl-utils' per-frame bounds for videos
+VIDEO_MAX_PIXELS = 768 * 28 * 28
+VIDEO_PAD = "<|video_pad|>"
+VIDEO = "<|vision_start|><|video_pad|><|vision_end|>"
+SYSTEM = "You are a helpful assistant."
+
+
+def chat(user: str) -> str:
+    """One user turn in the Qwen chat format, ending where the assistant's answer starts."""
+    return (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n"
+            "<|im_start|>assistant\n")
+
+
+def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """Qwen2-VL's resize rule: both sides multiples of `factor`, area within [min, max], aspect kept."""
+    if max(height, width) / min(height, width) > 200:
+        raise ValueError(f"aspect ratio {max(height, width) / min(height, width):.0f} is above Qwen2-VL's 200")
+    h, w = round(height / factor) * factor, round(width / factor) * factor
+    if h * w > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h = max(factor, math.floor(height / beta / factor) * factor)
+        w = max(factor, math.floor(width / beta / factor) * factor)
+    elif h * w < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h, w = math.ceil(height * beta / factor) * factor, math.ceil(width * beta / factor) * factor
+    return h, w
+
+
+@dataclass(frozen=True)
+class VideoPatcher:
+    patch: int = 14
+    temporal: int = 2
+    merge: int = 2
+    mean: tuple[float, ...] = OPENAI_CLIP_MEAN
+    std: tuple[float, ...] = OPENAI_CLIP_STD
+    min_pixels: int = VIDEO_MIN_PIXELS
+    max_pixels: int = VIDEO_MAX_PIXELS
+
+    @classmethod
+    def from_folder(cls, folder: Path, vision_config) -> "VideoPatcher":
+        """Video processor settings if saved, else the image processor's statistics with video bounds."""
+        video = read_processor_config(folder, "video_preprocessor_config.json")
+        image = read_processor_config(folder, "preprocessor_config.json")
+        size = video.get("size") or {}
+        both = {**image, **video}
+        return cls(patch=both.get("patch_size", vision_config.patch_size),
+                   temporal=both.get("temporal_patch_size", vision_config.temporal_patch_size),
+                   merge=both.get("merge_size", vision_config.spatial_merge_size),
+                   mean=tuple(both.get("image_mean", OPENAI_CLIP_MEAN)),
+                   std=tuple(both.get("image_std", OPENAI_CLIP_STD)),
+                   min_pixels=size.get("shortest_edge", video.get("min_pixels", VIDEO_MIN_PIXELS)),
+                   max_pixels=size.get("longest_edge", video.get("max_pixels", VIDEO_MAX_PIXELS)))
+
+    def __call__(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(F, 3, H, W) in [-1, 1] -> (patch rows (N, 3 * t * p * p), grid (3,) = (t, h, w))."""
+        h, w = smart_resize(*frames.shape[-2:], self.patch * self.merge, self.min_pixels, self.max_pixels)
+        x = to_unit(frames)
+        if (h, w) != tuple(frames.shape[-2:]):
+            x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+        x = normalize(x, self.mean, self.std)
+        if pad := -x.shape[0] % self.temporal:
+            x = torch.cat([x, x[-1:].expand(pad, -1, -1, -1)])
+        return self.patchify(x)
+
+    def patchify(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f, c, h, w = x.shape
+        p, m, t = self.patch, self.merge, self.temporal
+        gt, gh, gw = f // t, h // p, w // p
+        rows = x.reshape(gt, t, c, gh // m, m, p, gw // m, m, p).permute(0, 3, 6, 4, 7, 2, 1, 5, 8)
+        return rows.reshape(gt * gh * gw, c * t * p * p), torch.tensor([gt, gh, gw])
+
+    def tokens(self, grid: torch.Tensor) -> int:
+        """Merged visual tokens the language model sees for one video."""
+        return int(grid.prod()) // self.merge ** 2
+
+
+def vlm_path(spec_path: str | None, reward: str, what: str) -> str:
+    if spec_path is None:
+        raise JobError(f"reward `{reward}` needs the weights of {what}; set `path` in the recipe to a local "
+                       "folder saved in transformers format")
+    return spec_path
+
+
+def check_family(family: str, reward: str) -> None:
+    if family not in QWEN_FAMILIES:
+        raise JobError(f"reward `{reward}`: vision-language family `{family}` has no runtime adapter; "
+                       f"supported: {', '.join(QWEN_FAMILIES)}")
+
+
+class QwenVideoModel:
+    """A local Qwen2-VL-family folder: the model (with its LM head when `lm`), tokenizer and patcher."""
+
+    def __init__(self, path: Path, lm: bool):
+        from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoTokenizer
+
+        config = from_local(AutoConfig, path)
+        if config.model_type not in QWEN_MODEL_TYPES:
+            raise JobError(f"{path} holds a `{config.model_type}` model; expected one of {', '.join(QWEN_MODEL_TYPES)}")
+        cls = AutoModelForImageTextToText if lm else AutoModel
+        self.model = from_local(cls, path).eval()
+        self.tokenizer = from_local(AutoTokenizer, path)
+        self.patcher = VideoPatcher.from_folder(path, config.vision_config)
+        self.video_token_id = config.video_token_id
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        self._takes_types = "mm_token_type_ids" in inspect.signature(self.model.forward).parameters
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def memory_gib(self) -> float:
+        return sum(p.numel() * p.element_size() for p in self.model.parameters()) / 2**30
+
+    def inputs(self, texts: list[str], videos: list[list[torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """Model inputs for texts with one `<|video_pad|>` per video; sequences are left-padded so the
+        last position of every row is where the answer begins."""
+        rows, grids, ids = [], [], []
+        for text, clips in zip(texts, videos):
+            if text.count(VIDEO_PAD) != len(clips):
+                raise ValueError(f"text has {text.count(VIDEO_PAD)} video slots for {len(clips)} videos")
+            for clip in clips:
+                patches, grid = self.patcher(clip)
+                rows.append(patches)
+                grids.append(grid)
+                text = text.replace(VIDEO_PAD, "\0" * self.patcher.tokens(grid), 1)
+            ids.append(self.tokenizer(text.replace("\0", VIDEO_PAD), add_special_tokens=False)["input_ids"])
+        return self._pack(ids, rows, grids)
+
+    def _pack(self, ids: list[list[int]], rows: list[torch.Tensor], grids: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        longest = max(len(i) for i in ids)
+        input_ids = torch.tensor([[self.pad_id] * (longest - len(i)) + i for i in ids])
+        mask = torch.tensor([[0] * (longest - len(i)) + [1] * len(i) for i in ids])
+        dtype = next(self.model.parameters()).dtype
+        out = {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device),
+               "pixel_values_videos": torch.cat(rows).to(self.device, dtype),
+               "video_grid_thw": torch.stack(grids).to(self.device)}
+        if self._takes_types:  # transformers >= 5 builds multimodal RoPE from token types (2 = video)
+            out["mm_token_type_ids"] = (out["input_ids"] == self.video_token_id).long() * 2
+        return out
