@@ -105,3 +105,26 @@ def profile_rewards(rewards: Mapping[str, Reward], videos: torch.Tensor, prompts
                     repeats: int = 1) -> dict[str, float]:
     """Each reward's serial wall time (best of `repeats`), the input `plan_groups` wants."""
     return {n: min(_timed(r, videos, prompts)[1] for _ in range(repeats)) for n, r in rewards.items()}
+
+
+def benchmark_modes(rewards: Mapping[str, Reward], videos: torch.Tensor, prompts: list[str],
+                    budget_gib: float | None = None, repeats: int = 3) -> dict[str, RunResult]:
+    """Each mode's best-of-`repeats` run after one warm-up (lazy CUDA init, kernel selection); grouped
+    mode plans with the serial per-reward times. Raises if any mode's scores differ from serial's."""
+    run_rewards(rewards, videos, prompts, "serial")
+    seconds = profile_rewards(rewards, videos, prompts, repeats)
+    best: dict[str, RunResult] = {}
+    for mode in MODES:
+        runs = [run_rewards(rewards, videos, prompts, mode, budget_gib, seconds) for _ in range(repeats)]
+        best[mode] = min(runs, key=lambda r: r.makespan_s)
+    for mode in ("threads", "grouped"):
+        _check_same(best["serial"].scores, best[mode].scores, mode)
+    return best
+
+
+def _check_same(serial: dict, other: dict, mode: str, atol: float = 1e-4) -> None:
+    for name, heads in serial.items():
+        for head, scores in heads.items():
+            if not torch.allclose(other[name][head], scores, atol=atol, rtol=1e-4):
+                raise RuntimeError(f"{mode} execution changed reward `{name}` head `{head}`: "
+                                   f"{other[name][head].tolist()} vs serial {scores.tolist()}")

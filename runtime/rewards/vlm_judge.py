@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from runtime.algorithms.pairs import swap_consistent
 from runtime.errors import JobError
 
 from .base import DeviceNeeds, Reward
@@ -101,10 +102,9 @@ class VlmJudgeReward(Reward):
 
 
 def swap_checked_verdicts(p_ab: torch.Tensor, p_ab_swapped: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
-    """+1 where A wins in both orders, -1 where B wins in both, 0 where the orders disagree or either
-    verdict is within `margin` of a tie."""
-    a_first = p_ab - 0.5
-    a_second = p_ab_swapped - 0.5
-    a_wins = (a_first > margin) & (a_second > margin)
-    b_wins = (a_first < -margin) & (a_second < -margin)
-    return a_wins.long() - b_wins.long()
+    """P(A better) asked as (A, B) and as (B, A) -> +1 (A wins), -1 (B wins), or 0 where the two orders
+    disagree (ALGORITHMS.md §10) or either answer is within `margin` of a tie."""
+    prefers_a = p_ab > 0.5
+    consistent = swap_consistent(prefers_a, p_ab_swapped < 0.5)  # asked (B, A), "first" is B
+    decided = ((p_ab - 0.5).abs() > margin) & ((p_ab_swapped - 0.5).abs() > margin)
+    return torch.where(prefers_a, 1, -1) * (consistent & decided).long()

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from runtime.rewards.backbones import ShapesPatches, load_backbone
 from runtime.rewards.clip import load_clip_score
-from runtime.rewards.concurrent import makespan, plan_groups, profile_rewards, run_rewards
+from runtime.rewards.concurrent import benchmark_modes, makespan, plan_groups, profile_rewards, run_rewards
 from runtime.rewards.feature_consistency import FeatureConsistencyReward
 from runtime.rewards.shapes_world import ShapesWorldReward
 from runtime.rewards.video_reward_model import load_reward_model
@@ -101,3 +101,27 @@ def test_on_cuda_each_thread_runs_on_its_own_stream_and_scores_equal_serial(mode
     for name in rewards:
         for head, scores in serial.scores[name].items():
             assert torch.allclose(threads.scores[name][head], scores, atol=1e-4), (name, head)
+
+
+def test_benchmark_reports_every_mode_and_checks_scores(models):
+    rewards = {k: v for k, v in light_rewards(models).items() if k in ("flicker", "flow", "clip", "dino")}
+    results = benchmark_modes(rewards, *batch(), budget_gib=1.0, repeats=1)
+    assert set(results) == {"serial", "threads", "grouped"}
+    assert all(r.makespan_s > 0 for r in results.values())
+    assert results["threads"].groups == [list(rewards)]
+
+
+def test_benchmark_refuses_a_mode_that_changes_scores(models, monkeypatch):
+    from runtime.rewards import concurrent
+
+    original = concurrent._run_group
+
+    def corrupt(group, videos, prompts):
+        out = original(group, videos, prompts)
+        return {n: ({h: s + 1 for h, s in res.items()}, t) if len(group) > 1 else (res, t)
+                for n, (res, t) in out.items()}
+
+    monkeypatch.setattr(concurrent, "_run_group", corrupt)
+    rewards = {k: v for k, v in light_rewards(models).items() if k in ("flicker", "flow")}
+    with pytest.raises(RuntimeError, match="threads execution changed reward"):
+        benchmark_modes(rewards, *batch(), repeats=1)
