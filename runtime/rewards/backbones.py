@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from runtime.errors import JobError
 
 from .loading import from_local
-from .pixels import IMAGENET_MEAN, IMAGENET_STD, normalize, read_processor_config, resize_center_crop, square_side, to_unit
+from .pixels import (IMAGENET_MEAN, IMAGENET_STD, normalize, read_processor_config, resize_center_crop, square_side,
+                     to_unit)
 
 SHAPES = "shapes"
 FRAMES_PER_FORWARD = 16  # bounds activation memory for long videos

@@ -95,7 +95,8 @@ def select_head(scores: dict[str, torch.Tensor], head: str | None, name: str) ->
             return scores[OVERALL]
         if len(scores) == 1:
             return next(iter(scores.values()))
-        raise JobError(f"reward `{name}` has several heads ({', '.join(scores)}); name one, e.g. `{name}.{next(iter(scores))}`")
+        first = next(iter(scores))
+        raise JobError(f"reward `{name}` has several heads ({', '.join(scores)}); name one, e.g. `{name}.{first}`")
     if head not in scores:
         raise JobError(f"reward `{name}` has no head `{head}`; it has {', '.join(scores)}")
     return scores[head]

@@ -111,7 +111,8 @@ class VideoRewardModelReward(Reward):
         return self.model(videos, prompts)
 
 
-def load_reward_model(folder: Path, name: str, expected_heads: list[str] | None, dtype: str = "bf16") -> VideoRewardModelReward:
+def load_reward_model(folder: Path, name: str, expected_heads: list[str] | None,
+                      dtype: str = "bf16") -> VideoRewardModelReward:
     """Loads a saved reward model, checking its heads are the ones the recipe names."""
     model = VideoRewardModel.load(folder)
     if expected_heads and list(expected_heads) != model.heads:

@@ -127,7 +127,8 @@ class QwenVideoModel:
         self.tokenizer = from_local(AutoTokenizer, path)
         self.patcher = VideoPatcher.from_folder(path, config.vision_config)
         self.video_token_id = config.video_token_id
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self.tokenizer.eos_token_id
         self._takes_types = "mm_token_type_ids" in inspect.signature(self.model.forward).parameters
 
     @property
@@ -143,17 +144,20 @@ class QwenVideoModel:
         last position of every row is where the answer begins."""
         rows, grids, ids = [], [], []
         for text, clips in zip(texts, videos):
-            if text.count(VIDEO_PAD) != len(clips):
-                raise ValueError(f"text has {text.count(VIDEO_PAD)} video slots for {len(clips)} videos")
-            for clip in clips:
+            pieces = text.split(VIDEO_PAD)
+            if len(pieces) - 1 != len(clips):
+                raise ValueError(f"text has {len(pieces) - 1} video slots for {len(clips)} videos")
+            expanded = pieces[0]
+            for clip, after in zip(clips, pieces[1:]):
                 patches, grid = self.patcher(clip)
                 rows.append(patches)
                 grids.append(grid)
-                text = text.replace(VIDEO_PAD, "\0" * self.patcher.tokens(grid), 1)
-            ids.append(self.tokenizer(text.replace("\0", VIDEO_PAD), add_special_tokens=False)["input_ids"])
+                expanded += VIDEO_PAD * self.patcher.tokens(grid) + after
+            ids.append(self.tokenizer(expanded, add_special_tokens=False)["input_ids"])
         return self._pack(ids, rows, grids)
 
-    def _pack(self, ids: list[list[int]], rows: list[torch.Tensor], grids: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _pack(self, ids: list[list[int]], rows: list[torch.Tensor],
+              grids: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         longest = max(len(i) for i in ids)
         input_ids = torch.tensor([[self.pad_id] * (longest - len(i)) + i for i in ids])
         mask = torch.tensor([[0] * (longest - len(i)) + [1] * len(i) for i in ids])

@@ -129,3 +129,9 @@ def test_a_pairwise_judge_is_not_a_pointwise_reward(models):
     judge = VlmJudgeReward(models["qwen2_vl"], QUESTION, frames=4, pairwise=True, dtype="fp32")
     with pytest.raises(JobError, match="pairwise judge"):
         judge(videos(), PROMPTS)
+
+
+def test_texts_must_hold_one_slot_per_video(models):
+    judge = VlmJudgeReward(models["qwen2_vl"], QUESTION, frames=2, dtype="fp32")
+    with pytest.raises(ValueError, match="text has 0 video slots for 1 videos"):
+        judge.vlm.inputs(["no slot here"], [[videos()[0, :2]]])
