@@ -50,8 +50,8 @@ def test_messy_input_is_normalised():
     messy = ('vpo 0.1\nuse std.shapes\n\n\n\nstage   sft=sft( shapes.tiny_dit ){\n\n data=shapes.videos(n=8) # d\n'
              '      steps=  -3*2\n  lr   = 1e-4 ,batch=4\n}\n')
     out = format_source(messy)
-    assert out == ('vpo 0.1\nuse std.shapes\n\nstage sft = sft(shapes.tiny_dit) {\n'
-                   '  data  = shapes.videos(n = 8) # d\n  steps = -3 * 2\n  lr    = 1e-4, batch = 4\n}\n')
+    assert out == ('vpo 0.1\n\nuse std.shapes\n\nstage sft = sft(shapes.tiny_dit) {\n'
+                   '  data  = shapes.videos(n = 8)  # d\n  steps = -3 * 2\n  lr    = 1e-4, batch = 4\n}\n')
     assert format_source(out) == out
 
 

@@ -1,0 +1,196 @@
+"""One entry point: a job's FLOPs, time, GPU-hours, dollars, peak memory per GPU, batch layout and fit.
+
+    estimate_job(workload, arch, cluster) -> JobEstimate
+
+`workload` is one of workload.py's kinds, `arch` the diffusion transformer it runs (None for jobs that
+only train or run scorers), `cluster` the GPUs it gets. Training jobs get the largest micro-batch that
+fits, with activation checkpointing switched on only when nothing fits without it (unless the recipe
+decides); a job that still does not fit carries the fixes that would make it fit (fixes.py)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .arch import VideoDiT
+from .batch import BatchPlan, solve
+from .calibration import DIT_ACTIVATION_BYTES, GIB, LM_ACTIVATION_BYTES, Efficiency
+from .flops import (scorer_pass, text_encoder_flops, tokens_per_video, transformer_pass, vae_decode_flops,
+                    vae_encode_flops)
+from .hardware import Gpu, default_efficiency
+from .memory import Network, inference_activation_bytes, lora_params, total_gib, training_parts
+from .workload import Work, scorer_weight_bytes
+
+TRAIN_PARTS = ("train", "scorer_train")  # timed at the training efficiency; the rest are no-grad passes
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where a job runs. gpus_per_node = 0 means CPUs only (times from the `cpu` entry, no GPU-hours)."""
+
+    gpu: Gpu
+    nodes: int = 1
+    gpus_per_node: int = 1
+    zero_stage: int = 2
+    usd_per_gpu_hour: float | None = None  # None: the catalogue's price
+    efficiency: Efficiency | None = None  # None: calibration.EFFICIENCY for this GPU
+
+    @property
+    def world(self) -> int:
+        return self.nodes * max(self.gpus_per_node, 1)
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.gpus_per_node > 0
+
+    @property
+    def capacity_gib(self) -> float | None:
+        """GPU memory a job must fit in; None on CPUs, where host memory is not checked."""
+        return self.gpu.memory_gib if self.on_gpu else None
+
+    def seconds(self, flops: float, training: bool) -> float:
+        eff = self.efficiency or default_efficiency(self.gpu)
+        rate = self.world * self.gpu.bf16_tflops * 1e12 * (eff.train if training else eff.inference)
+        return flops / rate
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A change to the recipe and what the estimate says it gives."""
+
+    change: str  # in recipe syntax, e.g. "backward = decoupled, nodes = 2, zero_stage = 3"
+    peak_memory_gib: float
+    capacity_gib: float
+    hours: float
+    cost_usd: float
+
+    def __str__(self) -> str:
+        return f"{self.change} ({self.peak_memory_gib:.1f} GiB, {self.hours:,.1f} h, ${self.cost_usd:,.0f})"
+
+
+@dataclass(frozen=True)
+class JobEstimate:
+    kind: str
+    flops: float  # the whole job, setup included
+    steps: int  # optimiser steps (training) or waves of one video per GPU (inference)
+    step_time_s: float
+    hours: float  # wall-clock
+    gpu_hours: float
+    cost_usd: float
+    peak_memory_gib: float  # per GPU, allocator margin included
+    capacity_gib: float | None  # None on CPUs: not checked
+    micro_batch: int | None = None
+    grad_accum: int | None = None
+    checkpointing: bool = False
+    flops_by_part: dict[str, float] = field(default_factory=dict)
+    memory_gib: dict[str, float] = field(default_factory=dict)  # allocated bytes by part, in GiB
+    fixes: tuple[Fix, ...] = ()
+
+    @property
+    def fits(self) -> bool:
+        return self.capacity_gib is None or self.peak_memory_gib <= self.capacity_gib
+
+    @property
+    def breakdown(self) -> dict[str, float]:
+        """The flat record a plan stores: FLOPs by part, steps, memory by part, checkpointing (0/1)."""
+        out = {part: value for part, value in self.flops_by_part.items() if value}
+        out["steps"] = float(self.steps)
+        out.update({f"mem_{part}_gib": value for part, value in self.memory_gib.items()})
+        out["gradient_checkpointing"] = float(self.checkpointing)
+        return out
+
+
+def flops_by_part(work: Work, arch: VideoDiT | None, clip, checkpointing: bool) -> dict[str, float]:
+    """FLOPs of the passes in `work` (checkpointing recomputes the forward of trained passes)."""
+    parts = {"train": 0.0, "sampling": 0.0, "reference": 0.0, "prior": 0.0, "vae": 0.0, "text": 0.0}
+    if arch is not None and clip is not None:
+        dit = transformer_pass(arch, tokens_per_video(arch, clip))
+        parts.update(train=work.train * dit.training(checkpointing), sampling=work.sample * dit.forward,
+                     reference=work.reference * dit.forward, prior=work.prior * dit.forward, text=work.prompts * text_encoder_flops(arch),
+                     vae=work.vae_encode * vae_encode_flops(arch, clip) + work.vae_decode * vae_decode_flops(arch, clip))
+    parts["scoring"] = sum(videos * scorer_pass(s.model, s.frames).forward for s, videos in work.scored)
+    parts["scorer_train"] = sum(videos * scorer_pass(s.model, s.frames).training(checkpointing)
+                                for s, videos in work.scorer_train)
+    return parts
+
+
+def _seconds(parts: dict[str, float], cluster: Cluster, train_factor: float) -> float:
+    return sum(cluster.seconds(flops, part in TRAIN_PARTS) * (train_factor if part == "train" else 1.0)
+               for part, flops in parts.items() if flops)
+
+
+def _trained_network(workload, arch: VideoDiT | None) -> tuple[Network, int]:
+    """The network a training job updates and its tokens per sample."""
+    if workload.trains == "dit":
+        lora = lora_params(arch.layers, arch.hidden, arch.lora_targets_per_layer, workload.lora_rank)
+        net = Network(arch.params, arch.layers, arch.hidden, DIT_ACTIVATION_BYTES, arch.weight_bytes,
+                      lora if workload.lora_rank else None)
+        return net, tokens_per_video(arch, workload.clip)
+    vlm = workload.model  # lora on q, k, v, o of each block
+    lora = lora_params(vlm.layers, vlm.hidden, 4, workload.lora_rank)
+    net = Network(vlm.params, vlm.layers, vlm.hidden, LM_ACTIVATION_BYTES, vlm.weight_bytes,
+                  lora if workload.lora_rank else None)
+    return net, vlm.tokens(workload.frames)
+
+
+def layout_training(workload, arch: VideoDiT | None, cluster: Cluster) -> tuple[BatchPlan, bool, dict[str, float]]:
+    """Micro-batch, checkpointing and memory parts (bytes) of a training job: the largest micro-batch that
+    fits without checkpointing, else with it; if nothing fits, micro-batch 1 at the smallest peak. On
+    CPUs the `cpu` entry's memory (the CI machine's) guides the choice without being enforced."""
+    net, tokens = _trained_network(workload, arch)
+    per_gpu = workload.per_gpu(cluster.world)
+    frozen = workload.frozen_bytes(arch, per_gpu) if workload.trains == "dit" else {}
+    target = cluster.gpu.memory_gib
+
+    def parts(micro: int, checkpointing: bool) -> dict[str, float]:
+        return training_parts(net, tokens, workload.training_peak(micro, checkpointing), cluster.zero_stage,
+                              cluster.world, frozen)
+
+    options = [workload.checkpointing] if workload.checkpointing is not None else [False, True]
+    for checkpointing in options:
+        plan = solve(per_gpu, lambda micro: total_gib(parts(micro, checkpointing)) <= target)
+        if plan:
+            return plan, checkpointing, parts(plan.micro_batch, checkpointing)
+    return BatchPlan(per_gpu, 1, per_gpu), options[-1], parts(1, options[-1])
+
+
+def inference_parts(workload, arch: VideoDiT | None) -> dict[str, float]:
+    """Bytes per GPU of an inference job: the weights it holds and one block's no-grad activations."""
+    parts = {"scorers": scorer_weight_bytes(workload.scorers)}
+    acts = [inference_activation_bytes(Network(s.model.params, s.model.layers, s.model.hidden, LM_ACTIVATION_BYTES),
+                                       s.model.tokens(s.frames)) for s in workload.scorers]
+    if workload.uses_policy:
+        parts["weights"] = arch.params * arch.weight_bytes
+        parts["vae"] = arch.vae_params * 4.0
+        dit = Network(arch.params, arch.layers, arch.hidden, DIT_ACTIVATION_BYTES)
+        guided = 2 if workload.guidance != 1.0 else 1
+        acts.append(guided * inference_activation_bytes(dit, tokens_per_video(arch, workload.clip)))
+    parts["activations"] = max(acts, default=0.0)
+    return {name: value for name, value in parts.items() if value}
+
+
+def estimate_job(workload, arch: VideoDiT | None, cluster: Cluster, *, with_fixes: bool = True) -> JobEstimate:
+    """The estimate of one job; raises batch.BatchError when its batch cannot be split over the GPUs."""
+    training = workload.trains is not None
+    if training:
+        plan, checkpointing, memory = layout_training(workload, arch, cluster)
+    else:
+        plan, checkpointing, memory = None, False, inference_parts(workload, arch)
+    clip = getattr(workload, "clip", None)
+    steps = workload.total_steps(cluster.world)
+    step_parts = flops_by_part(workload.step_work(cluster.world), arch, clip, checkpointing)
+    setup_parts = flops_by_part(workload.setup_work(), arch, clip, checkpointing)
+    step_time = _seconds(step_parts, cluster, workload.train_time_factor if training else 1.0)
+    hours = (_seconds(setup_parts, cluster, 1.0) + steps * step_time) / 3600
+    gpu_hours = hours * cluster.world if cluster.on_gpu else 0.0
+    price = cluster.usd_per_gpu_hour if cluster.usd_per_gpu_hour is not None else cluster.gpu.usd_per_hour
+    by_part = {part: steps * step_parts[part] + setup_parts[part] for part in step_parts}
+    estimate = JobEstimate(
+        kind=workload.kind, flops=sum(by_part.values()), steps=steps, step_time_s=step_time, hours=hours,
+        gpu_hours=gpu_hours, cost_usd=gpu_hours * price,
+        peak_memory_gib=total_gib(memory) if (training or memory) else 0.0, capacity_gib=cluster.capacity_gib,
+        micro_batch=plan.micro_batch if plan else None, grad_accum=plan.grad_accum if plan else None,
+        checkpointing=checkpointing, flops_by_part=by_part, memory_gib={k: v / GIB for k, v in memory.items()})
+    if with_fixes and not estimate.fits:
+        from .fixes import suggest_fixes  # fixes re-run this function
+
+        estimate = replace(estimate, fixes=suggest_fixes(workload, arch, cluster))
+    return estimate

@@ -1,0 +1,106 @@
+"""Changes that would make an over-memory job fit, each checked by re-running the estimate.
+
+Tried in this order: changes that keep the experiment (same gradients) — the decoupled DPO backward,
+activation checkpointing, ZeRO-3, more nodes with ZeRO-3 — then changes to the experiment — LoRA, a
+lower resolution, fewer frames. When no single change fits, pairs of them are tried. Last, the
+smallest GPU of the catalogue on which the job fits unchanged."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from itertools import combinations
+
+from .arch import RESOLUTIONS, Clip, VideoDiT
+from .batch import BatchError
+from .estimate import Cluster, Fix, estimate_job
+from .flops import latent_frames
+from .hardware import CATALOGUE
+
+LORA_RANK = 64
+MAX_FIXES = 6
+
+
+@dataclass(frozen=True)
+class Change:
+    text: str  # recipe syntax
+    workload: dict = field(default_factory=dict)  # fields replaced on the workload
+    cluster: dict = field(default_factory=dict)  # fields replaced on the cluster
+    group: str = ""  # changes of one group are alternatives, never combined
+
+    def apply(self, workload, cluster: Cluster):
+        return replace(workload, **self.workload), replace(cluster, **self.cluster)
+
+    def plus(self, other: Change) -> Change:
+        return Change(f"{self.text}, {other.text}", {**self.workload, **other.workload},
+                      {**self.cluster, **other.cluster}, f"{self.group}+{other.group}")
+
+
+def lower_resolution(clip: Clip) -> tuple[str, tuple[int, int]] | None:
+    """The largest named resolution with fewer pixels than the clip's."""
+    smaller = [(h * w, name, (h, w)) for name, (h, w) in RESOLUTIONS.items() if h * w < clip.height * clip.width]
+    return max(smaller)[1:] if smaller else None
+
+
+def fewer_frames(arch: VideoDiT, frames: int) -> int | None:
+    """About half the latent frames, as a frame count the VAE accepts (1 + k x t_stride)."""
+    stride = arch.vae_stride[0]
+    latent = latent_frames(arch, frames)
+    half = max(1, (latent + 1) // 2)
+    shorter = 1 + (half - 1) * stride if stride > 1 else half
+    return shorter if shorter < frames else None
+
+
+def candidate_changes(workload, arch: VideoDiT | None, cluster: Cluster) -> list[Change]:
+    out: list[Change] = []
+    training = workload.trains is not None
+    if getattr(workload, "backward", None) == "standard":
+        out.append(Change("backward = decoupled", {"backward": "decoupled"}, group="backward"))
+    if training and workload.checkpointing is False:
+        out.append(Change("gradient_checkpointing = true", {"checkpointing": True}, group="checkpointing"))
+    if training and cluster.on_gpu:
+        if cluster.zero_stage < 3 and cluster.world > 1:
+            out.append(Change("zero_stage = 3", cluster={"zero_stage": 3}, group="scale"))
+        for nodes in (cluster.nodes * 2, cluster.nodes * 4):
+            out.append(Change(f"nodes = {nodes}, zero_stage = 3", cluster={"nodes": nodes, "zero_stage": 3},
+                              group="scale"))
+    if training and not workload.lora_rank:
+        out.append(Change(f"lora_rank = {LORA_RANK}", {"lora_rank": LORA_RANK}, group="lora"))
+    clip = getattr(workload, "clip", None)
+    if clip is not None and arch is not None:
+        lower = lower_resolution(clip)
+        if lower:
+            out.append(Change(f"resolution = {lower[0]}", {"clip": replace(clip, height=lower[1][0],
+                                                                             width=lower[1][1])}, group="resolution"))
+        shorter = fewer_frames(arch, clip.frames)
+        if shorter:
+            out.append(Change(f"frames = {shorter}", {"clip": replace(clip, frames=shorter)}, group="frames"))
+    return out
+
+
+def _try(change: Change, workload, arch, cluster: Cluster) -> Fix | None:
+    try:
+        w, c = change.apply(workload, cluster)
+        est = estimate_job(w, arch, c, with_fixes=False)
+    except BatchError:  # e.g. more nodes than the global batch can be split over
+        return None
+    return Fix(change.text, est.peak_memory_gib, est.capacity_gib, est.hours, est.cost_usd) if est.fits else None
+
+
+def _bigger_gpu(workload, arch, cluster: Cluster) -> Fix | None:
+    for gpu in sorted(CATALOGUE, key=lambda g: g.memory_gib):
+        if gpu.memory_gib > cluster.gpu.memory_gib and gpu.name != "cpu":
+            fix = _try(Change(f'gpu = "{gpu.name}"', cluster={"gpu": gpu, "usd_per_gpu_hour": None}),
+                       workload, arch, cluster)
+            if fix:
+                return fix
+    return None
+
+
+def suggest_fixes(workload, arch: VideoDiT | None, cluster: Cluster, limit: int = MAX_FIXES) -> tuple[Fix, ...]:
+    """Fixes that make the job fit, single changes first, then pairs when no single change does."""
+    singles = candidate_changes(workload, arch, cluster)
+    found = [fix for fix in (_try(c, workload, arch, cluster) for c in singles) if fix]
+    if not found:
+        pairs = [a.plus(b) for a, b in combinations(singles, 2) if a.group != b.group]
+        found = [fix for fix in (_try(c, workload, arch, cluster) for c in pairs) if fix]
+    gpu = _bigger_gpu(workload, arch, cluster) if cluster.on_gpu else None
+    return tuple(found[:limit] + ([gpu] if gpu else []))

@@ -1,0 +1,367 @@
+"""What each job kind does, counted in passes over one video: per optimiser step for training jobs, per
+wave of videos (one per GPU) for inference jobs, plus one-off setup work (encoding a dataset).
+
+Also what each kind keeps on a GPU at its peak (activation graphs, frozen models, buffers); memory.py
+turns that into bytes and flops.py turns passes into FLOPs. The passes follow the runtime's trainers
+and ALGORITHMS.md:
+- sft: one fwd+bwd per video; the dataset is VAE- and text-encoded once up front (and scored once when
+  the loss is reward-weighted).
+- rwr: like sft; the rewards are computed once per dataset video.
+- kto: fwd+bwd per video and a reference forward (§8).
+- dpo: fwd+bwd on winner and loser, reference forward on both (§6). `decoupled` is the runtime's
+  stashed schedule (§7): no extra forward, one branch's graph alive at a time, the winner's gradient
+  stashed, 1.04x step time as measured. Online pairs add, per prompt, n sampled candidates (T
+  no-grad forwards each), their VAE decode and the judges.
+- grpo: rollouts of group_size videos per prompt (T no-grad forwards each, twice under guidance),
+  their decode and rewards; then a fwd+bwd on round(train_fraction x (T - 1)) of the steps of every
+  video (the last step is deterministic), with a reference forward at each when kl > 0 (§1).
+- reward_model: a VLM fwd+bwd per video (two per pair).
+- generate / evaluate: T forwards per video (twice under guidance), VAE decode, metrics or scorers.
+- judge: one VLM pass per video and judge. synthesize: pixel-space corruptions on the CPU, no GPU work.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .arch import Clip, VideoDiT, VisionLanguage
+from .batch import per_gpu_samples, per_gpu_videos
+from .calibration import DPO_DECOUPLED_TIME_FACTOR
+from .flops import latent_elements
+from .memory import TrainingPeak
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A model run on videos to score or judge them: a reward model, a VLM judge, a vision backbone."""
+
+    name: str
+    model: VisionLanguage
+    frames: int = 8
+    calls_per_video: float = 1.0  # a pairwise judge asked both ways (swap check) reads each video twice
+
+
+@dataclass(frozen=True)
+class Work:
+    """Passes, each over one video of the job's clip (scorers: over their own frames)."""
+
+    train: float = 0.0  # policy forward + backward
+    sample: float = 0.0  # policy no-grad forwards (rollouts, generation)
+    reference: float = 0.0  # frozen reference no-grad forwards
+    prior: float = 0.0  # no-grad forwards of BPGO's prior policy
+    vae_encode: float = 0.0
+    vae_decode: float = 0.0
+    prompts: float = 0.0  # text-encoder passes
+    scored: tuple[tuple[Scorer, float], ...] = ()  # (scorer, videos)
+    scorer_train: tuple[tuple[Scorer, float], ...] = ()  # (trained VLM, videos through fwd+bwd)
+
+
+def _scored(scorers: tuple[Scorer, ...], videos: float) -> tuple[tuple[Scorer, float], ...]:
+    return tuple((s, videos * s.calls_per_video) for s in scorers)
+
+
+def _guidance_passes(guidance: float) -> int:
+    """Classifier-free guidance evaluates the model with and without the prompt."""
+    return 2 if guidance != 1.0 else 1
+
+
+# ---- diffusion-transformer training -------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class DiTTraining:
+    """Fields every job that trains the diffusion transformer shares."""
+
+    clip: Clip
+    batch: int  # global, per optimiser step: videos (sft, rwr, kto), pairs (dpo), prompts (grpo)
+    steps: int
+    lora_rank: int = 0
+    checkpointing: bool | None = None  # None: switched on only when the job would not fit otherwise
+    dataset: int = 0  # items encoded once before training
+    scorers: tuple[Scorer, ...] = ()  # models scoring each dataset video once (reward weights)
+
+    kind = "train"
+    trains = "dit"
+    videos_per_item = 1
+    needs_reference = False
+    train_time_factor = 1.0
+
+    def per_gpu(self, world: int) -> int:
+        return per_gpu_samples(self.batch, world)
+
+    def setup_work(self) -> Work:
+        videos = self.dataset * self.videos_per_item
+        return Work(vae_encode=videos, prompts=self.dataset, scored=_scored(self.scorers, videos))
+
+    def step_work(self, world: int) -> Work:
+        return Work(train=self.batch)
+
+    def total_steps(self, world: int) -> int:
+        return self.steps
+
+    def training_peak(self, micro_batch: int, checkpointing: bool) -> TrainingPeak:
+        return TrainingPeak(micro_batch=micro_batch, checkpointing=checkpointing)
+
+    def resident_scorers(self) -> tuple[Scorer, ...]:
+        return ()
+
+    def frozen_bytes(self, arch: VideoDiT, per_gpu: int) -> dict[str, float]:
+        """Frozen models and buffers beside the trained transformer (VAEs usually run in fp32)."""
+        reference = self.needs_reference and not self.lora_rank  # LoRA: the base with adapters off
+        return {"reference": arch.params * arch.weight_bytes if reference else 0.0,
+                "vae": arch.vae_params * 4.0,
+                "scorers": scorer_weight_bytes(self.resident_scorers())}
+
+
+def scorer_weight_bytes(scorers: tuple[Scorer, ...]) -> float:
+    unique = {s.name: s.model for s in scorers}
+    return float(sum(m.params * m.weight_bytes for m in unique.values()))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sft(DiTTraining):
+    kind = "sft"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rwr(DiTTraining):
+    kind = "rwr"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Kto(DiTTraining):
+    nll_real: bool = False  # a flow-matching loss on a real video per sample
+
+    kind = "kto"
+    needs_reference = True
+
+    def step_work(self, world: int) -> Work:
+        return Work(train=self.batch * (2 if self.nll_real else 1), reference=self.batch)
+
+
+@dataclass(frozen=True)
+class OnlinePairs:
+    """OnlineVPO: candidates sampled from the current policy each step, judged, best vs worst."""
+
+    candidates: int
+    sample_steps: int
+    judges: tuple[Scorer, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dpo(DiTTraining):
+    backward: str = "standard"  # or decoupled
+    nll_real: bool = False
+    online: OnlinePairs | None = None
+
+    kind = "dpo"
+    videos_per_item = 2
+    needs_reference = True
+
+    def __post_init__(self):
+        if self.backward not in ("standard", "decoupled"):
+            raise ValueError(f"DPO backward is standard or decoupled, got {self.backward!r}")
+
+    @property
+    def train_time_factor(self) -> float:
+        return DPO_DECOUPLED_TIME_FACTOR if self.backward == "decoupled" else 1.0
+
+    def setup_work(self) -> Work:
+        return Work() if self.online else super().setup_work()
+
+    def step_work(self, world: int) -> Work:
+        pairs = self.batch
+        work = Work(train=pairs * (3 if self.nll_real else 2), reference=2 * pairs)
+        if not self.online:
+            return work
+        videos = pairs * self.online.candidates
+        return Work(train=work.train, reference=work.reference, sample=videos * self.online.sample_steps,
+                    vae_decode=videos, prompts=pairs, scored=_scored(self.online.judges, videos))
+
+    def training_peak(self, micro_batch: int, checkpointing: bool) -> TrainingPeak:
+        decoupled = self.backward == "decoupled"
+        return TrainingPeak(micro_batch=micro_batch, branches=1 if decoupled else 2, checkpointing=checkpointing,
+                            stash_gradient=decoupled)
+
+    def resident_scorers(self) -> tuple[Scorer, ...]:
+        return self.online.judges if self.online else ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Grpo(DiTTraining):
+    group_size: int
+    sample_steps: int
+    train_fraction: float = 0.6
+    kl: float = 0.0
+    guidance: float = 1.0
+    updates_per_batch: int = 1
+    rewards: tuple[Scorer, ...] = ()  # every model scoring each rollout (rewards, gates, ViPO's backbone)
+    prior_samples: int = 0  # BPGO with a prior policy: videos it samples per new prompt (runtime: 4)
+    prompt_pool: int = 0  # distinct prompts, which bounds the prior's sampling
+
+    kind = "grpo"
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.kl > 0
+
+    @property
+    def videos(self) -> int:
+        return self.batch * self.group_size
+
+    @property
+    def trained_steps(self) -> int:
+        return max(1, round(self.train_fraction * (self.sample_steps - 1)))
+
+    def per_gpu(self, world: int) -> int:
+        return per_gpu_videos(self.batch, self.group_size, world)
+
+    def setup_work(self) -> Work:
+        return Work()
+
+    def step_work(self, world: int) -> Work:
+        cfg = _guidance_passes(self.guidance)
+        updates = self.videos * self.trained_steps * cfg * self.updates_per_batch
+        prior = self._prior_videos_per_step()
+        rollouts = self.videos + prior
+        return Work(train=updates, reference=updates if self.kl > 0 else 0.0,
+                    sample=self.videos * self.sample_steps * cfg, prior=prior * self.sample_steps,
+                    vae_decode=rollouts, prompts=self.batch, scored=_scored(self.rewards, rollouts))
+
+    def _prior_videos_per_step(self) -> float:
+        """Each distinct prompt is sampled once by the prior: not linear in steps once the pool runs out."""
+        if not self.prior_samples:
+            return 0.0
+        new_prompts = self.steps * self.batch
+        if self.prompt_pool:
+            new_prompts = min(new_prompts, self.prompt_pool)
+        return new_prompts * self.prior_samples / self.steps
+
+    def training_peak(self, micro_batch: int, checkpointing: bool) -> TrainingPeak:
+        # the guided velocity back-propagates through both the conditional and unconditional pass
+        return TrainingPeak(micro_batch=micro_batch, branches=_guidance_passes(self.guidance),
+                            checkpointing=checkpointing)
+
+    def resident_scorers(self) -> tuple[Scorer, ...]:
+        return self.rewards
+
+    def frozen_bytes(self, arch: VideoDiT, per_gpu: int) -> dict[str, float]:
+        """Adds the rollouts kept for the update (fp32 states x_0..x_T and means, per video on this GPU)
+        and, for BPGO with a prior policy, that policy's weights."""
+        parts = super().frozen_bytes(arch, per_gpu)
+        parts["rollouts"] = per_gpu * (2 * self.sample_steps + 1) * latent_elements(arch, self.clip) * 4.0
+        parts["prior_policy"] = arch.params * arch.weight_bytes if self.prior_samples else 0.0
+        return parts
+
+
+# ---- reward-model training ------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class RewardModel:
+    """A VLM trained on preference pairs (two videos each) and/or pointwise labels (one video each)."""
+
+    model: VisionLanguage
+    frames: int
+    batch: int
+    steps: int
+    videos_per_item: float = 2.0  # 2 for pairs, 1 for labels; a mixture in between
+    lora_rank: int = 0
+    checkpointing: bool | None = None
+
+    kind = "reward_model"
+    trains = "scorer"
+    needs_reference = False
+    train_time_factor = 1.0
+    scorers = ()
+
+    @property
+    def scorer(self) -> Scorer:
+        return Scorer("backbone", self.model, self.frames)
+
+    def per_gpu(self, world: int) -> int:
+        return per_gpu_samples(self.batch, world)
+
+    def setup_work(self) -> Work:
+        return Work()
+
+    def step_work(self, world: int) -> Work:
+        return Work(scorer_train=((self.scorer, self.batch * self.videos_per_item),))
+
+    def total_steps(self, world: int) -> int:
+        return self.steps
+
+    def training_peak(self, micro_batch: int, checkpointing: bool) -> TrainingPeak:
+        # a pair's loss needs both videos' scores before its backward
+        return TrainingPeak(micro_batch=micro_batch, branches=math.ceil(self.videos_per_item),
+                            checkpointing=checkpointing)
+
+    def resident_scorers(self) -> tuple[Scorer, ...]:
+        return ()
+
+
+# ---- inference ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Inference:
+    """A job that processes `videos` independent videos, spread evenly over the GPUs in waves."""
+
+    videos: int
+    scorers: tuple[Scorer, ...] = ()
+
+    kind = "inference"
+    trains = None
+    uses_policy = False
+
+    def per_video(self) -> Work:
+        return Work(scored=_scored(self.scorers, 1))
+
+    def setup_work(self) -> Work:
+        return Work()
+
+    def total_steps(self, world: int) -> int:
+        return max(1, math.ceil(self.videos / world))
+
+    def step_work(self, world: int) -> Work:
+        return _scale(self.per_video(), world)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Generate(Inference):
+    clip: Clip
+    sample_steps: int
+    guidance: float = 1.0
+    per_prompt: int = 1
+
+    kind = "generate"
+    uses_policy = True
+
+    def per_video(self) -> Work:
+        return Work(sample=self.sample_steps * _guidance_passes(self.guidance), vae_decode=1,
+                    prompts=1 / self.per_prompt, scored=_scored(self.scorers, 1))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evaluate(Generate):
+    """Samples from each compared policy (`videos` counts all of them) and scores every sample."""
+
+    kind = "evaluate"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Judge(Inference):
+    kind = "judge"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Synthesize(Inference):
+    kind = "synthesize"
+
+    def per_video(self) -> Work:
+        return Work()
+
+
+def _scale(work: Work, k: float) -> Work:
+    return Work(train=work.train * k, sample=work.sample * k, reference=work.reference * k, prior=work.prior * k,
+                vae_encode=work.vae_encode * k, vae_decode=work.vae_decode * k, prompts=work.prompts * k,
+                scored=tuple((s, v * k) for s, v in work.scored),
+                scorer_train=tuple((s, v * k) for s, v in work.scorer_train))
+
+
+TRAINING_KINDS = {cls.kind: cls for cls in (Sft, Rwr, Kto, Dpo, Grpo, RewardModel)}
+INFERENCE_KINDS = {cls.kind: cls for cls in (Generate, Evaluate, Judge, Synthesize)}
