@@ -1,57 +1,162 @@
-"""What the CLI calls: run a plan, show a run's status. Light at import (no torch)."""
+"""What the CLI calls: `vpo run` (run_plan) and `vpo status` (show_status). Light at import: no torch,
+no submitit; executors and rich load when a run needs them."""
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 
-from vpolang.plan import Plan, load_plan, save_plan, select_jobs
+from vpolang.plan import Job, Plan, job_hash, load_plan, save_plan, select_jobs, topological_order
 
-from .progress import Progress
-from .rundir import RunDir, default_run_dir
+from .progress import MODES, Progress
+from .rundir import RunDir, RunDirBusy, default_run_dir
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def run_plan(plan: Plan, run_dir: Path | None = None, only: str | None = None, executor: str | None = None,
+def run_plan(plan: Plan, run_dir: Path | str | None = None, only: str | None = None, executor: str | None = None,
              progress: str = "auto", force: bool = False) -> int:
-    root = Path(run_dir) if run_dir else default_run_dir(plan)
-    run = RunDir(root)
-    root.mkdir(parents=True, exist_ok=True)
-    save_plan(plan, run.plan_path)  # the lock file: exactly what ran
+    """Runs the plan's jobs (those `only` selects, dbt-style: `rl`, `rl+`, `+rl`) in `run_dir` (default
+    runs/<recipe>-<hash of its path>/) with the executor its placements name (or `executor`). Jobs done
+    for their hash are skipped unless `force`, which sets their folders aside and starts them afresh.
+    Returns the exit code: 0 all done, 1 a job failed, 2 unusable request, 130 interrupted."""
+    plan = with_verified_hashes(_with_absolute_recipe(plan))
+    run = RunDir(Path(run_dir) if run_dir else default_run_dir(plan))
     try:
         jobs = select_jobs(plan, only)
-    except KeyError as exc:
-        print(f"error: {exc.args[0]}")
-        return 2
-    view = Progress(progress, total=len(jobs))
-    kind = executor or ("slurm" if any(j.placement.executor == "slurm" for j in jobs) else "local")
-    if kind == "slurm":
-        from .executors.slurm import run_slurm
-        code = run_slurm(plan, jobs, run, view, force)
-    else:
-        from .executors.local import run_local
-        code = run_local(plan, jobs, run, view, force)
-    if code == 0 and view.mode != "quiet":
-        print(f"run directory: {root}")
+        name = choose_executor(jobs, executor)
+        if progress not in MODES:
+            raise ValueError(f"--progress must be one of {', '.join(MODES)}, not {progress!r}")
+    except (KeyError, ValueError) as exc:
+        return _error(exc.args[0])
+    missing = missing_upstream(plan, jobs, run)
+    if missing:
+        return _error(missing)
+    try:
+        with run.lock():
+            return _execute(plan, jobs, run, name, progress, force)
+    except RunDirBusy as exc:
+        return _error(str(exc))
+
+
+def _execute(plan: Plan, jobs: list[Job], run: RunDir, executor: str, progress: str, force: bool) -> int:
+    from .executors import executor_for
+
+    save_plan(plan, run.plan_path)  # the lock file: exactly what this run runs
+    if force:
+        for job in jobs:
+            run.retire(job)
+    with Progress(progress, total=len(jobs)) as view:
+        code = executor_for(executor).run(plan, jobs, run, view)
+    if view.mode != "quiet":
+        print(f"run directory: {run.root}", file=sys.stderr)
     return code
 
 
-def show_status(run_dir: Path) -> int:
+def choose_executor(jobs: list[Job], requested: str | None) -> str:
+    if requested is not None:
+        if requested not in ("local", "slurm"):
+            raise ValueError(f"--executor must be local or slurm, not {requested!r}")
+        return requested
+    placed = {job.placement.executor for job in jobs}
+    if len(placed) > 1:
+        raise ValueError("the selected jobs are placed both locally and on Slurm; choose one with "
+                         "--executor, or run them in parts with --only")
+    return placed.pop() if placed else "local"
+
+
+def missing_upstream(plan: Plan, jobs: list[Job], run: RunDir) -> str | None:
+    """With `--only`, a job outside the selection whose outputs a selected job needs must be done."""
+    chosen = {job.id for job in jobs}
+    needed = {dep for job in jobs for dep in job.depends_on if dep not in chosen}
+    missing = sorted(dep for dep in needed if not run.is_done(plan.job(dep)))
+    if not missing:
+        return None
+    users = sorted(job.id for job in jobs if set(job.depends_on) & set(missing))
+    return (f"{', '.join(users)} need{'s' if len(users) == 1 else ''} the outputs of {', '.join(missing)}, "
+            f"which {'is' if len(missing) == 1 else 'are'} not done for this configuration in {run.root}; "
+            f"run {' and '.join(missing)} first, or select upstream too (--only +{users[0]})")
+
+
+def _with_absolute_recipe(plan: Plan) -> Plan:
+    """Jobs resolve data paths against the recipe's folder from any working directory (Slurm nodes)."""
+    recipe = plan.recipe.model_copy(update={"path": str(Path(plan.recipe.path).resolve())})
+    return plan.model_copy(update={"recipe": recipe})
+
+
+def with_verified_hashes(plan: Plan) -> Plan:
+    """Recomputes every job's content hash: a plan.json edited by hand must not pass a changed job off
+    as the cached one."""
+    plan = plan.model_copy(deep=True)
+    hashes: dict[str, str] = {}
+    for job in topological_order(plan.jobs):
+        actual = job_hash(job, hashes)
+        if job.hash and job.hash != actual:
+            print(f"note: job {job.id} does not match the hash recorded in its plan (edited by hand?); "
+                  "it is treated as a new configuration", file=sys.stderr)
+        job.hash = hashes[job.id] = actual
+    return plan
+
+
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def show_status(run_dir: Path | str) -> int:
+    """Prints a table of every job of the run's plan: state, hash, attempts, duration, last metrics;
+    and the error of each failed job. Returns 0, or 1 when `run_dir` is not a run directory."""
     from rich.console import Console
     from rich.table import Table
 
     run = RunDir(Path(run_dir))
     if not run.plan_path.exists():
-        print(f"error: {run_dir} is not a run directory (no plan.json)")
-        return 1
+        print(f"error: {run_dir} is not a run directory (it has no plan.json)", file=sys.stderr)
+        return EXIT_FAILED
     plan = load_plan(run.plan_path)
-    table = Table(title=f"run: {run_dir}", title_justify="left")
-    for col in ("job", "kind", "state", "attempts", "time", "last metrics"):
-        table.add_column(col)
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    table = Table(title=f"run {run.root}  ({plan.recipe.name})", title_justify="left")
+    for column in ("job", "kind", "state", "hash", "attempts", "duration", "last metrics"):
+        table.add_column(column, no_wrap=column in ("job", "hash"))
+    errors = []
     for job in plan.jobs:
-        jd = run.job(job)
-        st = jd.read_status()
-        took = st.get("finished", 0) - st.get("started", 0) if st.get("finished") and st.get("started") else None
-        m = jd.last_metrics() or {}
-        shown = ", ".join(f"{k}={v:.4g}" for k, v in m.items() if k != "time" and isinstance(v, (int, float)))
-        table.add_row(job.id, job.kind, st.get("state", "pending") + (f": {st['error']}" if st.get("error") else ""),
-                      str(st.get("attempts", 0)), f"{took:.0f}s" if took is not None else "-", shown[:60])
-    Console().print(table)
-    return 0
+        row, error = _status_row(run, job)
+        table.add_row(*row)
+        if error:
+            errors.append(f"{job.id}: {error}")
+    console.print(table)
+    for line in errors:
+        console.print(line, highlight=False, markup=False)
+    return EXIT_OK
+
+
+def _status_row(run: RunDir, job: Job) -> tuple[list[str], str | None]:
+    from .progress import summarize
+
+    folder = run.job(job)
+    status = folder.read_status()
+    state = status.get("state", "pending")
+    if folder.slurm_path.exists() and state in ("pending", "running"):
+        state += f" (slurm {_slurm_id(folder.slurm_path)})"
+    started, finished = status.get("started"), status.get("finished")
+    duration = (finished or time.time()) - started if started else None
+    metrics = folder.last_metrics() or {}
+    shown = (f"step {metrics['step']}  " if "step" in metrics else "") + summarize(metrics)
+    row = [job.id, job.kind, state, job.hash[:8], str(status.get("attempts", 0)),
+           _duration(duration) if duration is not None else "-", shown]
+    return row, status.get("error") if state in ("failed", "cancelled") else None
+
+
+def _slurm_id(path: Path) -> str:
+    import json
+
+    try:
+        return str(json.loads(path.read_text())["job_id"])
+    except (OSError, ValueError, KeyError):
+        return "?"
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

@@ -1,92 +1,135 @@
 """Run one plan job: `python -m runtime.main --plan P --job ID --run-dir D`.
 
-Records the job's status; a user-facing failure (JobError: missing data, NaN loss, ...) is printed as one
-message naming the recipe line, unexpected ones keep their traceback in the job's log.txt."""
+Loads the plan (refusing a schema it cannot read), joins the job's process group when it runs as several
+processes, seeds, calls the trainer for the job's kind and records the outcome in status.json. A failure
+the user can act on (JobError: missing data, NaN loss) is printed as one line naming the recipe line; an
+unexpected one keeps its traceback in the job's log.txt. Either way the job is recorded as failed.
+
+Exit codes: 0 done, 1 failed, 2 unusable arguments, 75 stopped early and resumable (preempted or
+terminated: state pending), 130 interrupted by the user (state cancelled; a later run resumes it)."""
 from __future__ import annotations
 
 import argparse
-import os
+import socket
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
 
-from vpolang.plan import PlanVersionError, load_plan
+from vpolang.plan import Plan, PlanVersionError, load_plan
 
 from .context import JobContext, device_for
+from .distributed import barrier, from_environment, process_group
 from .errors import JobError
-from .registry import trainer_for
+from .registry import supports_distributed, trainer_for
 from .rundir import RunDir
 
-EXIT_FAILED, EXIT_STOPPED = 1, 75  # 75 (EX_TEMPFAIL): stopped for preemption, resumable
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED, EXIT_CANCELLED = 0, 1, 2, 75, 130
 
 
-def run_job(plan_path: Path, job_id: str, run_dir: Path, handle_signals: bool = True) -> int:
+def run_job(plan_path: Path, job_id: str, run_dir: Path, handle_signals: bool = True,
+            stop_event: threading.Event | None = None) -> int:
+    """Runs the job and returns its exit code. `stop_event` lets a caller in another thread ask the job
+    to checkpoint and stop (the Slurm executor does, on preemption)."""
     try:
         plan = load_plan(plan_path)
+        job = plan.job(job_id)
+    except KeyError:
+        return _usage_error(f"plan {plan_path} has no job {job_id!r}")
     except (PlanVersionError, OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    job = plan.job(job_id)
-    run = RunDir(run_dir)
-    rank, world, local = _distributed_env()
-    if world > 1:
-        # Trainers are single-process today; several ranks would each train alone and race on outputs.
-        print(f"error: job {job_id} was launched as {world} processes; this runtime trains in one process "
-              "per job (set nodes = 1 and a single GPU, or run with --executor local)", file=sys.stderr)
-        return EXIT_FAILED
-    ctx = JobContext(plan, job, run, run.job(job), rank, world, local, device_for(local))
-    ctx.dir.root.mkdir(parents=True, exist_ok=True)
-    if handle_signals:  # under submitit, its own handlers checkpoint and requeue the job
+        return _usage_error(f"cannot run plan {plan_path}: {exc}")
+    ctx = _context(plan, job_id, RunDir(Path(run_dir)), stop_event or threading.Event())
+    if handle_signals:
         ctx.install_signal_handlers()
-    attempts = ctx.dir.read_status().get("attempts", 0) + 1
-    if ctx.is_main:
-        ctx.dir.write_status(state="running", hash=job.hash, job=job.id, kind=job.kind, attempts=attempts,
-                             started=time.time(), error=None, span=str(job.span) if job.span else None)
+    _record_start(ctx)
     try:
-        trainer_for(job.kind)(ctx)
+        _train(ctx)
     except JobError as exc:
         return _fail(ctx, str(exc), None)
-    except Exception as exc:  # noqa: BLE001 - every failure is recorded with the recipe line
-        where = f" ({job.span})" if job.span else ""
-        return _fail(ctx, f"stage `{job.stage}`{where}: {type(exc).__name__}: {exc}", traceback.format_exc())
-    if ctx.stop_requested:
-        if ctx.is_main:
-            ctx.dir.write_status(state="pending", stopped=time.time())
-        return EXIT_STOPPED
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded, with the recipe line
+        return _fail(ctx, f"{ctx.where}: {type(exc).__name__}: {exc}", traceback.format_exc())
+    except BaseException:  # SystemExit from submitit's requeue, or KeyboardInterrupt: resumable
+        _record_stop(ctx, ctx.stop_reason or "preempted")
+        raise
+    return _finish(ctx)
+
+
+def _context(plan: Plan, job_id: str, run: RunDir, stop_event: threading.Event) -> JobContext:
+    job = plan.job(job_id)
+    dist = from_environment()
+    ctx = JobContext(plan, job, run, run.job(job), dist=dist, device=device_for(dist.local_rank),
+                     stop_event=stop_event)
+    ctx.dir.root.mkdir(parents=True, exist_ok=True)
+    return ctx
+
+
+def _train(ctx: JobContext) -> None:
+    trainer = trainer_for(ctx.job.kind)
+    if ctx.world_size > 1 and not supports_distributed(trainer):
+        raise JobError(f"{ctx.where}: the `{ctx.job.kind}` trainer runs in one process, but this job was "
+                       f"started as {ctx.world_size}; place it on one GPU (nodes = 1, gpus_per_node = 1)")
+    with process_group(ctx.dist, ctx.device):
+        ctx.seed_everything()
+        trainer(ctx)
+        barrier(ctx.dist)  # the main rank has written the outputs before any rank reports
+
+
+def _record_start(ctx: JobContext) -> None:
+    ctx.log(f"attempt on {socket.gethostname()}: {ctx.job.kind} job `{ctx.job.id}` ({ctx.job.hash[:16]}), "
+            f"rank {ctx.rank} of {ctx.world_size}, device {ctx.device}")
     if ctx.is_main:
+        attempts = int(ctx.dir.read_status().get("attempts", 0)) + 1
+        ctx.dir.write_status(state="running", job=ctx.job.id, kind=ctx.job.kind, hash=ctx.job.hash,
+                             attempts=attempts, started=time.time(), finished=None, error=None, stop_reason=None,
+                             span=str(ctx.job.span) if ctx.job.span else None, host=socket.gethostname())
+
+
+def _finish(ctx: JobContext) -> int:
+    if not ctx.is_main:  # the main rank checks the outputs and records the outcome
+        return EXIT_STOPPED if ctx.stop_requested else EXIT_OK
+    missing = [name for name, path in ctx.output_paths.items() if not path.exists()]
+    if not missing:
         ctx.dir.write_status(state="done", finished=time.time())
-        run.mark_current(job)
-    return 0
+        ctx.run.mark_current(ctx.job)
+        ctx.log("done")
+        return EXIT_OK
+    if ctx.stop_requested:
+        return _record_stop(ctx, ctx.stop_reason or "preempted")  # set by the launcher (Slurm)
+    return _fail(ctx, f"{ctx.where}: the `{ctx.job.kind}` trainer returned without writing "
+                      f"{', '.join(missing)}", None)
+
+
+def _record_stop(ctx: JobContext, reason: str) -> int:
+    """Stopped before the end: by the user (cancelled) or by the cluster (pending, to be resumed)."""
+    cancelled = reason == "interrupted"
+    if ctx.is_main:
+        ctx.dir.write_status(state="cancelled" if cancelled else "pending", stop_reason=reason, finished=time.time())
+    ctx.log(f"stopped ({reason}); the next attempt resumes from the latest checkpoint")
+    return EXIT_CANCELLED if cancelled else EXIT_STOPPED
 
 
 def _fail(ctx: JobContext, message: str, trace: str | None) -> int:
     if trace:
-        ctx.log(trace)
+        ctx.log(trace.rstrip())
     ctx.log(f"failed: {message}")
-    if ctx.is_main:
-        ctx.dir.write_status(state="failed", error=message, finished=time.time())
+    ctx.dir.write_status(state="failed", error=message, finished=time.time())
     print(f"error: {message}", file=sys.stderr)
     if trace:
         print(f"  (traceback in {ctx.dir.log_path})", file=sys.stderr)
     return EXIT_FAILED
 
 
-def _distributed_env() -> tuple[int, int, int]:
-    """Rank, world size and local rank from torchrun or Slurm, else a single process."""
-    env = os.environ
-    if "RANK" in env and "WORLD_SIZE" in env:
-        return int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0))
-    if "SLURM_PROCID" in env and int(env.get("SLURM_NTASKS", "1")) > 1:
-        return int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]), int(env.get("SLURM_LOCALID", 0))
-    return 0, 1, 0
+def _usage_error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runtime.main")
-    parser.add_argument("--plan", required=True, type=Path)
-    parser.add_argument("--job", required=True)
-    parser.add_argument("--run-dir", required=True, type=Path)
+    parser = argparse.ArgumentParser(prog="python -m runtime.main", description="Run one job of a vpo plan.")
+    parser.add_argument("--plan", required=True, type=Path, help="the plan JSON (a run directory's plan.json)")
+    parser.add_argument("--job", required=True, help="the job id")
+    parser.add_argument("--run-dir", required=True, type=Path, help="the run directory")
     args = parser.parse_args(argv)
     return run_job(args.plan, args.job, args.run_dir)
 

@@ -1,63 +1,164 @@
-"""Progress for people (rich: pipeline and current job) and for logs (plain lines), or nothing (quiet)."""
+"""What a run shows while it goes: the pipeline (jobs done of total) and each running job (step, loss,
+reward, ETA, read from its metrics.jsonl).
+
+Modes: `rich` (live bars, for a terminal), `plain` (one line per event and a step line every few
+seconds, for logs and CI), `quiet` (only failures). `auto` picks rich on a terminal, plain otherwise;
+colour only ever goes to a terminal."""
 from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 from vpolang.plan import Job
 
 from .rundir import JobDir
 
+MODES = ("auto", "rich", "plain", "quiet")
+PLAIN_STEP_EVERY_S = 10.0
+SHOWN_METRICS = 3
+
+
+def summarize(record: dict[str, Any]) -> str:
+    """`loss 0.123 reward 0.5 ...`: loss and rewards first, then other numbers, at most a few."""
+    numbers = {k: v for k, v in record.items() if k not in ("step", "time") and isinstance(v, (int, float))}
+    first = [k for k in numbers if k == "loss" or "reward" in k]
+    keys = (first + [k for k in numbers if k not in first])[:SHOWN_METRICS]
+    return " ".join(f"{k} {numbers[k]:.4g}" for k in keys)
+
+
+def total_steps(job: Job) -> int | None:
+    steps = job.config.get("steps")
+    return int(steps) if isinstance(steps, (int, float)) and steps > 0 else None
+
+
+class StepRate:
+    """Steps per second over what this process has seen of a job (a resumed job starts mid-way)."""
+
+    def __init__(self):
+        self.first: dict[str, tuple[int, float]] = {}
+
+    def eta_s(self, job_id: str, step: int, at: float, total: int | None) -> float | None:
+        first_step, first_time = self.first.setdefault(job_id, (step, at))
+        if not total or step <= first_step or at <= first_time:
+            return None
+        return (total - step) * (at - first_time) / (step - first_step)
+
 
 class Progress:
     def __init__(self, mode: str = "auto", total: int = 0):
-        if mode == "auto":
-            mode = "rich" if sys.stderr.isatty() else "plain"
-        self.mode = mode
+        if mode not in MODES:
+            raise ValueError(f"progress must be one of {', '.join(MODES)}, not {mode!r}")
+        self.mode = ("rich" if sys.stderr.isatty() else "plain") if mode == "auto" else mode
         self.total = total
         self.done = 0
-        self._last: dict[str, float] = {}
+        self.rate = StepRate()
         self._started: dict[str, float] = {}
-        self._console = None
-        if mode == "rich":
-            from rich.console import Console
-            self._console = Console(stderr=True)
+        self._last_line: dict[str, float] = {}
+        self._bars = _RichBars(total) if self.mode == "rich" else None
 
-    def _print(self, text: str) -> None:
-        if self.mode == "quiet":
-            return
-        if self._console is not None:
-            self._console.print(text, highlight=False)
-        else:
-            print(text, file=sys.stderr, flush=True)
+    def __enter__(self) -> "Progress":
+        if self._bars:
+            self._bars.start()
+        return self
 
-    def event(self, job: Job, what: str, detail: str) -> None:
-        self.done += what in ("cached",)
-        self._print(f"[{self.done}/{self.total}] {job.id}: {what}{(' - ' + detail) if detail else ''}")
+    def __exit__(self, *exc) -> None:
+        if self._bars:
+            self._bars.stop()
 
-    def start(self, job: Job, jd: JobDir) -> None:
+    # ---- events
+    def cached(self, job: Job) -> None:
+        self._advance()
+        self._say(job, "cached")
+
+    def started(self, job: Job, detail: str = "") -> None:
         self._started[job.id] = time.time()
-        self._print(f"[{self.done}/{self.total}] {job.id} ({job.kind}): running")
+        self._say(job, f"running ({job.kind}{', ' + detail if detail else ''})")
+        if self._bars:
+            self._bars.add_job(job, total_steps(job))
 
-    def tick(self, job: Job, jd: JobDir) -> None:
-        now = time.time()
-        if now - self._last.get(job.id, 0) < (2 if self.mode == "rich" else 10):
-            return
-        self._last[job.id] = now
-        m = jd.last_metrics()
-        if not m:
-            return
-        total = job.config.get("steps") or 0
-        step = int(m.get("step", 0))
-        elapsed = now - self._started.get(job.id, now)
-        eta = f", eta {elapsed / step * (total - step):.0f}s" if total and step else ""
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in m.items() if k not in ("step", "time") and isinstance(v, float))
-        self._print(f"    {job.id}: step {step}{'/' + str(total) if total else ''}{eta}  {shown}")
+    def note(self, job: Job, what: str) -> None:
+        self._say(job, what)
 
-    def finish(self, job: Job, jd: JobDir) -> None:
-        self.done += 1
+    def finished(self, job: Job) -> None:
+        self._advance()
         took = time.time() - self._started.get(job.id, time.time())
-        self._print(f"[{self.done}/{self.total}] {job.id}: done in {took:.0f}s")
+        self._say(job, f"done in {took:.0f}s")
+        if self._bars:
+            self._bars.remove_job(job)
 
-    def fail(self, job: Job, message: str, jd: JobDir) -> None:
-        self._print(f"[{self.done}/{self.total}] {job.id}: FAILED - {message}\n    log: {jd.log_path}")
+    def failed(self, job: Job, message: str, folder: JobDir | None = None) -> None:
+        where = f"\n    log: {folder.log_path}" if folder else ""
+        self._say(job, f"FAILED - {message}{where}", always=True)
+        if self._bars:
+            self._bars.remove_job(job)
+
+    def tick(self, job: Job, folder: JobDir) -> None:
+        """Called often while a job runs; reads its latest metrics."""
+        record = folder.last_metrics()
+        if not record or "step" not in record:
+            return
+        step, total = int(record["step"]), total_steps(job)
+        eta = self.rate.eta_s(job.id, step, float(record.get("time", time.time())), total)
+        if self._bars:
+            self._bars.update_job(job, step, summarize(record))
+        elif self.mode == "plain" and time.time() - self._last_line.get(job.id, 0.0) >= PLAIN_STEP_EVERY_S:
+            self._last_line[job.id] = time.time()
+            steps = f"{step}/{total}" if total else str(step)
+            eta_text = f" eta {eta:.0f}s" if eta is not None else ""
+            print(f"    {job.id}: step {steps}{eta_text}  {summarize(record)}", file=sys.stderr, flush=True)
+
+    # ---- output
+    def _advance(self) -> None:
+        self.done += 1
+        if self._bars:
+            self._bars.advance()
+
+    def _say(self, job: Job, what: str, always: bool = False) -> None:
+        if self.mode == "quiet" and not always:
+            return
+        line = f"[{self.done}/{self.total}] {job.id}: {what}"
+        if self._bars:
+            self._bars.print(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
+class _RichBars:
+    """Live bars on stderr: the pipeline, and one bar per running job with its latest metrics."""
+
+    def __init__(self, total: int):
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self.console = Console(stderr=True)
+        self.bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[metrics]}"),
+                             console=self.console, transient=False)
+        self.pipeline = self.bars.add_task("pipeline", total=total, metrics="")
+        self.jobs: dict[str, Any] = {}
+
+    def start(self) -> None:
+        self.bars.start()
+
+    def stop(self) -> None:
+        self.bars.stop()
+
+    def print(self, line: str) -> None:
+        self.bars.console.print(line, highlight=False, markup=False)
+
+    def advance(self) -> None:
+        self.bars.advance(self.pipeline)
+
+    def add_job(self, job: Job, total: int | None) -> None:
+        self.jobs[job.id] = self.bars.add_task(f"  {job.id}", total=total, metrics="")
+
+    def update_job(self, job: Job, step: int, metrics: str) -> None:
+        if job.id in self.jobs:
+            self.bars.update(self.jobs[job.id], completed=step, metrics=metrics)
+
+    def remove_job(self, job: Job) -> None:
+        task = self.jobs.pop(job.id, None)
+        if task is not None:
+            self.bars.remove_task(task)

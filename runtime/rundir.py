@@ -1,16 +1,23 @@
-"""The run directory: the plan lock file and one content-addressed folder per job.
+"""The run directory: the plan lock file and one content-addressed folder per job configuration.
 
-    <run>/plan.json                      the plan last run here (the lock file)
-    <run>/<job id>/<hash[:16]>/          one folder per job configuration
-        status.json  metrics.jsonl  log.txt  checkpoints/  artifacts/<name>/
-    <run>/<job id>/current               the hash folder the last plan used
+    <run>/plan.json                        the plan last run here (the lock file)
+    <run>/<job id>/<hash[:16]>/            one folder per configuration of the job
+        status.json  metrics.jsonl  log.txt  checkpoints/  artifacts/<name>/  slurm.json
+    <run>/<job id>/current                 the hash folder the last successful run used
+    <run>/<job id>/<hash[:16]>.retired-<time>/   a folder set aside by `--force`
 
-A job whose folder for its current hash says `done` is skipped. Changing a job gives it a new folder,
-so earlier results stay on disk and switching a config back reuses them."""
+A job is skipped when the folder for its current hash says `done` and holds every output. Changing a
+job gives it a new folder, so earlier results stay on disk and switching a config back reuses them;
+a changed job's hash changes the hashes of everything downstream, so they re-run too."""
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
+import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +25,14 @@ from typing import Any
 from vpolang.plan import Job, Plan, write_atomic
 
 STATES = ("pending", "running", "done", "failed", "cancelled")
+HASH_CHARS = 16  # 64 bits: collisions among one job's configurations are not a practical concern
 
 
-@dataclass
+class RunDirBusy(RuntimeError):
+    """Another `vpo run` holds the run directory."""
+
+
+@dataclass(frozen=True)
 class JobDir:
     root: Path
 
@@ -40,6 +52,12 @@ class JobDir:
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 
+    @property
+    def slurm_path(self) -> Path:
+        """Where the Slurm executor notes the Slurm job running this folder (kept apart from
+        status.json, which only the job itself writes)."""
+        return self.root / "slurm.json"
+
     def artifact(self, name: str) -> Path:
         return self.root / "artifacts" / name
 
@@ -50,24 +68,31 @@ class JobDir:
             return {"state": "pending", "attempts": 0}
 
     def write_status(self, **changes: Any) -> dict[str, Any]:
+        if "state" in changes and changes["state"] not in STATES:
+            raise ValueError(f"unknown job state {changes['state']!r}")
         status = self.read_status()
         status.update(changes, updated=time.time())
-        write_atomic(self.status_path, json.dumps(status, indent=2, sort_keys=True))
+        write_atomic(self.status_path, json.dumps(status, indent=2, sort_keys=True) + "\n")
         return status
 
     def last_metrics(self) -> dict[str, Any] | None:
+        """The last complete record of metrics.jsonl, read from its tail (the file can be large)."""
         try:
             with self.metrics_path.open("rb") as handle:
-                handle.seek(0, 2)
-                size = handle.tell()
-                handle.seek(max(0, size - 4096))
-                lines = handle.read().decode(errors="replace").strip().splitlines()
-            return json.loads(lines[-1]) if lines else None
-        except (OSError, ValueError, IndexError):
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, size - 8192))
+                lines = handle.read().decode(errors="replace").splitlines()
+        except OSError:
             return None
+        for line in reversed(lines):
+            try:
+                return json.loads(line)
+            except ValueError:  # a record being written, or the cut first line of the tail
+                continue
+        return None
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunDir:
     root: Path
 
@@ -76,22 +101,58 @@ class RunDir:
         return self.root / "plan.json"
 
     def job(self, job: Job) -> JobDir:
-        return JobDir(self.root / job.id / job.hash[:16])
+        return JobDir(self.root / job.id / job.hash[:HASH_CHARS])
+
+    def current(self, job_id: str) -> JobDir | None:
+        """The folder the last successful run of this job used (whatever its configuration)."""
+        try:
+            name = (self.root / job_id / "current").read_text().strip()
+        except OSError:
+            return None
+        return JobDir(self.root / job_id / name) if name else None
 
     def mark_current(self, job: Job) -> None:
-        write_atomic(self.root / job.id / "current", job.hash[:16] + "\n")
+        write_atomic(self.root / job.id / "current", job.hash[:HASH_CHARS] + "\n")
 
     def is_done(self, job: Job) -> bool:
-        status = self.job(job).read_status()
-        return status.get("state") == "done" and status.get("hash") == job.hash
+        folder = self.job(job)
+        status = folder.read_status()
+        return (status.get("state") == "done" and status.get("hash") == job.hash
+                and all(folder.artifact(name).exists() for name in job.outputs))
 
     def artifact_path(self, plan: Plan, job_id: str, name: str) -> Path:
         return self.job(plan.job(job_id)).artifact(name)
 
+    def retire(self, job: Job) -> Path | None:
+        """Move a job's folder aside (for `--force`): it starts afresh, the old results stay on disk."""
+        folder = self.job(job).root
+        if not folder.exists():
+            return None
+        target = folder.with_name(f"{folder.name}.retired-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        folder.rename(target)
+        return target
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """One `vpo run` at a time per run directory: two would train the same job into one folder."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                raise RunDirBusy(f"another `vpo run` is using {self.root} ({handle.read().strip() or 'pid unknown'})")
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+            handle.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
 
 def default_run_dir(plan: Plan, base: Path = Path("runs")) -> Path:
-    """Stable per recipe (not per plan), so a second run finds the first's work."""
-    import hashlib
-
+    """Stable per recipe file (not per plan), so a second run finds the first's work."""
     key = hashlib.sha256(str(Path(plan.recipe.path).resolve()).encode()).hexdigest()[:8]
     return base / f"{plan.recipe.name}-{key}"

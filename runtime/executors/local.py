@@ -1,6 +1,13 @@
-"""Run jobs as subprocesses on this machine, one after another in dependency order."""
+"""Run jobs on this machine, one after another in dependency order, each in its own process group.
+
+A job that asks for more than one GPU runs as one process per GPU under torch.distributed.run. Ctrl-C
+(or SIGTERM) is forwarded to the running job as SIGINT: it checkpoints and stops, is recorded as
+cancelled, and the next `vpo run` resumes it; a second Ctrl-C, or a job that takes longer than
+STOP_GRACE_S to stop, is killed."""
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -8,59 +15,175 @@ from pathlib import Path
 
 from vpolang.plan import Job, Plan
 
+from ..errors import JobError
 from ..progress import Progress
-from ..rundir import RunDir
+from ..rundir import JobDir, RunDir
+from .common import failed_upstream, record_lost, record_not_run
+
+POLL_S = 0.5
+STOP_GRACE_S = 120.0
+EXIT_STOPPED, EXIT_CANCELLED = 75, 130
+RUNTIME_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `runtime` package
 
 
-def run_local(plan: Plan, jobs: list[Job], run: RunDir, progress: Progress, force: bool = False) -> int:
-    failed: set[str] = set()
-    for job in jobs:
-        blocked = [d for d in job.depends_on if d in failed or not _dep_ready(plan, run, d, jobs)]
-        if blocked:
-            progress.event(job, "skipped", f"waits on {', '.join(blocked)}")
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM reached the executor."""
+
+
+class LocalExecutor:
+    def __init__(self, stop_grace_s: float = STOP_GRACE_S):
+        self.stop_grace_s = stop_grace_s
+
+    def run(self, plan: Plan, jobs: list[Job], run: RunDir, progress: Progress) -> int:
+        failed: set[str] = set()
+        with _interrupts_raised():
+            try:
+                for job in jobs:
+                    code = self._run_or_skip(job, run, progress, failed)
+                    if code in (EXIT_STOPPED, EXIT_CANCELLED):
+                        return code
+            except Interrupted:  # between jobs: nothing is running
+                return EXIT_CANCELLED
+        return 1 if failed else 0
+
+    def _run_or_skip(self, job: Job, run: RunDir, progress: Progress, failed: set[str]) -> int:
+        upstream = failed_upstream(job, failed)
+        if upstream:
+            reason = f"not run: it needs {', '.join(upstream)}, which did not finish"
+            record_not_run(run, job, reason)
+            progress.note(job, reason)
             failed.add(job.id)
-            continue
-        if run.is_done(job) and not force:
-            progress.event(job, "cached", "")
+            return 1
+        if run.is_done(job):
             run.mark_current(job)
-            continue
-        code = _run_one(plan, job, run, progress)
-        if code != 0:
-            failed.add(job.id)
-            if code == 130:
-                return 130
-    return 1 if failed else 0
-
-
-def _dep_ready(plan: Plan, run: RunDir, dep: str, selected: list[Job]) -> bool:
-    """A dependency outside the selection must already be done."""
-    if any(j.id == dep for j in selected):
-        return True
-    return run.is_done(plan.job(dep))
-
-
-def _run_one(plan: Plan, job: Job, run: RunDir, progress: Progress) -> int:
-    cmd = [sys.executable, "-m", "runtime.main", "--plan", str(run.plan_path), "--job", job.id,
-           "--run-dir", str(run.root)]
-    jd = run.job(job)
-    jd.root.mkdir(parents=True, exist_ok=True)
-    progress.start(job, jd)
-    with jd.log_path.open("a") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.PIPE, text=True, cwd=Path.cwd())
+            progress.cached(job)
+            return 0
         try:
-            while proc.poll() is None:
-                progress.tick(job, jd)
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            proc.terminate()  # the job checkpoints on SIGTERM and exits; a later run resumes it
+            command = job_command(run, job, processes_for(job))
+        except JobError as exc:
+            code, message = 1, record_lost(run, job, str(exc))
+        else:
+            code, message = self._supervise(command, job, run, progress)
+        if code == 0:
+            progress.finished(job)
+        elif code in (EXIT_STOPPED, EXIT_CANCELLED):
+            progress.note(job, "stopped; `vpo run` again resumes it from its latest checkpoint")
+        else:
+            failed.add(job.id)
+            progress.failed(job, message, run.job(job))
+        return code
+
+    def _supervise(self, command: list[str], job: Job, run: RunDir, progress: Progress) -> tuple[int, str]:
+        folder = run.job(job)
+        folder.root.mkdir(parents=True, exist_ok=True)
+        progress.started(job, f"{_processes_text(command)}")
+        with folder.log_path.open("ab") as log:
+            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=_child_env(),
+                                    start_new_session=True)  # a terminal's Ctrl-C reaches us only
+            try:
+                while proc.poll() is None:
+                    progress.tick(job, folder)
+                    time.sleep(POLL_S)
+            except Interrupted:
+                progress.note(job, "interrupted: checkpointing, then stopping (Ctrl-C again to kill it)")
+                self._stop(proc)
+                return EXIT_CANCELLED, _record_interrupted(folder)
+        progress.tick(job, folder)
+        return proc.returncode, _outcome(proc.returncode, job, run, folder)
+
+    def _stop(self, proc: subprocess.Popen) -> None:
+        _signal_group(proc, signal.SIGINT)
+        try:
+            proc.wait(timeout=self.stop_grace_s)
+        except (Interrupted, subprocess.TimeoutExpired):
+            _signal_group(proc, signal.SIGKILL)
             proc.wait()
-            progress.event(job, "stopped", "interrupted; `vpo run` again to resume")
-            return 130
-        err = proc.stderr.read() if proc.stderr else ""
-    status = jd.read_status()
-    if proc.returncode == 0:
-        progress.finish(job, jd)
+
+
+def processes_for(job: Job) -> int:
+    """One process per GPU the placement asks for (on the CPU when VPO_DEVICE=cpu: a rehearsal)."""
+    p = job.placement
+    if p.nodes > 1:
+        raise JobError(f"it asks for {p.nodes} nodes; the local executor runs on this machine only "
+                       "(use --executor slurm)")
+    wanted = max(p.gpus_per_node, 1)
+    if wanted == 1 or os.environ.get("VPO_DEVICE") == "cpu":
+        return wanted
+    import torch
+
+    have = torch.cuda.device_count()
+    if have < wanted:
+        raise JobError(f"it asks for {wanted} GPUs and this machine has {have} "
+                       "(set VPO_DEVICE=cpu to rehearse its processes on the CPU)")
+    return wanted
+
+
+def job_command(run: RunDir, job: Job, processes: int) -> list[str]:
+    args = ["--plan", str(run.plan_path.resolve()), "--job", job.id, "--run-dir", str(run.root.resolve())]
+    if processes == 1:
+        return [sys.executable, "-m", "runtime.main", *args]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+            "-m", "runtime.main", *args]
+
+
+def _processes_text(command: list[str]) -> str:
+    nproc = [c for c in command if c.startswith("--nproc_per_node=")]
+    return f"{nproc[0].split('=')[1]} processes" if nproc else "1 process"
+
+
+def _outcome(code: int, job: Job, run: RunDir, folder: JobDir) -> str:
+    if code == 0 and run.is_done(job):
+        return ""
+    if code in (EXIT_STOPPED, EXIT_CANCELLED):
+        return folder.read_status().get("stop_reason") or "stopped"
+    if code < 0:
+        why = "killed by " + signal.Signals(-code).name + (" (out of memory?)" if -code == signal.SIGKILL else "")
     else:
-        message = status.get("error") or err.strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
-        progress.fail(job, message if isinstance(message, str) else message[0], jd)
-    return proc.returncode
+        why = f"exited with code {code}"
+    return record_lost(run, job, f"the job process {why}; see {folder.log_path}")
+
+
+def _record_interrupted(folder: JobDir) -> str:
+    """The job records its own stop; one killed before it could is still cancelled, not running."""
+    if folder.read_status().get("state") == "running":
+        folder.write_status(state="cancelled", stop_reason="killed after Ctrl-C", finished=time.time())
+    return "interrupted"
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The job process must import this same runtime, wherever the caller found it.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(RUNTIME_ROOT), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def _signal_group(proc: subprocess.Popen, sig: signal.Signals) -> None:
+    try:
+        os.killpg(proc.pid, sig)  # the job and, under torchrun, every rank
+    except ProcessLookupError:
+        pass
+
+
+class _interrupts_raised:
+    """While jobs run, SIGINT and SIGTERM raise Interrupted in the executor (main thread only)."""
+
+    def __enter__(self):
+        self.saved = {}
+        if _in_main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.saved[sig] = signal.signal(sig, _raise_interrupted)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

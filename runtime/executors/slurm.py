@@ -1,104 +1,239 @@
 """Run jobs on Slurm through submitit: one Slurm job per plan job, `afterok` dependencies, resources from
-the placement, and requeue on preemption or timeout (the job resumes from its latest checkpoint)."""
+the placement, and requeue on preemption or time limit.
+
+Each Slurm task runs `PlanJobRunner`, which runs the plan job in a worker thread so that the main thread
+stays free for Slurm's signal. On SIGUSR2 (sent before preemption and before the time limit) submitit
+calls `PlanJobRunner.checkpoint`: it asks the job to checkpoint and stop, waits for it, and hands back a
+fresh runner that submitit requeues; the next attempt resumes from that checkpoint.
+
+Every submission gets a fresh submitit folder holding a snapshot of the plan it runs, so jobs still
+queued from an earlier `vpo run` are not changed under them when the recipe changes. A job still queued
+or running in Slurm for the same configuration is watched again rather than submitted twice."""
 from __future__ import annotations
 
+import json
+import math
+import os
+import shutil
+import subprocess
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from vpolang.plan import Job, Plan
 
 from ..progress import Progress
-from ..rundir import RunDir
+from ..rundir import JobDir, RunDir
+from .common import failed_upstream, record_lost, record_not_run
 
-TERMINAL_BAD = {"FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE"}
+POLL_S = 5.0
+SIGNAL_DELAY_S = 120  # how long before the end Slurm warns a job: time to write a checkpoint
+STOP_GRACE_S = SIGNAL_DELAY_S - 30
+DEFAULT_TIME_MIN = 3 * 24 * 60  # when neither the recipe nor the partition sets a limit
+FAILED_STATES = {"FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE"}
+LIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING",
+               "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "PREEMPTED"}
+
+
+class JobFailed(RuntimeError):
+    """The plan job failed; its status.json and log.txt say why."""
 
 
 class PlanJobRunner:
-    """The callable each Slurm task runs. Checkpointable: on preemption or an approaching time limit
-    submitit calls `checkpoint`, which resubmits the same call; the trainer then resumes from its
-    latest valid checkpoint, so at most the work since that checkpoint is lost."""
+    """The callable each Slurm task runs (Checkpointable for submitit: see the module docstring)."""
 
-    def __init__(self, plan_path: str, job_id: str, run_dir: str):
-        self.plan_path, self.job_id, self.run_dir = plan_path, job_id, run_dir
+    def __init__(self, plan_path: str, job_id: str, run_dir: str, stop_grace_s: float = STOP_GRACE_S):
+        self.plan_path, self.job_id, self.run_dir, self.stop_grace_s = plan_path, job_id, run_dir, stop_grace_s
+        self._stop: threading.Event | None = None
+        self._worker: threading.Thread | None = None
 
     def __call__(self) -> int:
-        from runtime.main import run_job
+        from runtime.main import EXIT_FAILED, run_job
 
-        code = run_job(Path(self.plan_path), self.job_id, Path(self.run_dir), handle_signals=False)
+        if self._already_done():  # requeued after it finished (a late signal, a node failure)
+            return 0
+        self._stop = threading.Event()
+        result: dict[str, int] = {}
+        self._worker = threading.Thread(name=f"vpo-{self.job_id}", target=lambda: result.update(
+            code=run_job(Path(self.plan_path), self.job_id, Path(self.run_dir), handle_signals=False,
+                         stop_event=self._stop)))
+        self._worker.start()
+        while self._worker.is_alive():
+            self._worker.join(timeout=1.0)  # short waits: the main thread must take Slurm's signals
+        code = result.get("code", EXIT_FAILED)
         if code != 0:
-            raise RuntimeError(f"job {self.job_id} exited with {code}; see its log.txt")
+            raise JobFailed(f"plan job {self.job_id} exited with code {code}; see its status.json and log.txt")
         return code
 
-    def checkpoint(self, *args, **kwargs):
+    def _already_done(self) -> bool:
+        from vpolang.plan import load_plan
+
+        plan = load_plan(self.plan_path)
+        return RunDir(Path(self.run_dir)).is_done(plan.job(self.job_id))
+
+    def checkpoint(self, *args: Any, **kwargs: Any):
         import submitit
 
-        return submitit.helpers.DelayedSubmission(PlanJobRunner(self.plan_path, self.job_id, self.run_dir))
+        if self._worker is not None and self._worker.is_alive():
+            self._stop.set()
+            self._worker.join(timeout=self.stop_grace_s)
+        return submitit.helpers.DelayedSubmission(
+            PlanJobRunner(self.plan_path, self.job_id, self.run_dir, self.stop_grace_s))
+
+    def __getstate__(self) -> dict[str, Any]:  # submitted before it runs: no thread to pickle
+        return {k: v for k, v in self.__dict__.items() if k not in ("_stop", "_worker")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _stop=None, _worker=None)
 
 
-def slurm_parameters(job: Job, dependencies: list[str]) -> dict:
+def slurm_parameters(job: Job, dependencies: list[str], time_min: int) -> dict[str, Any]:
+    """submitit SlurmExecutor parameters for a job: one task per GPU, resources from its placement."""
     p = job.placement
-    gpus = p.gpus_per_node
-    params = {"nodes": p.nodes, "tasks_per_node": max(gpus, 1), "cpus_per_task": p.cpus_per_task or 1,
-              "timeout_min": max(1, (p.time_limit_s or 24 * 3600) // 60), "name": f"vpo-{job.id}",
-              "slurm_signal_delay_s": 120}
-    if gpus:
-        params["gpus_per_node"] = gpus
-    if p.mem_gib:
-        params["mem_gb"] = int(p.mem_gib)
-    if p.partition:
-        params["slurm_partition"] = p.partition
-    extra = dict(p.slurm_extra)
-    if p.account:
-        extra["account"] = p.account
-    if dependencies:
-        extra["dependency"] = "afterok:" + ":".join(dependencies)
-        extra["kill-on-invalid-dep"] = "yes"
-    if extra:
-        params["slurm_additional_parameters"] = extra
+    params: dict[str, Any] = {"job_name": f"vpo-{job.id}", "nodes": p.nodes,
+                              "ntasks_per_node": max(p.gpus_per_node, 1), "time": time_min,
+                              "signal_delay_s": SIGNAL_DELAY_S, "srun_args": ["--kill-on-bad-exit=1"]}
+    optional = {"gpus_per_node": p.gpus_per_node or None, "cpus_per_task": p.cpus_per_task,
+                "mem": f"{math.ceil(p.mem_gib)}G" if p.mem_gib else None, "partition": p.partition,
+                "account": p.account, "dependency": "afterok:" + ":".join(dependencies) if dependencies else None}
+    params.update({k: v for k, v in optional.items() if v is not None})
+    # A job whose dependency failed can never start: have Slurm drop it rather than keep it queued.
+    params["additional_parameters"] = {"kill-on-invalid-dep": "yes", **p.slurm_extra}
     return params
 
 
-def run_slurm(plan: Plan, jobs: list[Job], run: RunDir, progress: Progress, force: bool = False,
-              poll_s: float = 2.0) -> int:
+def time_limit_min(job: Job) -> int:
+    if job.placement.time_limit_s:
+        return max(1, math.ceil(job.placement.time_limit_s / 60))
+    return partition_limit_min(job.placement.partition) or DEFAULT_TIME_MIN
+
+
+def partition_limit_min(partition: str | None) -> int | None:
+    """The partition's time limit in minutes (the default partition's when None); None if unlimited."""
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%P %l"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        name, _, limit = line.partition(" ")
+        if (partition is None and name.endswith("*")) or name.rstrip("*") == partition:
+            return parse_slurm_minutes(limit.strip())
+    return None
+
+
+def parse_slurm_minutes(text: str) -> int | None:
+    """Slurm's [days-]hours:minutes:seconds (or minutes[:seconds]) in whole minutes; None if infinite."""
+    if text in ("infinite", "UNLIMITED", "") or "n/a" in text.lower():
+        return None
+    days, _, clock = text.rpartition("-")
+    parts = [int(x) for x in clock.split(":")]
+    if len(parts) == 3:
+        hours, minutes, seconds = parts
+    elif len(parts) == 2 and days:
+        (hours, minutes), seconds = parts, 0
+    else:
+        hours, (minutes, seconds) = 0, (parts + [0])[:2]
+    return max(1, (int(days or 0) * 24 + hours) * 60 + minutes + math.ceil(seconds / 60))
+
+
+class SlurmExecutor:
+    def __init__(self, poll_s: float = POLL_S):
+        self.poll_s = poll_s
+
+    def run(self, plan: Plan, jobs: list[Job], run: RunDir, progress: Progress) -> int:
+        import submitit
+
+        folder = run.root / "submitit" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        folder.mkdir(parents=True)
+        snapshot = folder / "plan.json"
+        shutil.copyfile(run.plan_path, snapshot)
+        executor = submitit.SlurmExecutor(folder=folder)
+        handles: dict[str, Any] = {}
+        for job in jobs:
+            if run.is_done(job):
+                run.mark_current(job)
+                progress.cached(job)
+                continue
+            handles[job.id] = _still_queued(run.job(job)) or self._submit(executor, snapshot, job, run, handles)
+            progress.note(job, f"Slurm job {handles[job.id].job_id}")
+        return _Watch(plan, run, progress, handles).until_done(self.poll_s)
+
+    @staticmethod
+    def _submit(executor, snapshot: Path, job: Job, run: RunDir, handles: dict[str, Any]):
+        deps = [handles[d].job_id for d in job.depends_on if d in handles]
+        executor.update_parameters(**slurm_parameters(job, deps, time_limit_min(job)))
+        handle = executor.submit(PlanJobRunner(str(snapshot), job.id, str(run.root.resolve())))
+        folder = run.job(job)
+        folder.root.mkdir(parents=True, exist_ok=True)
+        folder.slurm_path.write_text(json.dumps({"job_id": handle.job_id, "folder": str(executor.folder),
+                                                 "tasks": handle.num_tasks, "submitted": time.time()}) + "\n")
+        return handle
+
+
+def _still_queued(folder: JobDir):
+    """The submitit handle of a Slurm job an earlier `vpo run` submitted for this folder, if Slurm
+    still has it queued or running."""
     import submitit
 
-    folder = run.root / "submitit" / time.strftime("%Y%m%d-%H%M%S")
-    executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
-    submitted: dict[str, object] = {}
-    for job in jobs:
-        if run.is_done(job) and not force:
-            progress.event(job, "cached", "")
-            continue
-        missing = [d for d in job.depends_on if d not in submitted and not run.is_done(plan.job(d))]
-        if missing:
-            progress.event(job, "skipped", f"waits on {', '.join(missing)}")
-            continue
-        deps = [submitted[d].job_id for d in job.depends_on if d in submitted]
-        executor.update_parameters(**slurm_parameters(job, deps))
-        run.job(job).root.mkdir(parents=True, exist_ok=True)
-        submitted[job.id] = executor.submit(PlanJobRunner(str(run.plan_path), job.id, str(run.root)))
-        progress.event(job, "submitted", f"slurm job {submitted[job.id].job_id}")
-    return _wait(plan, submitted, run, progress, poll_s)
+    try:
+        record = json.loads(folder.slurm_path.read_text())
+        out = subprocess.run(["squeue", "-h", "-j", str(record["job_id"]), "-o", "%T"], capture_output=True,
+                             text=True, timeout=30).stdout.split()
+    except (OSError, ValueError, KeyError, subprocess.SubprocessError):
+        return None
+    if not out or out[0] not in LIVE_STATES:
+        return None
+    return submitit.SlurmJob(folder=record["folder"], job_id=str(record["job_id"]),
+                             tasks=tuple(range(int(record.get("tasks", 1)))))
 
 
-def _wait(plan: Plan, submitted: dict, run: RunDir, progress: Progress, poll_s: float) -> int:
-    pending = dict(submitted)
-    failed = False
-    while pending:
-        for job_id, sj in list(pending.items()):
-            job = plan.job(job_id)
-            state = sj.state
-            if run.is_done(job) and sj.done():
-                progress.finish(job, run.job(job))
-                run.mark_current(job)
-                del pending[job_id]
-            elif state in TERMINAL_BAD or (sj.done() and not run.is_done(job)):
-                error = run.job(job).read_status().get("error") or f"slurm state {state}"
-                progress.fail(job, error, run.job(job))
-                failed = True
-                del pending[job_id]
-            else:
-                progress.tick(job, run.job(job))
-        if pending:
-            time.sleep(poll_s)
-    return 1 if failed else 0
+class _Watch:
+    """Follows submitted jobs until each is done, failed or cancelled; Ctrl-C detaches (jobs go on)."""
+
+    def __init__(self, plan: Plan, run: RunDir, progress: Progress, handles: dict[str, Any]):
+        self.plan, self.run, self.progress, self.pending = plan, run, progress, dict(handles)
+        self.failed: set[str] = set()
+        self.seen_running: set[str] = set()
+
+    def until_done(self, poll_s: float) -> int:
+        try:
+            while self.pending:
+                for job_id in list(self.pending):
+                    self._check(self.plan.job(job_id))
+                if self.pending:
+                    time.sleep(poll_s)
+        except KeyboardInterrupt:
+            ids = " ".join(h.job_id for h in self.pending.values())
+            print(f"detached: the Slurm jobs keep running ({ids}); follow them with `vpo status {self.run.root}`, "
+                  f"stop them with `scancel {ids}`", flush=True)
+            return 130
+        return 1 if self.failed else 0
+
+    def _check(self, job: Job) -> None:
+        handle, folder = self.pending[job.id], self.run.job(job)
+        if self.run.is_done(job):
+            self.progress.finished(job)
+            del self.pending[job.id]
+            return
+        state = handle.get_info(mode="force").get("State", "UNKNOWN").split()[0]
+        if state in FAILED_STATES or state == "COMPLETED":
+            log = handle.paths.stderr
+            message = record_lost(self.run, job, f"Slurm job {handle.job_id} ended {state}; see {log}")
+            self._ended(job, lambda: self.progress.failed(job, message, folder))
+        elif state.startswith("CANCELLED"):
+            upstream = failed_upstream(job, self.failed)
+            reason = (f"not run: it needs {', '.join(upstream)}, which did not finish" if upstream
+                      else f"Slurm job {handle.job_id} was cancelled")
+            record_not_run(self.run, job, reason)
+            self._ended(job, lambda: self.progress.note(job, reason))
+        elif folder.read_status().get("state") == "running":
+            if job.id not in self.seen_running:
+                self.seen_running.add(job.id)
+                self.progress.started(job, f"Slurm job {handle.job_id}")
+            self.progress.tick(job, folder)
+
+    def _ended(self, job: Job, report) -> None:
+        self.failed.add(job.id)
+        del self.pending[job.id]
+        report()

@@ -1,4 +1,5 @@
-"""A tiny recipe and helpers to run plans for real (subprocesses, as users do)."""
+"""Helpers to run plans for real (job processes, as users do): a tiny recipe for the real trainers, and
+plans of the toy trainer (tests/runtime/toy.py) for the runtime's own behaviour."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from vpolang.plan import ArtifactRef, Job, Placement, Plan, PlanSpan, RecipeInfo, job_hash, topological_order
+
 ROOT = Path(__file__).resolve().parents[2]
+TOY = "tests.runtime.toy:run"
+TOY_KINDS = ("sft", "grpo", "dpo")
 
 TINY = """vpo 0.1
 use std.shapes
@@ -45,16 +50,18 @@ def tiny_recipe(tmp_path):
     return write
 
 
-def env() -> dict:
-    e = dict(os.environ)
+def env(toy: bool = False, **extra: str) -> dict:
+    e = dict(os.environ, **extra)
     e.setdefault("OMP_NUM_THREADS", "1")  # deterministic and polite on a 2-core machine
     e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    if toy:
+        e["VPO_TRAINERS"] = ",".join(f"{kind}={TOY}" for kind in TOY_KINDS)
     return e
 
 
-def vpo(*args, check=True, timeout=600) -> subprocess.CompletedProcess:
+def vpo(*args, check=True, timeout=600, toy=False, cwd=ROOT, **extra_env: str) -> subprocess.CompletedProcess:
     out = subprocess.run([sys.executable, "-m", "vpolang.cli", *map(str, args)], capture_output=True, text=True,
-                         cwd=ROOT, env=env(), timeout=timeout)
+                         cwd=cwd, env=env(toy, **extra_env), timeout=timeout)
     if check and out.returncode != 0:
         raise AssertionError(f"vpo {' '.join(map(str, args))} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
     return out
@@ -68,3 +75,60 @@ def job_dir(run_dir: Path, job: str) -> Path:
 def status(run_dir: Path, job: str) -> dict:
     folders = sorted((run_dir / job).glob("*/status.json"), key=lambda p: p.stat().st_mtime)
     return json.loads(folders[-1].read_text())
+
+
+# ---- toy plans
+
+def toy_job(job_id: str, kind: str = "sft", deps: tuple[str, ...] = (), line: int = 1, gpus: int = 0,
+            executor: str = "local", **config) -> Job:
+    config = {"steps": 12, "lr": 0.05, "checkpoint_every": 4, **config}
+    return Job(id=job_id, kind=kind, stage=job_id, depends_on=list(deps),
+               inputs={f"init{i}": ArtifactRef(job=d, name="policy") for i, d in enumerate(deps)},
+               outputs=["policy"], config=config, seed=7,
+               placement=Placement(executor=executor, gpus_per_node=gpus),
+               span=PlanSpan(file="toy.vpo", line=line, col=1, end_line=line + 3, end_col=2))
+
+
+def toy_plan(recipe: Path, jobs: list[Job]) -> Plan:
+    """A plan as the compiler would lower it: hashes over config and upstream hashes."""
+    hashes: dict[str, str] = {}
+    for job in topological_order(jobs):
+        job.hash = hashes[job.id] = job_hash(job, hashes)
+    return Plan(recipe=RecipeInfo(path=str(recipe), sha256="0" * 64, name=recipe.stem), jobs=jobs)
+
+
+def chain(recipe: Path, **per_job: dict) -> Plan:
+    """a -> b -> c, and d on its own; `b={"lr": 0.1}` changes one job's config."""
+    jobs = [toy_job("a", "sft", line=3, **per_job.get("a", {})),
+            toy_job("b", "grpo", ("a",), line=8, **per_job.get("b", {})),
+            toy_job("c", "dpo", ("b",), line=13, **per_job.get("c", {})),
+            toy_job("d", "sft", line=18, **per_job.get("d", {}))]
+    return toy_plan(recipe, jobs)
+
+
+def toy_run_command(plan: Plan, run_dir: Path, *args: str) -> list[str]:
+    """`vpo run plan.json` for a toy plan."""
+    plan_file = run_dir.parent / f"{run_dir.name}.plan.json"
+    plan_file.write_text(plan.to_json())
+    return [sys.executable, "-m", "vpolang.cli", "run", str(plan_file), "--run-dir", str(run_dir),
+            "--progress", "plain", *args]
+
+
+def run_toy(plan: Plan, run_dir: Path, *args: str, timeout: float = 300, **extra_env: str):
+    """Runs a toy plan through the CLI, in a process of its own (as users do)."""
+    return subprocess.run(toy_run_command(plan, run_dir, *args), capture_output=True, text=True, cwd=ROOT,
+                          env=env(True, **extra_env), timeout=timeout)
+
+
+def weights(folder: Path) -> dict:
+    import torch
+
+    return torch.load(folder / "artifacts" / "policy" / "weights.pt")
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    import torch
+
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name

@@ -1,4 +1,6 @@
-"""A job killed with SIGKILL mid-training resumes from its last checkpoint to the same weights, bit for bit."""
+"""Interrupted jobs resume from their latest checkpoint and end with the weights of an uninterrupted run,
+bit for bit: after SIGKILL (from the last periodic checkpoint) and after Ctrl-C (from the checkpoint
+written on the way out)."""
 from __future__ import annotations
 
 import json
@@ -7,47 +9,89 @@ import subprocess
 import sys
 import time
 
-import torch
-from safetensors.torch import load_file
+import pytest
 
-from .conftest import ROOT, env, job_dir, vpo
+from runtime import registry
+from runtime.main import run_job
+from runtime.rundir import RunDir
+from vpolang.plan import save_plan
+
+from . import toy
+from .conftest import ROOT, assert_same_weights, env, run_toy, toy_job, toy_plan, toy_run_command, weights
+
+STEPS = 30
 
 
-def weights(run_dir, job="sft"):
-    return load_file(str(job_dir(run_dir, job) / "artifacts" / "policy" / "weights.safetensors"))
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("resume")
+    return toy_plan(folder / "toy.vpo", [toy_job("a", steps=STEPS, checkpoint_every=4, step_sleep=0.05)])
 
 
-def test_sigkill_then_resume_equals_uninterrupted(tiny_recipe, tmp_path):
-    recipe = tiny_recipe(steps=60)
-    vpo("run", recipe, "--only", "sft", "--run-dir", tmp_path / "straight", "--progress", "quiet")
-    expected = weights(tmp_path / "straight")
+@pytest.fixture(scope="module")
+def uninterrupted(plan, tmp_path_factory):
+    """The reference, trained in this process (the job entry is the same code either way)."""
+    folder = tmp_path_factory.mktemp("straight")
+    save_plan(plan, folder / "plan.json")
+    saved = registry.TRAINERS["sft"]
+    registry.register("sft", toy.run)
+    try:
+        assert run_job(folder / "plan.json", "a", folder / "run", handle_signals=False) == 0
+    finally:
+        registry.register("sft", saved)
+    return weights(RunDir(folder / "run").job(plan.job("a")).root)
 
-    run_dir = tmp_path / "killed"
-    plan_path = tmp_path / "plan.json"
-    vpo("plan", recipe, "-o", plan_path)
-    run_dir.mkdir()
-    (run_dir / "plan.json").write_text(plan_path.read_text())
-    job_hash = json.loads(plan_path.read_text())["jobs"][0]["hash"][:16]
-    metrics = run_dir / "sft" / job_hash / "metrics.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.main", "--plan", str(run_dir / "plan.json"),
-                             "--job", "sft", "--run-dir", str(run_dir)], cwd=ROOT, env=env(),
+
+def wait_for_step(folder, step: int, proc: subprocess.Popen, timeout: float = 120) -> int:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        record = folder.last_metrics()
+        if record and record["step"] >= step:
+            return record["step"]
+        time.sleep(0.02)
+    raise AssertionError(f"the job never reached step {step} (exit code {proc.poll()})")
+
+
+def resumed_from(log_text: str) -> list[int]:
+    return [int(line.rsplit(" ", 1)[1]) for line in log_text.splitlines() if "resumed from checkpoint at step" in line]
+
+
+def test_sigkill_mid_training_then_resume_equals_uninterrupted(plan, uninterrupted, tmp_path):
+    run_dir = tmp_path / "run"
+    save_plan(plan, tmp_path / "plan.json")
+    folder = RunDir(run_dir).job(plan.job("a"))
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.main", "--plan", str(tmp_path / "plan.json"),
+                             "--job", "a", "--run-dir", str(run_dir)], cwd=ROOT, env=env(toy=True),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline:  # kill between the step-8 checkpoint and the end
-        lines = metrics.read_text().splitlines() if metrics.exists() else []
-        if lines and json.loads(lines[-1])["step"] >= 9:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the job finished before it could be killed"
-    assert not (run_dir / "sft" / job_hash / "artifacts" / "policy").exists()
+    wait_for_step(folder, 10, proc)  # past the step-8 checkpoint
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert folder.read_status()["state"] == "running" and not folder.artifact("policy").exists()
 
-    out = vpo("run", recipe, "--only", "sft", "--run-dir", run_dir, "--progress", "plain")
-    log = (run_dir / "sft" / job_hash / "log.txt").read_text()
-    resumed_at = [int(line.rsplit(" ", 1)[1]) for line in log.splitlines() if "resumed from checkpoint at step" in line]
-    assert resumed_at and 8 <= resumed_at[0] < 60 and resumed_at[0] % 4 == 0, out.stderr
-    resumed = weights(run_dir)
-    assert resumed.keys() == expected.keys()
-    for name in expected:
-        assert torch.equal(resumed[name], expected[name]), name
+    out = run_toy(plan, run_dir)
+    assert out.returncode == 0, out.stderr
+    [step] = resumed_from(folder.log_path.read_text())
+    assert 8 <= step < STEPS and step % 4 == 0
+    assert folder.read_status()["attempts"] == 2
+    assert_same_weights(weights(folder.root), uninterrupted)
+
+
+def test_ctrl_c_checkpoints_stops_cleanly_and_resumes_there(plan, uninterrupted, tmp_path):
+    run_dir = tmp_path / "run"
+    folder = RunDir(run_dir).job(plan.job("a"))
+    cli = subprocess.Popen(toy_run_command(plan, run_dir), cwd=ROOT, env=env(toy=True), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    wait_for_step(folder, 6, cli)
+    cli.send_signal(signal.SIGINT)  # what a terminal's Ctrl-C does to the foreground `vpo run`
+    _, err = cli.communicate(timeout=120)
+    assert cli.returncode == 130, err
+    status = folder.read_status()
+    assert status["state"] == "cancelled" and status["stop_reason"] == "interrupted"
+    stopped_at = folder.last_metrics()["step"]
+    assert (folder.checkpoints / f"step-{stopped_at:08d}").is_dir()  # written on the way out
+    assert "interrupted" in err and "Traceback" not in err
+
+    out = run_toy(plan, run_dir)
+    assert out.returncode == 0, out.stderr
+    assert resumed_from(folder.log_path.read_text()) == [stopped_at]
+    assert_same_weights(weights(folder.root), uninterrupted)

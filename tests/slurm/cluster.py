@@ -56,6 +56,7 @@ class LocalSlurm:
         self.ports = {k: _free_port() for k in ("ctld", "slurmd", "dbd", "mysql")}
         self.env = dict(os.environ, SLURM_CONF=str(root / "slurm.conf"))
         self.pids: list[Path] = []
+        self._mysqld: subprocess.Popen | None = None
 
     # ---- configuration
     def write_config(self) -> None:
@@ -70,7 +71,7 @@ SlurmctldHost={self.host}(127.0.0.1)
 SlurmctldPort={self.ports['ctld']}
 SlurmdPort={self.ports['slurmd']}
 AuthType=auth/munge
-AuthInfo=socket={sock}
+AuthInfo=socket={sock},cred_expire=10
 CredType=cred/munge
 SlurmUser=root
 SlurmdUser=root
@@ -130,15 +131,25 @@ LogFile={r}/log/slurmdbd.log
             if ready():
                 return
             time.sleep(0.3)
-        raise SlurmUnavailable(what + self._logs())
+        raise SlurmUnavailable(what + self.logs())
 
-    def _logs(self) -> str:
+    def logs(self) -> str:
+        """The last lines of every daemon's log (for failure messages)."""
         tails = []
         for log in sorted((self.root / "log").glob("*.log")):
             tails.append(f"\n--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]))
         return "".join(tails)
 
     def start(self) -> "LocalSlurm":
+        """Starts every daemon and waits for the node to be idle; SlurmUnavailable says what failed."""
+        try:
+            return self._start()
+        except (subprocess.SubprocessError, OSError) as exc:
+            detail = getattr(exc, "stderr", b"") or b""
+            text = detail.decode(errors="replace") if isinstance(detail, bytes) else detail
+            raise SlurmUnavailable(f"{exc} {text.strip()}{self.logs()}") from exc
+
+    def _start(self) -> "LocalSlurm":
         r = self.root
         self.write_config()
         self._spawn([_which("munged"), f"--socket={r}/munge.sock", f"--key-file={r}/munge.key",
@@ -152,33 +163,97 @@ LogFile={r}/log/slurmdbd.log
                                    "--skip-grant-tables", "--skip-networking=0"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.pids.append(r / "mysqld.pid")
-        self._wait(lambda: _port_open(self.ports["mysql"]) or mysqld.poll() is not None, "mysqld did not start")
+        self._mysqld = mysqld
+        self._wait(lambda: _port_open(self.ports["mysql"]) or _exited(mysqld), "mysqld did not start")
+        if mysqld.poll() is not None:
+            raise SlurmUnavailable(f"mysqld exited with code {mysqld.returncode}{self.logs()}")
         self._spawn([_which("slurmdbd")], r / "slurmdbd.pid")  # reads slurmdbd.conf beside SLURM_CONF
         self._wait(lambda: _port_open(self.ports["dbd"]), "slurmdbd did not listen")
         self.run(["sacctmgr", "-i", "add", "cluster", "vpotest"], check=False)
         self._spawn([_which("slurmctld")], r / "slurmctld.pid")
         self._spawn([_which("slurmd")], r / "slurmd.pid")
-        self._wait(lambda: self.run(["sinfo", "-h", "-o", "%T"], check=False).stdout.strip() == "idle",
-                   "the node did not become idle")
+        self._wait(lambda: self.node_state() == "idle", "the node did not become idle")
         return self
 
     def run(self, args: list[str], check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(args, capture_output=True, text=True, env=self.env, check=check, timeout=60)
 
-    def stop(self) -> None:
-        for pid_file in reversed(self.pids):
-            try:
-                pid = int(pid_file.read_text().split()[0])
-                os.kill(pid, signal.SIGTERM)
-                for _ in range(50):
-                    os.kill(pid, 0)
-                    time.sleep(0.1)
-                os.kill(pid, signal.SIGKILL)
-            except (OSError, ValueError):
-                continue
+    def node_state(self) -> str:
+        return self.run(["sinfo", "-h", "-o", "%T"], check=False).stdout.strip()
+
+    def state(self, job_id: str) -> list[str]:
+        """[state, reason] of a queued or running job (empty once Slurm has forgotten it)."""
+        return self.run(["squeue", "-h", "-j", job_id, "-o", "%T %r"], check=False).stdout.split()
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """SIGTERM to every daemon started here (by its pid file), SIGKILL to those still up after grace_s."""
+        if self._mysqld is not None and not (self.root / "mysqld.pid").exists():
+            self._mysqld.terminate()  # started, but stopped before it wrote its pid file
+        pids = [pid for pid in map(_read_pid, reversed(self.pids)) if pid is not None]
+        for pid in pids:
+            _signal(pid, signal.SIGTERM)
+        deadline = time.time() + grace_s
+        while time.time() < deadline and any(_alive(pid) for pid in pids):
+            if self._mysqld is not None:
+                self._mysqld.poll()  # our child: reap it, or it lingers as a zombie that looks alive
+            time.sleep(0.1)
+        for pid in pids:
+            _signal(pid, signal.SIGKILL)
+
+
+def _read_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _exited(proc: subprocess.Popen) -> bool:
+    return proc.poll() is not None
 
 
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def main(argv: list[str]) -> int:
+    """`python -m tests.slurm.cluster install` (CI set-up) or `up` (a cluster to try things by hand)."""
+    import tempfile
+
+    try:
+        ensure_installed()
+        if argv[1:] == ["up"]:
+            cluster = LocalSlurm(Path(tempfile.mkdtemp(prefix="vpo-slurm-"))).start()
+            print(f"export SLURM_CONF={cluster.env['SLURM_CONF']}   # Ctrl-C stops the daemons", flush=True)
+            try:
+                signal.pause()
+            except KeyboardInterrupt:
+                pass
+            cluster.stop()
+    except SlurmUnavailable as exc:
+        print(f"no Slurm: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv))

@@ -1,3 +1,4 @@
+"""A real single-node Slurm for the session, or a skip that says why there is none."""
 from __future__ import annotations
 
 import pytest
@@ -7,10 +8,14 @@ from .cluster import LocalSlurm, SlurmUnavailable, ensure_installed
 
 @pytest.fixture(scope="session")
 def slurm(tmp_path_factory):
+    cluster = LocalSlurm(tmp_path_factory.mktemp("slurm"))
     try:
         ensure_installed()
-        cluster = LocalSlurm(tmp_path_factory.mktemp("slurm")).start()
+        cluster.start()
     except SlurmUnavailable as exc:
+        cluster.stop()  # whatever did start
         pytest.skip(f"no Slurm: {exc}")
-    yield cluster
-    cluster.stop()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -1,87 +1,99 @@
-"""The slurm executor on a real single-node Slurm: a dependency chain, and a preempted job that resumes."""
+"""The Slurm executor on a real single-node Slurm: a dependency chain in order, a failure that cancels its
+dependents, and a preempted job that is requeued and resumes to the same weights."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.runtime.conftest import ROOT, TINY, env, job_dir
+from runtime import registry
+from runtime.main import run_job
+from runtime.rundir import RunDir
+from tests.runtime import toy
+from tests.runtime.conftest import (ROOT, assert_same_weights, env, toy_job, toy_plan, toy_run_command,
+                                    weights)
+from vpolang.plan import save_plan
 
 pytestmark = pytest.mark.slurm
 
-CHAIN = TINY + """
-stage pref = dpo(rl) {
-  pairs = synthetic(shapes.videos(n = 8, seed = 1), negatives = [reverse])
-  steps = 2
-  batch = 2
-  lr    = 1e-4
-}
-"""
+
+def chain3(tmp_path, **a_config):
+    a_config = {"steps": 3, **a_config}
+    return toy_plan(tmp_path / "toy.vpo", [toy_job("a", executor="slurm", line=3, **a_config),
+                                           toy_job("b", "grpo", ("a",), executor="slurm", line=8, steps=3),
+                                           toy_job("c", "dpo", ("b",), executor="slurm", line=13, steps=3)])
 
 
-def vpo_slurm(slurm, *args, check=True, timeout=600):
-    e = env()
-    e.update(slurm.env)
-    out = subprocess.run([sys.executable, "-m", "vpolang.cli", *map(str, args)], capture_output=True, text=True,
-                         cwd=ROOT, env=e, timeout=timeout)
-    if check and out.returncode != 0:
-        raise AssertionError(out.stdout + out.stderr + slurm._logs())
+def vpo_run(slurm, plan, run_dir, *args, timeout=300):
+    out = subprocess.run(toy_run_command(plan, run_dir, *args), capture_output=True, text=True, cwd=ROOT,
+                         env=env(True, SLURM_CONF=slurm.env["SLURM_CONF"]), timeout=timeout)
     return out
 
 
-def test_dependency_chain_runs_in_order(slurm, tmp_path):
-    recipe = tmp_path / "chain.vpo"
-    recipe.write_text(CHAIN.replace("STEPS", "4"))
-    run_dir = tmp_path / "run"
-    out = vpo_slurm(slurm, "run", recipe, "--executor", "slurm", "--run-dir", run_dir, "--progress", "plain")
-    assert out.stderr.count("submitted") == 4  # sft, rl, pref.pairs.synthetic, pref
-    ids = {}
-    for job in ("sft", "rl", "pref"):
-        status = json.loads((job_dir(run_dir, job) / "status.json").read_text())
-        assert status["state"] == "done"
-        ids[job] = status
-    assert ids["sft"]["finished"] <= ids["rl"]["started"] and ids["rl"]["finished"] <= ids["pref"]["started"]
-    again = vpo_slurm(slurm, "run", recipe, "--executor", "slurm", "--run-dir", run_dir, "--progress", "plain")
-    assert "submitted" not in again.stderr and again.stderr.count("cached") == 4
+def test_dependency_chain_runs_in_order_then_is_cached(slurm, tmp_path):
+    plan, run_dir = chain3(tmp_path), tmp_path / "run"
+    out = vpo_run(slurm, plan, run_dir)
+    assert out.returncode == 0, out.stderr + slurm.logs()
+    run = RunDir(run_dir)
+    s = {job.id: run.job(job).read_status() for job in plan.jobs}
+    assert all(v["state"] == "done" for v in s.values())
+    assert s["a"]["finished"] <= s["b"]["started"] and s["b"]["finished"] <= s["c"]["started"]
+    ids = [json.loads(run.job(job).slurm_path.read_text())["job_id"] for job in plan.jobs]
+    assert len(set(ids)) == 3
+    [script] = run_dir.glob(f"submitit/*/{ids[2]}_submission.sh")
+    assert f"#SBATCH --dependency=afterok:{ids[1]}\n" in script.read_text()
+    accounted = slurm.run(["sacct", "-n", "-X", "-j", ",".join(ids), "-o", "JobID,State"]).stdout
+    assert accounted.count("COMPLETED") == 3, accounted
+
+    again = vpo_run(slurm, plan, run_dir)
+    assert again.returncode == 0 and again.stderr.count(": cached") == 3 and "Slurm job" not in again.stderr
 
 
-def test_preempted_job_is_requeued_and_resumes(slurm, tmp_path):
-    recipe = tmp_path / "long.vpo"
-    recipe.write_text(TINY.replace("STEPS", "300"))
+def test_a_failed_job_cancels_its_dependents(slurm, tmp_path):
+    plan, run_dir = chain3(tmp_path, lr=100.0, steps=12), tmp_path / "run"
+    out = vpo_run(slurm, plan, run_dir)
+    assert out.returncode == 1
+    run = RunDir(run_dir)
+    a, b, c = (run.job(job).read_status() for job in plan.jobs)
+    assert a["state"] == "failed" and a["error"].startswith("stage `a` (toy.vpo:3:1): loss became inf at step 9")
+    assert b["state"] == c["state"] == "cancelled" and b["error"] == "not run: it needs a, which did not finish"
+    assert "a: FAILED - stage `a` (toy.vpo:3:1)" in out.stderr
+
+
+def test_preempted_job_is_requeued_and_resumes_to_the_same_weights(slurm, tmp_path, monkeypatch):
+    plan = toy_plan(tmp_path / "toy.vpo", [toy_job("a", executor="slurm", steps=60, step_sleep=0.05)])
     run_dir = tmp_path / "run"
-    e = env()
-    e.update(slurm.env)
-    proc = subprocess.Popen([sys.executable, "-m", "vpolang.cli", "run", str(recipe), "--only", "sft", "--executor",
-                             "slurm", "--run-dir", str(run_dir), "--progress", "plain"], cwd=ROOT, env=e,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = None
-    deadline = time.time() + 300
+    folder = RunDir(run_dir).job(plan.job("a"))
+    cli = subprocess.Popen(toy_run_command(plan, run_dir), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, env=env(True, SLURM_CONF=slurm.env["SLURM_CONF"]))
+    slurm_id = wait_until(lambda: folder.slurm_path.exists() and json.loads(folder.slurm_path.read_text())["job_id"])
+    wait_until(lambda: (folder.last_metrics() or {}).get("step", 0) >= 10)
+    slurm.run(["scancel", "--signal=USR2", slurm_id])  # what Slurm sends before preempting or at the time limit
+    wait_until(lambda: folder.read_status().get("stop_reason") == "preempted")
+    stopped_at = folder.last_metrics()["step"]
+    # Slurm holds the requeued job back for the credential lifetime (10 s on the test cluster), then starts it.
+    out, err = cli.communicate(timeout=300)
+    assert cli.returncode == 0, err + slurm.logs()
+
+    status = folder.read_status()
+    assert status["state"] == "done" and status["attempts"] == 2
+    log = folder.log_path.read_text()
+    assert f"resumed from checkpoint at step {stopped_at}" in log and "stopped (preempted)" in log
+    assert stopped_at < 60
+
+    save_plan(plan, tmp_path / "plan.json")
+    monkeypatch.setitem(registry.TRAINERS, "sft", toy.run)
+    assert run_job(tmp_path / "plan.json", "a", tmp_path / "straight", handle_signals=False) == 0
+    assert_same_weights(weights(folder.root), weights(RunDir(tmp_path / "straight").job(plan.job("a")).root))
+
+
+def wait_until(condition, timeout: float = 240, every: float = 0.1):
+    deadline = time.time() + timeout
     while time.time() < deadline:
-        found = list((run_dir / "sft").glob("*/metrics.jsonl")) if (run_dir / "sft").exists() else []
-        if found:
-            lines = found[0].read_text().splitlines()
-            if lines and json.loads(lines[-1])["step"] >= 10:
-                metrics = found[0]
-                break
-        time.sleep(0.2)
-    assert metrics is not None, "the job never got going"
-    jobs = slurm.run(["squeue", "-h", "-o", "%i", "-n", "vpo-sft"]).stdout.split()
-    assert jobs, "no running slurm job"
-    slurm.run(["scancel", "--signal=USR2", jobs[0]])  # what Slurm sends every task before preempting
-    deadline = time.time() + 120
-    while time.time() < deadline:  # Slurm holds a requeued job for 120 s; release it to keep CI fast
-        state = slurm.run(["squeue", "-h", "-j", jobs[0], "-o", "%T %r"], check=False).stdout.split()
-        if state[:2] == ["PENDING", "BeginTime"]:
-            slurm.run(["scontrol", "update", f"JobId={jobs[0]}", "StartTime=now"])
-            break
-        time.sleep(0.5)
-    stdout, stderr = proc.communicate(timeout=600)
-    assert proc.returncode == 0, stdout + stderr + slurm._logs()
-    log = (metrics.parent / "log.txt").read_text()
-    assert "resumed from checkpoint at step" in log
-    status = json.loads((metrics.parent / "status.json").read_text())
-    assert status["state"] == "done" and status["attempts"] >= 2
+        value = condition()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out waiting")
