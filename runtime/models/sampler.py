@@ -64,11 +64,14 @@ def guided_velocity(policy: VideoPolicy, x: torch.Tensor, s: float, text: TextCo
 @torch.no_grad()
 def sample(policy: VideoPolicy, text: TextCond, noise: torch.Tensor, steps: int, noise_kind: str = "ode",
            level: float = 0.7, generator: torch.Generator | None = None, guidance: float = 1.0,
-           uncond: TextCond | None = None, transformer=None, deterministic_last_step: bool = True) -> Trajectory:
+           uncond: TextCond | None = None, transformer=None, deterministic_last_step: bool = True,
+           rows: tuple[slice, int] | None = None) -> Trajectory:
     """Integrate from the initial `noise` (s = 1) to s = 0 in `steps` steps of the policy's shifted
     schedule. `noise_kind` `ode`, `flow_grpo` (level = a) or `dance` (level = eta). The last step is
     deterministic by default: nothing after it would remove the noise it adds, so the sample is its
-    mean (and the step carries no log-prob)."""
+    mean (and the step carries no log-prob). `rows` = (these rows, global row count): a data-parallel
+    rank's share of a global batch draws the whole batch's step noise and keeps its rows, so its
+    rollouts are the ones one process would sample."""
     sigmas = shifted_sigmas(steps, float(policy.spec.get("shift", 1.0)))
     x = noise.float()
     states, mus, levels, logps = [x], [], [], []
@@ -77,7 +80,7 @@ def sample(policy: VideoPolicy, text: TextCond, noise: torch.Tensor, steps: int,
         last = k == steps - 1 and deterministic_last_step
         g = 0.0 if last else noise_level(noise_kind, s, float(sigmas[1]), a=level, eta=level)
         v = guided_velocity(policy, x, s, text, uncond, guidance, transformer)
-        z = _normal(x.shape, generator).to(x.device) if g > 0 else None
+        z = _step_noise(x.shape, generator, rows).to(x.device) if g > 0 else None
         x, mu, _, logp = sde_step(x, v, s, s_next, g, z)
         states.append(x)
         mus.append(mu)
@@ -110,6 +113,13 @@ def recompute_logprob(policy: VideoPolicy, traj: Trajectory, k: int, text: TextC
         uncond = uncond.index(rows) if uncond is not None and len(uncond) > 1 else uncond
     return step_logprob(policy, text, x, x_next, float(traj.sigmas[k]), float(traj.sigmas[k + 1]), traj.levels[k],
                         uncond, guidance, transformer)
+
+
+def _step_noise(shape: tuple[int, ...], generator: torch.Generator | None, rows: tuple[slice, int] | None):
+    if rows is None:
+        return _normal(shape, generator)
+    mine, total = rows
+    return _normal((total, *shape[1:]), generator)[mine]
 
 
 def _normal(shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:

@@ -14,6 +14,8 @@ from runtime.errors import JobError
 from runtime.models.families import build_policy
 from runtime.models.policy import VideoPolicy
 
+from .parallel import average_gradients
+
 BASE_SEED = 0  # the base model of a spec is always the same weights, whichever stage builds it
 
 
@@ -146,6 +148,8 @@ class Loop:
         return step
 
     def save(self, step: int) -> None:
+        if not self.ctx.is_main:  # the ranks hold the same weights and optimiser state; one writes them
+            return
         state: dict[str, Any] = {"model": self.policy.trainable_state(), "optimizer": self.optimizer.state_dict(),
                                  "rng": rng_state(), "step": step}
         if self.extra_state:
@@ -168,7 +172,7 @@ class Loop:
             if step % cfg.get("log_every", 1) == 0 or step == self.steps - 1:
                 self.ctx.metrics(step + 1, **values)
             done = step + 1
-            if self.ctx.stop_requested:
+            if self.ctx.should_stop():  # agreed across ranks: all stop at the same step
                 self.save(done)
                 return False
             if done % every == 0 and done < self.steps:
@@ -179,6 +183,11 @@ class Loop:
 
 
 def clip_and_step(policy: VideoPolicy, optimizer: torch.optim.Optimizer, cfg: dict) -> float:
+    """Average the gradients over the job's ranks (a no-op for one process), clip, step, clear."""
+    params = policy.trainable_parameters()
+    average_gradients(params)
+    if all(p.grad is None for p in params):
+        return 0.0  # nothing was back-propagated this step (GRPO: every rollout gated out)
     norm = torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), cfg.get("grad_clip", 1.0))
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -186,7 +195,9 @@ def clip_and_step(policy: VideoPolicy, optimizer: torch.optim.Optimizer, cfg: di
 
 
 def save_policy(ctx: JobContext, policy: VideoPolicy) -> None:
-    """Write the output policy atomically: a temporary folder renamed into place."""
+    """Write the output policy atomically: a temporary folder renamed into place (by the main rank)."""
+    if not ctx.is_main:
+        return
     final = ctx.output_path("policy")
     tmp = final.with_name(".policy.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

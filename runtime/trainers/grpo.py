@@ -6,6 +6,8 @@ steps under the current weights and minimise the clipped ratio loss plus the KL 
 from __future__ import annotations
 
 import math
+import zlib
+from dataclasses import dataclass
 
 import torch
 
@@ -21,6 +23,7 @@ from runtime.rewards.registry import gate_mask, score_expression, score_reward
 
 from .common import (Loop, batch_indices, clip_and_step, encode_cached, load_policy, optimizer_for, policy_from_ref,
                      save_policy, step_generator)
+from .parallel import gather_rows, mean_over_ranks, share
 
 
 class Priors:
@@ -44,26 +47,45 @@ class Priors:
     def _sample_prior(self, prompt: str) -> float:
         cfg = self.ctx.config
         pol = self.prior_policy
-        gen = torch.Generator().manual_seed(abs(hash(prompt)) % (2**31))
+        # a stable seed per prompt (Python's hash() is salted per process: resumes and ranks would differ)
+        gen = torch.Generator().manual_seed(zlib.crc32(prompt.encode()))
         shape = (4, *pol.latent_shape(cfg["frames"], *cfg["resolution"]))
         text = pol.encode_prompts([prompt] * 4)
         videos = pol.decode(sample(pol, text, torch.randn(shape, generator=gen).to(self.ctx.device), cfg["sample_steps"]).final)
         return float(self.reward_fn(videos, [prompt] * 4).mean())
 
 
-def scalar_rewards(cfg: dict, videos, prompts, ctx) -> tuple[torch.Tensor, dict[str, torch.Tensor], list | None]:
-    """(combined reward per video, per-term scores, per-reward list for joint balancing or None)."""
+@dataclass
+class Scores:
+    """What the rewards said about a batch of rollouts: the combined reward, each term (for logging),
+    each reward of a joint objective, and the gate's verdict."""
+
+    reward: torch.Tensor
+    terms: dict[str, torch.Tensor]
+    joint: list[torch.Tensor] | None
+    gate: torch.Tensor | None
+
+    def gathered(self) -> "Scores":
+        """Every rank's rows, in global order (the whole batch's statistics need all of them)."""
+        return Scores(gather_rows(self.reward), {k: gather_rows(v) for k, v in self.terms.items()},
+                      None if self.joint is None else [gather_rows(r) for r in self.joint],
+                      None if self.gate is None else gather_rows(self.gate))
+
+
+def score_rollouts(cfg: dict, videos, prompts, ctx) -> Scores:
+    """Scores of this rank's rollouts (whole groups, so self-paced weights stay per group)."""
     scored = score_expression(cfg["reward"], videos, prompts, ctx)
+    gate = gate_mask(cfg["gate"], videos, prompts, ctx) if cfg.get("gate") else None
     if cfg.get("self_paced"):
         sp = cfg["self_paced"]
         comps = torch.stack([score_reward(r, videos, prompts, ctx) for r in sp["phases"]], dim=1)
         g = cfg["group_size"]
         combined = torch.cat([self_paced.combine_components(c, self_paced.self_paced_weights(
             c, sp["tau"], sp["beta"], sp["saturate_below"])) for c in comps.split(g)])
-        return combined, scored["terms"], None
+        return Scores(combined, scored["terms"], None, gate)
     if "joint" in scored:
-        return torch.stack(scored["joint"]).mean(0), scored["terms"], scored["joint"]
-    return scored["total"], scored["terms"], None
+        return Scores(torch.stack(scored["joint"]).mean(0), scored["terms"], scored["joint"], gate)
+    return Scores(scored["total"], scored["terms"], None, gate)
 
 
 def group_adv(cfg: dict, r: torch.Tensor) -> torch.Tensor:
@@ -85,9 +107,10 @@ def joint_advantages(cfg: dict, per_reward: list[torch.Tensor]) -> tuple[torch.T
     return min_norm.combine(advs, weights), weights
 
 
-def compute_advantages(cfg, ctx, videos, prompts, priors: Priors | None):
-    r, terms, per_reward = scalar_rewards(cfg, videos, prompts, ctx)
-    info = {f"reward/{k}": float(v.mean()) for k, v in terms.items()}
+def compute_advantages(cfg, scores: Scores, prompts: list[str], priors: Priors | None):
+    """Advantages of the whole batch (every rank computes the same ones from the gathered scores)."""
+    r, per_reward = scores.reward, scores.joint
+    info = {f"reward/{k}": float(v.mean()) for k, v in scores.terms.items()}
     info["reward_mean"], info["reward_std"] = float(r.mean()), float(r.std())
     g = cfg["group_size"]
     if per_reward is not None:
@@ -121,8 +144,8 @@ def compute_advantages(cfg, ctx, videos, prompts, priors: Priors | None):
     else:
         advantage = group_adv(cfg, r)
     keep = torch.ones_like(advantage, dtype=torch.bool)
-    if cfg.get("gate"):
-        ok = gate_mask(cfg["gate"], videos, prompts, ctx)
+    if scores.gate is not None:
+        ok = scores.gate
         info["gate_pass"] = float(ok.float().mean())
         if cfg["gate_action"] == "zero":
             advantage = torch.where(ok, advantage, torch.zeros_like(advantage))
@@ -161,37 +184,48 @@ def run(ctx: JobContext) -> None:
         gen = step_generator(cfg["seed"], i)
         idx = batch_indices(len(prompts_pool), cfg["batch"], i, cfg["seed"])
         prompts = [prompts_pool[j] for j in idx for _ in range(g)]
-        text = encode_cached(policy, prompts, cache)
         n = len(prompts)
+        # every rank draws the whole batch's noise and samples its own whole groups
         if cfg["shared_noise"]:
             noise = torch.randn((n // g, *latent), generator=gen).repeat_interleave(g, 0)
         else:
             noise = torch.randn((n, *latent), generator=gen)
+        mine = share(ctx, n, unit=g)
+        text = encode_cached(policy, prompts[mine], cache)
+        local = mine.stop - mine.start
         policy.eval()
-        uncond = encode_cached(policy, [""] * n, cache) if cfg["guidance"] != 1.0 else None
-        traj = sample(policy, text, noise.to(ctx.device), T, cfg["noise"], cfg["noise_level"], gen, cfg["guidance"],
-                      uncond)
+        uncond = encode_cached(policy, [""] * local, cache) if cfg["guidance"] != 1.0 else None
+        traj = sample(policy, text, noise[mine].to(ctx.device), T, cfg["noise"], cfg["noise_level"], gen,
+                      cfg["guidance"], uncond, rows=(mine, n))
         videos = policy.decode(traj.final)
-        advantage, keep, info = compute_advantages(cfg, ctx, videos, prompts, priors)
+        scores = score_rollouts(cfg, videos, prompts[mine], ctx).gathered()
+        advantage, keep, info = compute_advantages(cfg, scores, prompts, priors)
         dense = vipo_maps(backbone, videos, latent, cfg["vipo"]["sigma"]) if backbone else None
         policy.train()
         for _ in range(cfg["updates_per_batch"]):
-            info.update(update(policy, optimizer, cfg, ctx, traj, text, uncond, advantage, keep, dense, clip_range, gen))
+            info.update(update(policy, optimizer, cfg, traj, text, uncond, advantage, keep, dense, clip_range, gen,
+                               mine))
         return info
 
     if Loop(ctx, policy, optimizer, steps).run(step):
         save_policy(ctx, policy)
 
 
-def update(policy, optimizer, cfg, ctx, traj, text, uncond, advantage, keep, dense, clip_range,
-           gen) -> dict[str, float]:
-    """Recompute a random fraction of each rollout's SDE steps and take one optimiser step."""
+run.distributed = True  # data parallel over whole groups: see parallel.py
+
+
+def update(policy, optimizer, cfg, traj, text, uncond, advantage, keep, dense, clip_range, gen,
+           mine: slice) -> dict[str, float]:
+    """Recompute a random fraction of each of this rank's rollouts' SDE steps and take one optimiser
+    step. `advantage` and `keep` cover the global batch; `mine` are this rank's rows of it."""
     T = len(traj.levels)
     trainable_steps = [k for k in range(T) if traj.levels[k] > 0]
     k_per_sample = max(1, round(cfg["train_fraction"] * len(trainable_steps)))
     n = advantage.shape[0]
     order = torch.stack([torch.tensor(trainable_steps)[torch.randperm(len(trainable_steps), generator=gen)]
-                         for _ in range(n)])[:, :k_per_sample]
+                         for _ in range(n)])[:, :k_per_sample][mine]
+    advantage, keep = advantage[mine], keep[mine]
+    world = n // (mine.stop - mine.start)
     totals = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0}
     chunks = 0
     for j in range(k_per_sample):
@@ -223,11 +257,13 @@ def update(policy, optimizer, cfg, ctx, traj, text, uncond, advantage, keep, den
                                               s, s_next, level)
                 kl = gaussian_kl(mu, mu_ref, level).mean()
                 loss = loss + cfg["kl"] * kl
-            weight = rows.numel() / (n * k_per_sample)
+            # the global batch's mean, as a share: the ranks' gradients are averaged, hence x world
+            weight = rows.numel() * world / (n * k_per_sample)
             (loss * weight).backward()
             totals["loss"] += float(loss) * weight
             totals["kl"] += float(kl) * weight
             totals["clip_frac"] += float(clip_frac) * weight
             chunks += 1
-    totals["grad_norm"] = clip_and_step(policy, optimizer, cfg) if chunks else 0.0
+    totals = {k: mean_over_ranks(v) for k, v in totals.items()}
+    totals["grad_norm"] = clip_and_step(policy, optimizer, cfg)  # every rank joins, with or without rows
     return totals

@@ -10,6 +10,7 @@ from runtime.rewards.registry import score_reward
 
 from .common import (Loop, batch_indices, clip_and_step, encode_cached, load_policy, optimizer_for, save_policy,
                      step_generator, total_steps)
+from .parallel import mean_over_ranks, share
 
 
 def sample_weights(cfg: dict, ctx: JobContext, videos: torch.Tensor, prompts: list[str]) -> torch.Tensor | None:
@@ -37,17 +38,24 @@ def run(ctx: JobContext) -> None:
 
     def step(i: int) -> dict[str, float]:
         idx = batch_indices(len(prompts), cfg["batch"], i, cfg["seed"])
+        gen = step_generator(cfg["seed"], i)
+        # the whole global batch's noise is drawn on every rank, so each rank's rows get what they would
+        # get in one process
+        eps = torch.randn((len(idx), *latents.shape[1:]), generator=gen)
+        s = flow.sample_sigmas(len(idx), gen, shift)
+        mine = share(ctx, len(idx))
+        idx, eps, s = idx[mine], eps[mine].to(latents.device), s[mine].to(latents.device)
         x0 = latents[idx.to(latents.device)]
         text = encode_cached(policy, [prompts[j] for j in idx], text_cache)
-        gen = step_generator(cfg["seed"], i)
-        eps = torch.randn(x0.shape, generator=gen).to(x0.device)
-        s = flow.sample_sigmas(len(idx), gen, shift).to(x0.device)
         err = flow.flow_matching_error(policy.velocity(flow.noised(x0, eps, s), s, text), x0, eps)
         loss = (err * weights[idx].to(err.device)).mean() if weights is not None else err.mean()
         loss.backward()
         grad_norm = clip_and_step(policy, optimizer, cfg)
-        return {"loss": float(loss), "grad_norm": grad_norm}
+        return {"loss": mean_over_ranks(float(loss)), "grad_norm": grad_norm}
 
     finished = Loop(ctx, policy, optimizer, steps).run(step)
     if finished:
         save_policy(ctx, policy)
+
+
+run.distributed = True  # data parallel: see parallel.py

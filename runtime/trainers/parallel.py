@@ -1,0 +1,73 @@
+"""Data parallelism for the trainers: every rank draws the same global batch (same indices, same noise)
+and trains on its contiguous share; gradients are averaged before the optimiser step, so N ranks take
+the step one process would take on the whole batch (up to the order of the floating-point sums).
+
+Rewards and advantages that depend on the whole batch (group statistics, min-norm weights, priors) are
+computed from gathered scores, identically on every rank."""
+from __future__ import annotations
+
+import torch
+
+from runtime.context import JobContext
+from runtime.errors import JobError
+
+
+def _dist():
+    import torch.distributed as dist
+
+    return dist if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1 else None
+
+
+def share(ctx: JobContext, total: int, unit: int = 1) -> slice:
+    """This rank's rows of a global batch of `total` rows, split in whole `unit`s (GRPO: whole groups)."""
+    if ctx.world_size == 1:
+        return slice(0, total)
+    units = total // unit
+    if total % unit or units % ctx.world_size:
+        raise JobError(f"{ctx.where}: a global batch of {units} {'groups' if unit > 1 else 'samples'} does not "
+                       f"split over {ctx.world_size} processes; make the batch a multiple of {ctx.world_size}")
+    per = units // ctx.world_size * unit
+    return slice(ctx.rank * per, (ctx.rank + 1) * per)
+
+
+def average_gradients(params: list[torch.nn.Parameter]) -> None:
+    """All-reduce the mean of every gradient across ranks, in one flat buffer (one collective). A rank
+    that had nothing to back-propagate (GRPO rows all gated out) contributes zeros."""
+    dist = _dist()
+    if dist is None:
+        return
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    grads = [p.grad for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+def gather_rows(t: torch.Tensor) -> torch.Tensor:
+    """The rows of every rank's tensor, in rank order (the global batch's order)."""
+    dist = _dist()
+    if dist is None:
+        return t
+    device = t.device if dist.get_backend() != "gloo" else torch.device("cpu")
+    local = t.detach().to(device)
+    parts = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, local.contiguous())
+    return torch.cat(parts).to(t.device)
+
+
+def mean_over_ranks(value: float) -> float:
+    """A logged scalar averaged over the ranks (each computed it on an equal share)."""
+    dist = _dist()
+    if dist is None:
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t)
+    return float(t.item()) / dist.get_world_size()
