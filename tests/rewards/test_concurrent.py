@@ -93,7 +93,8 @@ def test_on_cuda_each_thread_runs_on_its_own_stream_and_scores_equal_serial(mode
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     rewards = {n: r.to("cuda") for n, r in light_rewards(models).items()}
-    assert rewards["clip"].device.type == "cuda" and rewards["flicker"].device.type == "cpu"
+    assert rewards["clip"].device.type == "cuda" and rewards["flicker"].device.type == "cuda"
+    assert rewards["align"].device.type == "cpu"  # the shapes world's rewards stay on the CPU
     videos, prompts = batch()
     videos = videos.cuda()
     serial = run_rewards(rewards, videos, prompts, "serial")

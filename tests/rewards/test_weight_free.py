@@ -82,8 +82,9 @@ def test_weight_free_reward_speaks_the_protocol():
     out = reward(videos, ["a", "b"])
     assert set(out) == {"temporal_flicker"} and reward.heads == ("temporal_flicker",)
     assert torch.equal(out["temporal_flicker"], wf.temporal_flicker(videos, 32))
-    assert reward.needs.device == "cpu"
-    assert reward.to("cuda:0").device == torch.device("cpu")  # CPU-only rewards stay put
+    # no weights, yet it follows the rollouts to their GPU: shrinking frames there beats copying them out
+    assert reward.needs.device == "gpu"
+    assert reward.to("cuda:0").device == torch.device("cuda:0")
 
 
 def test_unknown_metric_is_refused():
