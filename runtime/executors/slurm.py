@@ -94,7 +94,9 @@ def slurm_parameters(job: Job, dependencies: list[str], time_min: int) -> dict[s
     params: dict[str, Any] = {"job_name": f"vpo-{job.id}", "nodes": p.nodes,
                               "ntasks_per_node": max(p.gpus_per_node, 1), "time": time_min,
                               "signal_delay_s": SIGNAL_DELAY_S, "srun_args": ["--kill-on-bad-exit=1"]}
-    optional = {"gpus_per_node": p.gpus_per_node or None, "cpus_per_task": p.cpus_per_task,
+    # VPO_DEVICE=cpu rehearses a multi-GPU placement on CPUs: the tasks, not the GPUs, are asked for
+    rehearsal = os.environ.get("VPO_DEVICE") == "cpu"
+    optional = {"gpus_per_node": None if rehearsal else p.gpus_per_node or None, "cpus_per_task": p.cpus_per_task,
                 "mem": f"{math.ceil(p.mem_gib)}G" if p.mem_gib else None, "partition": p.partition,
                 "account": p.account, "dependency": "afterok:" + ":".join(dependencies) if dependencies else None}
     params.update({k: v for k, v in optional.items() if v is not None})

@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import pytest
+import torch
 
 from runtime import registry
 from runtime.main import run_job
@@ -97,3 +98,25 @@ def wait_until(condition, timeout: float = 240, every: float = 0.1):
             return value
         time.sleep(every)
     raise AssertionError("timed out waiting")
+
+
+def test_a_two_task_job_trains_as_one_process_would(slurm, tmp_path, monkeypatch):
+    """Two Slurm tasks (rehearsed on CPUs) join one process group from Slurm's environment and take the
+    steps one process takes on the same global batch."""
+    plan = toy_plan(tmp_path / "toy.vpo", [toy_job("a", executor="slurm", gpus=2, steps=6, batch=16)])
+    out = subprocess.run(toy_run_command(plan, tmp_path / "two"), capture_output=True, text=True, cwd=ROOT,
+                         env=env(True, SLURM_CONF=slurm.env["SLURM_CONF"], VPO_DEVICE="cpu"), timeout=300)
+    assert out.returncode == 0, out.stderr + slurm.logs()
+    folder = RunDir(tmp_path / "two").job(plan.job("a"))
+    log = folder.log_path.read_text()
+    assert "rank 0 of 2, device cpu" in log and "rank 1 of 2, device cpu" in log, log
+    [script] = (tmp_path / "two").glob("submitit/*/*_submission.sh")
+    assert "#SBATCH --ntasks-per-node=2\n" in script.read_text()
+
+    one = toy_plan(tmp_path / "toy.vpo", [toy_job("a", steps=6, batch=16)])
+    save_plan(one, tmp_path / "one.json")
+    monkeypatch.setitem(registry.TRAINERS, "sft", toy.run)
+    assert run_job(tmp_path / "one.json", "a", tmp_path / "one", handle_signals=False) == 0
+    expected = weights(RunDir(tmp_path / "one").job(one.job("a")).root)
+    for name, value in weights(folder.root).items():
+        torch.testing.assert_close(value, expected[name])
