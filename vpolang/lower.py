@@ -96,7 +96,9 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
     kind = src.get("kind")
     seen[kind] = seen.get(kind, 0) + 1
     where = f"{field}.{kind}" + (f"_{seen[kind]}" if seen[kind] > 1 else "")
-    placement = _placement(stage, 1)
+    # judging and synthesizing run in one process (on one GPU of the stage's cluster); generation is
+    # data parallel over the stage's GPUs
+    placement = _placement(stage, 1, max_gpus=1)
     if kind == "on_policy":
         gen_inputs, judge_inputs = _Inputs(), _Inputs()
         gen_cfg = _link_refs({"policy": src["policy"], "prompts": src["prompts"], "n": src["n"],
@@ -160,8 +162,10 @@ def _link_refs(value: Any, inputs: _Inputs) -> Any:
     return {k: _link_refs(v, inputs) for k, v in value.items()}
 
 
-def _placement(stage: StageValue, nodes: int) -> Placement:
+def _placement(stage: StageValue, nodes: int, max_gpus: int | None = None) -> Placement:
     cluster = stage.cluster.spec if stage.cluster else {"kind": "local", "gpu": "cpu", "gpus_per_node": 0}
+    if max_gpus is not None:
+        cluster = {**cluster, "gpus_per_node": min(cluster.get("gpus_per_node", 0), max_gpus)}
     time_limit = stage.config.get("time_limit") or cluster.get("time_limit")
     if cluster["kind"] == "slurm":
         gpn = cluster["gpus_per_node"]

@@ -18,6 +18,7 @@ from runtime.rewards.registry import score_reward
 
 from .common import (Loop, unsupported, batch_indices, clip_and_step, encode_cached, load_policy, optimizer_for, save_policy,
                      step_generator, total_steps)
+from .parallel import mean_over_ranks, share
 
 # `decoupled` runs the stashed schedule pair by pair: one branch's activations alive at a time, no extra
 # forward (H100, Wan2.1-1.3B, 17 frames: 0.60x peak memory at 1.04x step time; bench/results).
@@ -39,11 +40,14 @@ def offline_pairs(ctx: JobContext, source: dict) -> tuple[list[str], torch.Tenso
 
 def run(ctx: JobContext) -> None:
     cfg = ctx.config
+    online = cfg["pairs"]["kind"] == "online"
+    if online and ctx.world_size > 1:
+        unsupported(ctx, "online pairs on several processes",
+                    "each rank would keep a different number of judged pairs; place the stage on one GPU")
     if cfg.get("mixed_resolution"):
         unsupported(ctx, "mixed_resolution", "train at one resolution (remove the field)")
     ctx.seed_everything()
     policy = load_policy(ctx)
-    online = cfg["pairs"]["kind"] == "online"
     if online:
         prompts_pool = load_prompts(cfg["pairs"]["prompts"], ctx.recipe_dir)
         n_pairs = len(prompts_pool)
@@ -74,13 +78,18 @@ def run(ctx: JobContext) -> None:
             batch_prompts, x_w, x_l = online_batch(ctx, policy, prompts_pool, i, gen)
             if batch_prompts is None:
                 return {"loss": 0.0, "pairs": 0.0}
+            eps = torch.randn(x_w.shape, generator=gen).to(x_w.device)
+            s = flow.sample_sigmas(len(batch_prompts), gen, shift).to(x_w.device)
         else:
+            # the whole global batch's indices and noise on every rank; each trains on its share
             idx = batch_indices(n_pairs, cfg["batch"], i, cfg["seed"])
+            eps = torch.randn((len(idx), *lat_w.shape[1:]), generator=gen)
+            s = flow.sample_sigmas(len(idx), gen, shift)
+            mine = share(ctx, len(idx))
+            idx, eps, s = idx[mine], eps[mine].to(lat_w.device), s[mine].to(lat_w.device)
             batch_prompts = [prompts[j] for j in idx]
             x_w, x_l = lat_w[idx.to(lat_w.device)], lat_l[idx.to(lat_l.device)]
         text = encode_cached(policy, batch_prompts, cache)
-        eps = torch.randn(x_w.shape, generator=gen).to(x_w.device)
-        s = flow.sample_sigmas(len(batch_prompts), gen, shift).to(x_w.device)
         with torch.no_grad(), policy.reference() as ref:
             e_ref_w, e_ref_l = errors(x_w, eps, s, text, ref), errors(x_l, eps, s, text, ref)
         beta = beta_at(cfg["beta"], i, steps)
@@ -93,26 +102,33 @@ def run(ctx: JobContext) -> None:
         else:
             loss = dpo_backward(lambda: errors(x_w, eps, s, text), lambda: errors(x_l, eps, s, text),
                                 e_ref_w, e_ref_l, beta, mode=mode, nll_winner=cfg["nll_chosen"])
-        values = {"loss": float(loss), "beta": beta}
+        values = {"loss": mean_over_ranks(float(loss)), "beta": beta}
         if real is not None:
-            values["nll_real"] = real_nll_step(policy, real, cfg, i, cache)
+            values["nll_real"] = mean_over_ranks(real_nll_step(ctx, policy, real, i, cache))
         values["grad_norm"] = clip_and_step(policy, optimizer, cfg)
         with torch.no_grad():
-            values["margin"] = float(((errors(x_w, eps, s, text) - e_ref_w) - (errors(x_l, eps, s, text) - e_ref_l)).mean())
+            margin = ((errors(x_w, eps, s, text) - e_ref_w) - (errors(x_l, eps, s, text) - e_ref_l)).mean()
+            values["margin"] = mean_over_ranks(float(margin))
         return values
 
     if Loop(ctx, policy, optimizer, steps).run(step):
         save_policy(ctx, policy)
 
 
-def real_nll_step(policy, real, cfg, i, cache) -> float:
+run.distributed = True  # data parallel over pairs (offline sources): see parallel.py
+
+
+def real_nll_step(ctx: JobContext, policy, real, i, cache) -> float:
     """IPO's lambda2: the flow-matching loss on a batch of real videos, back-propagated on its own graph."""
+    cfg = ctx.config
     real_prompts, real_latents = real
     idx = batch_indices(len(real_prompts), cfg["batch"], i, cfg["seed"] + 1)
-    x0 = real_latents[idx.to(real_latents.device)]
     gen = step_generator(cfg["seed"], i, salt=1)
-    eps = torch.randn(x0.shape, generator=gen).to(x0.device)
-    s = flow.sample_sigmas(len(idx), gen, policy.spec.get("shift", 1.0)).to(x0.device)
+    eps = torch.randn((len(idx), *real_latents.shape[1:]), generator=gen)
+    s = flow.sample_sigmas(len(idx), gen, policy.spec.get("shift", 1.0))
+    mine = share(ctx, len(idx))
+    idx, eps, s = idx[mine], eps[mine].to(real_latents.device), s[mine].to(real_latents.device)
+    x0 = real_latents[idx.to(real_latents.device)]
     text = encode_cached(policy, [real_prompts[j] for j in idx], cache)
     nll = flow.flow_matching_error(policy.velocity(flow.noised(x0, eps, s), s, text), x0, eps).mean()
     (cfg["nll_real"] * nll).backward()

@@ -30,6 +30,24 @@ stage tuned = grpo(tiny) on machine {
   sample_steps = 4
   lr           = 1e-3
 }""",
+    "dpo": """stage tuned = dpo(tiny) on machine {
+  pairs = synthetic(shapes.videos(n = 16, seed = 1), negatives = [reverse])
+  beta  = 500
+  steps = 3
+  batch = 4
+  lr    = 1e-3
+}""",
+    # on-policy pairs: generation runs on both processes (each samples its share of the prompts), the
+    # judge in one, DPO on both
+    "on_policy": """reward crisp = weight_free { metric = sharpness }
+
+stage tuned = dpo(tiny) on machine {
+  pairs = on_policy(tiny, prompts = shapes.prompts(n = 5, seed = 3), n = 3, judges = [crisp], sample_steps = 3)
+  beta  = 500
+  steps = 2
+  batch = 4
+  lr    = 1e-3
+}""",
 }
 
 
@@ -44,12 +62,14 @@ def trained(tmp_path, kind: str, gpus: int) -> dict[str, torch.Tensor]:
     run_dir = tmp_path / f"{kind}{gpus}"
     out = vpo("run", path, "--run-dir", run_dir, "--progress", "plain", VPO_DEVICE="cpu")
     if gpus > 1:
-        assert f"{gpus} processes" in out.stderr, out.stderr
+        assert f"({kind if kind != 'on_policy' else 'dpo'}, {gpus} processes)" in out.stderr, out.stderr
+    if gpus > 1 and kind == "on_policy":
+        assert f"(generate, {gpus} processes)" in out.stderr and "(judge, 1 process)" in out.stderr, out.stderr
     return load_file(str(job_dir(run_dir, "tuned") / "artifacts" / "policy" / "weights.safetensors"))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["sft", "grpo"])
+@pytest.mark.parametrize("kind", ["sft", "grpo", "dpo", "on_policy"])
 def test_two_processes_match_one(tmp_path, kind):
     one, two = trained(tmp_path, kind, 1), trained(tmp_path, kind, 2)
     assert one.keys() == two.keys()

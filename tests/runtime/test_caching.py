@@ -29,4 +29,4 @@ def test_only_selector_needs_upstream_done(tiny_recipe, tmp_path):
     out = vpo("run", tiny_recipe(steps=4), "--only", "rl", "--run-dir", tmp_path / "r", "--progress", "plain",
               check=False)
     assert out.returncode == 2  # an unusable request, not a failed job
-    assert "rl: skipped - waits on sft" in out.stderr
+    assert "rl needs the outputs of sft" in out.stderr and "(--only +rl)" in out.stderr
