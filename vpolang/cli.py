@@ -184,10 +184,14 @@ def status(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
 
 
 def _runtime():
-    """The runtime, found through its entry point (the compiler does not import it by name)."""
+    """The runtime, found through its entry point (the compiler does not import it by name), or the module
+    VPO_RUNTIME names (a source checkout that was not pip-installed, e.g. on a benchmark machine)."""
     from importlib.metadata import entry_points
     import importlib
+    import os
 
+    if os.environ.get("VPO_RUNTIME"):
+        return importlib.import_module(os.environ["VPO_RUNTIME"])
     found = [ep for ep in entry_points(group="vpo.runtime") if ep.name == "api"]
     if not found:
         typer.echo("error: the vpo runtime is not installed (pip install -e '.[runtime]')", err=True)

@@ -25,6 +25,35 @@ H100_PEAK_TFLOPS = 989.0
 TRAIN_MFU = 237.609 / 0.6141 / H100_PEAK_TFLOPS  # 0.391
 INFERENCE_MFU = 72.930 / 0.19355 / H100_PEAK_TFLOPS  # 0.381
 
+# vpo's SFT trainer (AdamW, grad clip, bf16, batch 1) on the same H100 at three clip sizes, with what
+# the planner predicted at TRAIN_MFU alone (bench/results/gpu_trainer_overhead*.json): shorter sequences
+# reach a smaller fraction of peak (fixed per-step costs: the optimiser, norms, launches), so the
+# training efficiency saturates with the tokens a step processes: eff(T) = TRAIN_MFU_MAX T / (T + T0),
+# fitted through the largest and smallest measurements; the middle one checks it (tests/estimate).
+TRAINER_STEPS = {  # tokens per micro-batch: (measured s, planned s at TRAIN_MFU)
+    14_040: (0.6510, 0.6140),  # 480x832, 33 frames
+    7_800: (0.3362, 0.2605),  # 480x832, 17 frames
+    6_480: (0.2769, 0.2023),  # 320x576, 33 frames
+}
+
+
+def _fit_saturation() -> tuple[float, float]:
+    (t1, (m1, p1)), (t2, (m2, p2)) = max(TRAINER_STEPS.items()), min(TRAINER_STEPS.items())
+    e1, e2 = TRAIN_MFU * p1 / m1, TRAIN_MFU * p2 / m2  # the efficiency each step reached
+    t0 = (e1 - e2) / (e2 / t2 - e1 / t1)
+    return e1 * (t1 + t0) / t1, t0
+
+
+TRAIN_MFU_MAX, SATURATION_TOKENS = _fit_saturation()  # ~0.49, ~4,700 tokens
+
+
+def train_slowdown(tokens: float) -> float:
+    """How much longer a training step of `tokens` per micro-batch takes than TRAIN_MFU predicts. Beyond
+    the largest measured step it stays at that step's value: no extrapolation towards faster."""
+    tokens = min(tokens, max(TRAINER_STEPS))
+    return TRAIN_MFU / (TRAIN_MFU_MAX * tokens / (tokens + SATURATION_TOKENS))
+
+
 # The flash/cuDNN attention backward recomputes the score matrix: 5 matmuls against the forward's 2, so
 # attention costs 2.5x its forward in the backward while linear layers cost 2x. With these two ratios the
 # FLOP model reproduces the counted 237.6 TFLOP step from the 72.9 TFLOP forward (tests/estimate).

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from .arch import VideoDiT
 from .batch import BatchPlan, solve
-from .calibration import DIT_ACTIVATION_BYTES, GIB, LM_ACTIVATION_BYTES, Efficiency
+from .calibration import DIT_ACTIVATION_BYTES, GIB, LM_ACTIVATION_BYTES, Efficiency, train_slowdown
 from .flops import (scorer_pass, text_encoder_flops, tokens_per_video, transformer_pass, vae_decode_flops,
                     vae_encode_flops)
 from .hardware import Gpu, default_efficiency
@@ -178,7 +178,10 @@ def estimate_job(workload, arch: VideoDiT | None, cluster: Cluster, *, with_fixe
     steps = workload.total_steps(cluster.world)
     step_parts = flops_by_part(workload.step_work(cluster.world), arch, clip, checkpointing)
     setup_parts = flops_by_part(workload.setup_work(), arch, clip, checkpointing)
-    step_time = _seconds(step_parts, cluster, workload.train_time_factor if training else 1.0)
+    train_factor = workload.train_time_factor if training else 1.0
+    if training and cluster.on_gpu and workload.trains == "dit" and arch is not None and clip is not None:
+        train_factor *= train_slowdown(tokens_per_video(arch, clip) * plan.micro_batch)
+    step_time = _seconds(step_parts, cluster, train_factor)
     hours = (_seconds(setup_parts, cluster, 1.0) + steps * step_time) / 3600
     gpu_hours = hours * cluster.world if cluster.on_gpu else 0.0
     price = cluster.usd_per_gpu_hour if cluster.usd_per_gpu_hour is not None else cluster.gpu.usd_per_hour
