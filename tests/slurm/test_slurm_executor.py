@@ -45,8 +45,12 @@ def test_dependency_chain_runs_in_order_then_is_cached(slurm, tmp_path):
     assert len(set(ids)) == 3
     [script] = run_dir.glob(f"submitit/*/{ids[2]}_submission.sh")
     assert f"#SBATCH --dependency=afterok:{ids[1]}\n" in script.read_text()
-    accounted = slurm.run(["sacct", "-n", "-X", "-j", ",".join(ids), "-o", "JobID,State"]).stdout
-    assert accounted.count("COMPLETED") == 3, accounted
+    # A job's outputs are final before its Slurm step exits (submitit still pickles the result), so
+    # `vpo run` may return while the last job is accounted RUNNING for a moment.
+    def accounted():
+        out = slurm.run(["sacct", "-n", "-X", "-j", ",".join(ids), "-o", "JobID,State"]).stdout
+        return out if out.count("COMPLETED") == 3 else None
+    wait_until(accounted, timeout=60, every=0.5)
 
     again = vpo_run(slurm, plan, run_dir)
     assert again.returncode == 0 and again.stderr.count(": cached") == 3 and "Slurm job" not in again.stderr
