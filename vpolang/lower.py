@@ -110,6 +110,9 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
                   depends_on=sorted({r.job for r in gen_inputs.slots.values()}), outputs=OUTPUTS["generate"],
                   placement=_placement(stage, stage.config.get("nodes", 1)), config=gen_cfg,
                   seed=stage.config.get("seed", 0), span=_span(stage))
+        if field == "data":  # RWR weighs the samples by its own reward: the candidates need no judging
+            data_jobs.append(gen)
+            return {"kind": "on_policy", "input": inputs.add(where, gen.id, "videos"), "n": src["n"]}
         judge_inputs.add("videos", gen.id, "videos")
         judge_cfg = _link_refs({"judges": src["judges"], "pick": src["pick"], "margin": src["margin"],
                                 "swap_check": src["swap_check"], "labels": src["labels"]}, judge_inputs)

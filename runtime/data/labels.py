@@ -13,6 +13,7 @@ from .atomic import atomic_folder
 from .clips import load_clip, load_tensors, store_clips
 from .errors import DataError
 from .jsonl import dumps, read_jsonl, require
+from .pairs import stack_same_shape
 from .paths import resolve_path
 from .video import read_video, resample
 
@@ -71,7 +72,7 @@ def parse_label(value, path: Path, lineno: int) -> Label:
 # ---- the user's labels files ---------------------------------------------------------------------
 def read_labels_jsonl(path: str | Path, frames: int | None, resolution: tuple[int, int] | list[int] | None) -> LabelSet:
     path = Path(path)
-    prompts, videos, labels = [], [], []
+    prompts, videos, labels, meta = [], [], [], []
     for lineno, record in read_jsonl(path, RECORD):
         prompt = require(record, "prompt", str, path, lineno)
         label = parse_label(require(record, "label", (str, int, float), path, lineno), path, lineno)
@@ -82,9 +83,10 @@ def read_labels_jsonl(path: str | Path, frames: int | None, resolution: tuple[in
             raise DataError(path, f"video: {exc}", lineno) from exc
         prompts.append(prompt)
         labels.append(label)
+        meta.append({k: v for k, v in record.items() if k not in ("prompt", "video", "label")})
     if not prompts:
         raise DataError(path, "labels file has no labels")
-    return LabelSet(prompts, torch.stack(videos), labels)
+    return LabelSet(prompts, stack_same_shape(videos, path), labels, meta)
 
 
 def read_labels_file(spec: dict, recipe_dir: str | Path, frames: int, resolution: list[int]) -> LabelSet:

@@ -76,7 +76,7 @@ def concat_pairs(parts: list[PairSet]) -> PairSet:
 def read_pairs_jsonl(path: str | Path, frames: int | None, resolution: tuple[int, int] | list[int] | None,
                      keep_ties: bool = False) -> PairSet:
     path = Path(path)
-    prompts, chosen, rejected, ties = [], [], [], []
+    prompts, chosen, rejected, ties, meta = [], [], [], [], []
     for lineno, record in read_jsonl(path, RECORD):
         tie = require(record, "tie", bool, path, lineno) if "tie" in record else False
         prompt = require(record, "prompt", str, path, lineno)
@@ -88,9 +88,18 @@ def read_pairs_jsonl(path: str | Path, frames: int | None, resolution: tuple[int
         chosen.append(videos[0])
         rejected.append(videos[1])
         ties.append(tie)
+        meta.append({k: v for k, v in record.items() if k not in _LAYOUT})  # e.g. per-dimension verdicts
     if not prompts:
         raise DataError(path, "pairs file has no pairs" + ("" if keep_ties else " (ties are skipped)"))
-    return PairSet(prompts, torch.stack(chosen), torch.stack(rejected), ties=ties)
+    return PairSet(prompts, stack_same_shape(chosen, path), stack_same_shape(rejected, path), ties=ties, meta=meta)
+
+
+def stack_same_shape(videos: list[torch.Tensor], path: Path) -> torch.Tensor:
+    sizes = sorted({tuple(v.shape) for v in videos})
+    if len(sizes) > 1:
+        raise DataError(path, f"videos differ in shape ({', '.join('x'.join(map(str, s)) for s in sizes[:3])}); "
+                        "set the stage's `frames` and `resolution` to read them at one size")
+    return torch.stack(videos)
 
 
 def _video(video: Path, side: str, path: Path, lineno: int, frames, resolution) -> torch.Tensor:

@@ -218,6 +218,17 @@ class VideoPolicy(nn.Module):
             raise ValueError("with LoRA the reference is the base model; merge the adapters to move it")
         self._frozen_reference = copy.deepcopy(self.transformer).requires_grad_(False).eval()
 
+    def reference_state(self) -> dict[str, torch.Tensor] | None:
+        """The frozen reference's weights (for checkpoints of trainers that refresh it); None with LoRA."""
+        if self.lora is not None or self._frozen_reference is None:
+            return None
+        return {k: v.detach().cpu().clone() for k, v in self._frozen_reference.state_dict().items()}
+
+    def load_reference_state(self, state: dict[str, torch.Tensor]) -> None:
+        if self._frozen_reference is None:
+            self.refresh_reference()
+        self._frozen_reference.load_state_dict(state)
+
     def merge_lora(self) -> None:
         """Fold the adapters into the base weights and remove them; the transformer is trainable again."""
         if self.lora is None:

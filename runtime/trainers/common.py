@@ -9,12 +9,13 @@ from typing import Any, Callable
 
 import torch
 
+from runtime.algorithms import flow
 from runtime.context import JobContext, rng_state, set_rng_state
 from runtime.errors import JobError
 from runtime.models.families import build_policy
 from runtime.models.policy import VideoPolicy
 
-from .parallel import average_gradients
+from .parallel import average_gradients, mean_over_ranks, share
 
 BASE_SEED = 0  # the base model of a spec is always the same weights, whichever stage builds it
 
@@ -195,13 +196,18 @@ def clip_and_step(policy: VideoPolicy, optimizer: torch.optim.Optimizer, cfg: di
 
 
 def save_policy(ctx: JobContext, policy: VideoPolicy) -> None:
-    """Write the output policy atomically: a temporary folder renamed into place (by the main rank)."""
+    save_output(ctx, "policy", policy.save)
+
+
+def save_output(ctx: JobContext, name: str, write: Callable[[Path], None]) -> None:
+    """Write an output folder whole or not at all: `write` fills a temporary folder that is then renamed
+    into place. Only the main rank writes (the ranks hold the same weights)."""
     if not ctx.is_main:
         return
-    final = ctx.output_path("policy")
-    tmp = final.with_name(".policy.tmp")
+    final = ctx.output_path(name)
+    tmp = final.with_name(f".{name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    policy.save(tmp)
+    write(tmp)
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
@@ -222,3 +228,42 @@ def encode_cached(policy: VideoPolicy, prompts: list[str], cache: dict[str, Any]
 def resolve(ctx: JobContext, path: str) -> Path:
     p = Path(path)
     return p if p.is_absolute() else ctx.recipe_dir / p
+
+
+def real_nll_step(ctx: JobContext, policy, real, i, cache) -> float:
+    """IPO's lambda2: the flow-matching loss on a batch of real videos (its own batch and noise stream),
+    back-propagated on its own graph, scaled by `nll_real`."""
+    real_prompts, real_latents = real
+    loss, _ = weighted_flow_matching_step(ctx, policy, real_latents, real_prompts, None, i, cache, salt=1,
+                                          scale=ctx.config["nll_real"])
+    return loss
+
+
+def pin_reference(policy: VideoPolicy) -> None:
+    """Fix the reference to the policy's weights now, before a resume loads trained weights: the
+    reference is otherwise copied at first use, which after a resume would be the resumed weights.
+    With LoRA the reference is the base model already."""
+    if policy.lora is None:
+        policy.refresh_reference()
+
+
+def weighted_flow_matching_step(ctx: JobContext, policy: VideoPolicy, latents: torch.Tensor, prompts: list[str],
+                                weights: torch.Tensor | None, i: int, cache: dict, salt: int = 0,
+                                scale: float = 1.0) -> tuple[float, torch.Tensor]:
+    """One step's flow-matching loss (optionally weighted per video) on this rank's share of the global
+    batch, back-propagated. The whole batch's indices and noise are drawn on every rank, so each rank's
+    rows get what they would get in one process. `salt` gives a second data stream its own batches and
+    noise; `scale` multiplies the loss for backward. Returns the rank-averaged loss and the batch's indices."""
+    cfg = ctx.config
+    idx = batch_indices(len(prompts), cfg["batch"], i, cfg["seed"] + salt)
+    gen = step_generator(cfg["seed"], i, salt=salt)
+    eps = torch.randn((len(idx), *latents.shape[1:]), generator=gen)
+    s = flow.sample_sigmas(len(idx), gen, policy.spec.get("shift", 1.0))
+    mine = share(ctx, len(idx))
+    idx, eps, s = idx[mine], eps[mine].to(latents.device), s[mine].to(latents.device)
+    x0 = latents[idx.to(latents.device)]
+    text = encode_cached(policy, [prompts[j] for j in idx], cache)
+    err = flow.flow_matching_error(policy.velocity(flow.noised(x0, eps, s), s, text), x0, eps)
+    loss = (err * weights[idx].to(err.device)).mean() if weights is not None else err.mean()
+    (loss * scale if scale != 1.0 else loss).backward()
+    return mean_over_ranks(float(loss)), idx

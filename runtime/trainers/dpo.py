@@ -16,8 +16,8 @@ from runtime.errors import JobError
 from runtime.models.sampler import sample
 from runtime.rewards.registry import score_reward
 
-from .common import (Loop, unsupported, batch_indices, clip_and_step, encode_cached, load_policy, optimizer_for, save_policy,
-                     step_generator, total_steps)
+from .common import (Loop, batch_indices, clip_and_step, encode_cached, load_policy, optimizer_for, pin_reference,
+                     real_nll_step, save_policy, step_generator, total_steps, unsupported)
 from .parallel import mean_over_ranks, share
 
 # `decoupled` runs the stashed schedule pair by pair: one branch's activations alive at a time, no extra
@@ -104,35 +104,22 @@ def run(ctx: JobContext) -> None:
                                 e_ref_w, e_ref_l, beta, mode=mode, nll_winner=cfg["nll_chosen"])
         values = {"loss": mean_over_ranks(float(loss)), "beta": beta}
         if real is not None:
-            values["nll_real"] = mean_over_ranks(real_nll_step(ctx, policy, real, i, cache))
+            values["nll_real"] = real_nll_step(ctx, policy, real, i, cache)
         values["grad_norm"] = clip_and_step(policy, optimizer, cfg)
         with torch.no_grad():
             margin = ((errors(x_w, eps, s, text) - e_ref_w) - (errors(x_l, eps, s, text) - e_ref_l)).mean()
             values["margin"] = mean_over_ranks(float(margin))
         return values
 
-    if Loop(ctx, policy, optimizer, steps).run(step):
+    pin_reference(policy)  # the starting weights, also after a resume
+    saved_reference = {"extra_state": lambda: {"reference": policy.reference_state()},
+                       "load_extra": lambda extra: policy.load_reference_state(extra["reference"])} \
+        if refresh and policy.lora is None else {}
+    if Loop(ctx, policy, optimizer, steps, **saved_reference).run(step):
         save_policy(ctx, policy)
 
 
 run.distributed = True  # data parallel over pairs (offline sources): see parallel.py
-
-
-def real_nll_step(ctx: JobContext, policy, real, i, cache) -> float:
-    """IPO's lambda2: the flow-matching loss on a batch of real videos, back-propagated on its own graph."""
-    cfg = ctx.config
-    real_prompts, real_latents = real
-    idx = batch_indices(len(real_prompts), cfg["batch"], i, cfg["seed"] + 1)
-    gen = step_generator(cfg["seed"], i, salt=1)
-    eps = torch.randn((len(idx), *real_latents.shape[1:]), generator=gen)
-    s = flow.sample_sigmas(len(idx), gen, policy.spec.get("shift", 1.0))
-    mine = share(ctx, len(idx))
-    idx, eps, s = idx[mine], eps[mine].to(real_latents.device), s[mine].to(real_latents.device)
-    x0 = real_latents[idx.to(real_latents.device)]
-    text = encode_cached(policy, [real_prompts[j] for j in idx], cache)
-    nll = flow.flow_matching_error(policy.velocity(flow.noised(x0, eps, s), s, text), x0, eps).mean()
-    (cfg["nll_real"] * nll).backward()
-    return float(nll)
 
 
 def online_batch(ctx: JobContext, policy, prompts_pool: list[str], i: int, gen: torch.Generator):

@@ -21,8 +21,8 @@ from runtime.models.sampler import guided_velocity, sample
 from runtime.rewards.backbones import load_backbone
 from runtime.rewards.registry import gate_mask, score_expression, score_reward
 
-from .common import (Loop, batch_indices, clip_and_step, encode_cached, load_policy, optimizer_for, policy_from_ref,
-                     save_policy, step_generator)
+from .common import (Loop, batch_indices, clip_and_step, encode_cached, load_policy, optimizer_for, pin_reference,
+                     policy_from_ref, save_policy, step_generator)
 from .parallel import gather_rows, mean_over_ranks, share
 
 
@@ -207,6 +207,8 @@ def run(ctx: JobContext) -> None:
                                mine))
         return info
 
+    if cfg["kl"] > 0:
+        pin_reference(policy)  # the KL's reference is the starting weights, also after a resume
     if Loop(ctx, policy, optimizer, steps).run(step):
         save_policy(ctx, policy)
 

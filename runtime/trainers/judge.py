@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from runtime.algorithms.pairs import all_pairs, best_worst
+from runtime.algorithms.pairs import all_pairs, best_worst, tercile_labels
 from runtime.context import JobContext
-from runtime.data.pairs import write_pairs
+from runtime.data.atomic import atomic_folder
+from runtime.data.labels import LabelSet, put_labels
+from runtime.data.pairs import PairSet, put_pairs
 from runtime.errors import JobError
 from runtime.rewards.registry import score_reward
 
@@ -30,7 +32,21 @@ def run(ctx: JobContext) -> None:
             wins.append(videos[k * n + pick[0]])
             loses.append(videos[k * n + pick[1]])
             meta.append({"winner_score": float(s[pick[0]]), "loser_score": float(s[pick[1]])})
-    if not out_p:
+    labels = candidate_labels(prompts, n, videos, scores, per_video_prompts) if cfg.get("labels") else None
+    if not out_p and labels is None:
         raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): the judges tied on every prompt; no pairs")
-    write_pairs(ctx.output_path("pairs"), out_p, torch.stack(wins), torch.stack(loses), meta)
-    ctx.metrics(1, pairs=len(out_p), score_mean=float(scores.mean()), score_std=float(scores.std()))
+    # one artifact, whole or not at all: the pairs and (for KTO) the labels beside them
+    with atomic_folder(ctx.output_path("pairs")) as tmp:
+        if out_p:
+            put_pairs(tmp, PairSet(out_p, torch.stack(wins), torch.stack(loses), meta=meta))
+        if labels is not None:
+            put_labels(tmp, labels)
+    counts = {f"labels_{y}": sum(1 for v in labels.labels if v == y) for y in ("good", "normal", "bad")} if labels else {}
+    ctx.metrics(1, pairs=len(out_p), score_mean=float(scores.mean()), score_std=float(scores.std()), **counts)
+
+
+def candidate_labels(prompts: list[str], n: int, videos: torch.Tensor, scores: torch.Tensor,
+                     per_video_prompts: list[str]) -> LabelSet:
+    """Every candidate labelled good / normal / bad by its rank among its prompt's candidates."""
+    labels = [y for k in range(len(prompts)) for y in tercile_labels(scores[k * n:(k + 1) * n])]
+    return LabelSet(per_video_prompts, videos, labels, meta=[{"score": float(v)} for v in scores])

@@ -3,14 +3,11 @@ from __future__ import annotations
 
 import torch
 
-from runtime.algorithms import flow
 from runtime.context import JobContext
 from runtime.data.sources import load_videos
 from runtime.rewards.registry import score_reward
 
-from .common import (Loop, batch_indices, clip_and_step, encode_cached, load_policy, optimizer_for, save_policy,
-                     step_generator, total_steps)
-from .parallel import mean_over_ranks, share
+from .common import Loop, clip_and_step, load_policy, optimizer_for, save_policy, total_steps, weighted_flow_matching_step
 
 
 def sample_weights(cfg: dict, ctx: JobContext, videos: torch.Tensor, prompts: list[str]) -> torch.Tensor | None:
@@ -32,26 +29,12 @@ def run(ctx: JobContext) -> None:
     weights = sample_weights(cfg, ctx, videos, prompts)
     optimizer = optimizer_for(policy.trainable_parameters(), cfg)
     steps = total_steps(cfg, len(prompts))
-    text_cache: dict = {}
-    shift = policy.spec.get("shift", 1.0)
+    cache: dict = {}
     policy.train()
 
     def step(i: int) -> dict[str, float]:
-        idx = batch_indices(len(prompts), cfg["batch"], i, cfg["seed"])
-        gen = step_generator(cfg["seed"], i)
-        # the whole global batch's noise is drawn on every rank, so each rank's rows get what they would
-        # get in one process
-        eps = torch.randn((len(idx), *latents.shape[1:]), generator=gen)
-        s = flow.sample_sigmas(len(idx), gen, shift)
-        mine = share(ctx, len(idx))
-        idx, eps, s = idx[mine], eps[mine].to(latents.device), s[mine].to(latents.device)
-        x0 = latents[idx.to(latents.device)]
-        text = encode_cached(policy, [prompts[j] for j in idx], text_cache)
-        err = flow.flow_matching_error(policy.velocity(flow.noised(x0, eps, s), s, text), x0, eps)
-        loss = (err * weights[idx].to(err.device)).mean() if weights is not None else err.mean()
-        loss.backward()
-        grad_norm = clip_and_step(policy, optimizer, cfg)
-        return {"loss": mean_over_ranks(float(loss)), "grad_norm": grad_norm}
+        loss, _ = weighted_flow_matching_step(ctx, policy, latents, prompts, weights, i, cache)
+        return {"loss": loss, "grad_norm": clip_and_step(policy, optimizer, cfg)}
 
     finished = Loop(ctx, policy, optimizer, steps).run(step)
     if finished:

@@ -48,6 +48,28 @@ stage tuned = dpo(tiny) on machine {
   batch = 4
   lr    = 1e-3
 }""",
+    # KTO on the judge's tercile labels of on-policy candidates: the reference point is the mean over
+    # the gathered global batch, so both ranks use the same one
+    "kto": """reward crisp = weight_free { metric = sharpness }
+
+stage tuned = kto(tiny) on machine {
+  labels = on_policy(tiny, prompts = shapes.prompts(n = 4, seed = 3), n = 3, judges = [crisp], sample_steps = 3,
+                     labels = true)
+  beta   = 1000
+  steps  = 3
+  batch  = 4
+  lr     = 1e-3
+}""",
+    "rwr": """reward crisp = weight_free { metric = sharpness }
+
+stage tuned = rwr(tiny) on machine {
+  data   = on_policy(tiny, prompts = shapes.prompts(n = 4, seed = 3), n = 2, judges = [crisp], sample_steps = 3)
+  reward = crisp
+  tau    = 0.05
+  steps  = 3
+  batch  = 4
+  lr     = 1e-3
+}""",
 }
 
 
@@ -69,7 +91,7 @@ def trained(tmp_path, kind: str, gpus: int) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["sft", "grpo", "dpo", "on_policy"])
+@pytest.mark.parametrize("kind", ["sft", "grpo", "dpo", "on_policy", "kto", "rwr"])
 def test_two_processes_match_one(tmp_path, kind):
     one, two = trained(tmp_path, kind, 1), trained(tmp_path, kind, 2)
     assert one.keys() == two.keys()

@@ -1,0 +1,139 @@
+"""Reward-model training (VideoAlign, IPO's critic): a vision-language backbone with one linear head
+per dimension, trained with Bradley-Terry on pairs (per-dimension verdicts where the pairs file gives
+them, ties as half a win under `bt_ties`) and a pointwise loss on labels, on one logit scale.
+
+The output folder is a saved VideoRewardModel: recipes use it as a reward (`rm.vq`, `rm.overall`) and
+as an on-policy judge. Data parallel like the policy trainers: every rank draws the global batch and
+trains on its share; gradients are averaged."""
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+
+from runtime.algorithms.reward_model import (label_targets, pair_accuracy, pairwise_loss, pointwise_loss,
+                                             verdict_target)
+from runtime.context import JobContext
+from runtime.data.labels import LabelSet, read_labels_file
+from runtime.data.pairs import PairSet, read_pairs_jsonl
+from runtime.data.paths import resolve_path
+from runtime.errors import JobError
+from runtime.rewards.vlm import check_family
+from runtime.rewards.video_reward_model import VideoRewardModel
+
+from .common import Loop, batch_indices, clip_and_step, optimizer_for, save_output, unsupported
+from .parallel import mean_over_ranks, share
+
+DEFAULT_FRAMES = 8  # frames the reward model reads per video when the stage does not say
+
+
+@dataclass
+class TrainableRewardModel:
+    """The reward model behind the interface Loop and clip_and_step use for policies."""
+
+    model: VideoRewardModel
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.model.load_state_dict(state)
+
+
+def where(ctx: JobContext) -> str:
+    return f"stage `{ctx.job.stage}` ({ctx.job.span})"
+
+
+def backbone_folder(ctx: JobContext):
+    spec = ctx.config["backbone"]["spec"]
+    check_family(spec.get("family", ""), ctx.job.stage)
+    if not spec.get("path"):
+        raise JobError(f"{where(ctx)}: the backbone `{ctx.config['backbone']['name']}` needs `path`: a local folder "
+                       "with a Qwen2-VL-family model saved in transformers format")
+    folder = resolve_path(spec["path"], ctx.recipe_dir)
+    if not folder.is_dir():
+        raise JobError(f"{where(ctx)}: backbone folder {folder} does not exist")
+    return folder
+
+
+def read_data(ctx: JobContext, frames: int) -> tuple[PairSet | None, torch.Tensor | None, LabelSet | None]:
+    """Pairs with their (N, H) targets, and labels; videos read at the stage's frames and resolution."""
+    cfg = ctx.config
+    pairs = targets = labels = None
+    if cfg.get("pairs"):
+        pairs = read_pairs_jsonl(resolve_path(cfg["pairs"]["path"], ctx.recipe_dir), frames, cfg.get("resolution"),
+                                 keep_ties=cfg["loss"] == "bt_ties")
+        try:
+            targets = torch.tensor([[verdict_target(meta.get(dim), tie) for dim in cfg["dims"]]
+                                    for meta, tie in zip(pairs.meta, pairs.ties)])
+        except ValueError as exc:
+            raise JobError(f"{where(ctx)}: {cfg['pairs']['path']}: {exc}") from exc
+    if cfg.get("labels"):
+        labels = read_labels_file(cfg["labels"], ctx.recipe_dir, frames, cfg.get("resolution"))
+    return pairs, targets, labels
+
+
+def run(ctx: JobContext) -> None:
+    cfg = ctx.config
+    if cfg.get("lora_rank"):
+        unsupported(ctx, "lora_rank", "reward models are trained in full (remove the field or set it to 0)")
+    ctx.seed_everything()
+    frames = cfg.get("frames") or DEFAULT_FRAMES
+    pairs, targets, labels = read_data(ctx, frames)
+    model = VideoRewardModel.from_backbone(backbone_folder(ctx), cfg["dims"], frames=frames, seed=cfg["seed"])
+    model.to(ctx.device).train()
+    trainable = TrainableRewardModel(model)
+    optimizer = optimizer_for(trainable.trainable_parameters(), cfg)
+    largest = max(len(pairs) if pairs else 0, len(labels) if labels else 0)
+    steps = max(1, cfg["epochs"] * math.ceil(largest / cfg["batch"]))
+    label_y = label_targets(labels.labels) if labels else None
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if torch.device(ctx.device).type == "cuda"
+                else nullcontext())
+
+    def scores(videos: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        with autocast:
+            out = model(videos.to(ctx.device), prompts)
+        return torch.stack([out[d] for d in cfg["dims"]], 1)  # (N, H)
+
+    def step(i: int) -> dict[str, float]:
+        values, loss = {}, torch.zeros((), device=ctx.device)
+        if pairs is not None:
+            idx = batch_indices(len(pairs), cfg["batch"], i, cfg["seed"])[share(ctx, cfg["batch"])]
+            prompts = [pairs.prompts[j] for j in idx]
+            both = scores(torch.cat([pairs.chosen[idx], pairs.rejected[idx]]), prompts + prompts)
+            r_w, r_l, t = both[:len(idx)], both[len(idx):], targets[idx].to(both.device)
+            pair_loss = pairwise_loss(r_w, r_l, t, ties=cfg["loss"] == "bt_ties")
+            loss = loss + pair_loss
+            values.update(pair_loss=mean_over_ranks(float(pair_loss)),
+                          accuracy=mean_over_ranks(pair_accuracy(r_w.detach(), r_l.detach(), t)))
+        if labels is not None:
+            idx = batch_indices(len(labels), cfg["batch"], i, cfg["seed"] + 1)[share(ctx, cfg["batch"])]
+            r = scores(labels.videos[idx], [labels.prompts[j] for j in idx])
+            label_loss = pointwise_loss(r, label_y[idx].to(r.device))
+            loss = loss + label_loss
+            values["label_loss"] = mean_over_ranks(float(label_loss))
+        loss.backward()
+        values["loss"] = mean_over_ranks(float(loss))
+        values["grad_norm"] = clip_and_step(trainable, optimizer, cfg)
+        return values
+
+    if Loop(ctx, trainable, optimizer, steps).run(step):
+        if pairs is not None:
+            ctx.log(f"training-pair accuracy after training: {final_accuracy(model, pairs, targets, scores):.3f}")
+        save_output(ctx, "reward_model", model.to("cpu").save)
+
+
+@torch.no_grad()
+def final_accuracy(model: VideoRewardModel, pairs: PairSet, targets: torch.Tensor, scores) -> float:
+    model.eval()
+    r_w = torch.cat([scores(pairs.chosen[i:i + 8], pairs.prompts[i:i + 8]) for i in range(0, len(pairs), 8)])
+    r_l = torch.cat([scores(pairs.rejected[i:i + 8], pairs.prompts[i:i + 8]) for i in range(0, len(pairs), 8)])
+    return pair_accuracy(r_w.cpu(), r_l.cpu(), targets)
+
+
+run.distributed = True  # data parallel: see parallel.py
