@@ -10,6 +10,7 @@ from typing import List, Optional
 import typer
 
 from .api import CheckResult, check_file
+from .plan import write_atomic
 from .diagnostics import Diagnostic, render_github, render_json, render_sarif, render_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -181,6 +182,23 @@ def run(target: Path = typer.Argument(..., help="a recipe or a saved plan.json")
 def status(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
     """Show the state of every job in a run directory."""
     raise typer.Exit(_runtime().show_status(run_dir))
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="a run directory"),
+           output: Optional[Path] = typer.Option(None, "-o", "--output", help="where to write the page "
+                                                 "(default: RUN/report.html)")) -> None:
+    """Write one self-contained HTML page for a run: plan and costs, job states, curves, samples, evaluations."""
+    from .report import NotARun, render_report
+
+    try:
+        page = render_report(run_dir)
+    except NotARun as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_ERRORS)
+    target = output or run_dir / "report.html"
+    write_atomic(target, page)
+    typer.echo(f"wrote {target} ({len(page) / 1024:.0f} KiB); open it in a browser")
 
 
 def _runtime():

@@ -21,14 +21,14 @@ def render(plan: Plan, fmt: str, only: str | None = None) -> str:
     return _table(plan, jobs)
 
 
-def _placement_text(job: Job) -> str:
+def placement_text(job: Job) -> str:
     p = job.placement
     if p.gpus_per_node == 0:
         return "cpu"
     return f"{p.nodes}x{p.gpus_per_node} {p.gpu or ''}".strip()
 
 
-def _hours(h: float) -> str:
+def hours_text(h: float) -> str:
     if h <= 0:
         return "-"
     if h < 1 / 60:
@@ -50,11 +50,11 @@ def _table(plan: Plan, jobs: list[Job]) -> str:
         e = job.estimate
         mem = f"{e.peak_memory_gib:.1f}/{e.capacity_gib:.0f} GiB" if e.capacity_gib else (
             f"{e.peak_memory_gib:.2f} GiB" if e.peak_memory_gib else "-")
-        table.add_row(job.id, job.kind, ", ".join(job.depends_on) or "-", _placement_text(job), _hours(e.hours),
+        table.add_row(job.id, job.kind, ", ".join(job.depends_on) or "-", placement_text(job), hours_text(e.hours),
                       f"{e.gpu_hours:,.1f}" if e.gpu_hours else "-", f"{e.cost_usd:,.0f}" if e.cost_usd else "-", mem)
     t = plan.totals
     table.add_section()
-    table.add_row("total", "", "", "", _hours(t.hours_critical_path), f"{t.gpu_hours:,.1f}", f"{t.cost_usd:,.0f}", "")
+    table.add_row("total", "", "", "", hours_text(t.hours_critical_path), f"{t.gpu_hours:,.1f}", f"{t.cost_usd:,.0f}", "")
     buf = io.StringIO()
     Console(file=buf, width=160, force_terminal=False, color_system=None).print(table)
     return buf.getvalue().rstrip("\n")

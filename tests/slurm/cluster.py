@@ -6,41 +6,25 @@ only as root; otherwise the tests that need Slurm skip with the reason."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+from tests.apt import Unavailable, which
+from tests.apt import ensure_installed as install
+
 PACKAGES = ["slurm-wlm", "munge", "slurmdbd", "mariadb-server"]
 BINARIES = ["slurmctld", "slurmd", "slurmdbd", "munged", "mysqld", "sbatch", "sacctmgr"]
 
 
-class SlurmUnavailable(RuntimeError):
-    pass
-
-
-def _which(name: str) -> str | None:
-    return shutil.which(name) or next((str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name)
-                                       if p.exists()), None)
+SlurmUnavailable = Unavailable
+_which = which
 
 
 def ensure_installed() -> None:
-    if all(_which(b) for b in BINARIES):
-        return
-    if os.geteuid() != 0:
-        raise SlurmUnavailable("Slurm is not installed and the tests are not root (cannot apt-get install)")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    try:
-        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True, env=env, timeout=300)
-        subprocess.run(["apt-get", "install", "-y", "-qq", *PACKAGES], check=True, capture_output=True, env=env,
-                       timeout=600)
-    except (subprocess.SubprocessError, OSError) as exc:
-        raise SlurmUnavailable(f"installing {' '.join(PACKAGES)} failed: {exc}") from exc
-    missing = [b for b in BINARIES if not _which(b)]
-    if missing:
-        raise SlurmUnavailable(f"after installation these are still missing: {missing}")
+    install(BINARIES, PACKAGES)
 
 
 def _free_port() -> int:

@@ -1,0 +1,160 @@
+"""The HTML page: everything inline (styles, SVG, GIFs as data URIs), no scripts from elsewhere."""
+from __future__ import annotations
+
+import base64
+import math
+import re
+from html import escape
+
+from vpolang.planview import hours_text, placement_text
+
+from .collect import JobRecord, RunRecord
+from .svg import dag_svg, line_chart
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
+h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}h3{font-size:15px}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}
+th{background:#f6f6f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.state-done{color:#1a7f37}.state-failed{color:#c62828}.state-cancelled{color:#777}.charts{display:flex;flex-wrap:wrap;gap:8px}
+.samples img{image-rendering:pixelated;width:128px;height:128px}.muted{color:#777}pre{white-space:pre-wrap}"""
+
+# Every image decoded: the page marks itself, so a headless browser (the tests) can tell it rendered.
+CHECK = """window.addEventListener('load',function(){var bad=0;var imgs=document.images;
+for(var i=0;i<imgs.length;i++){if(!imgs[i].complete||imgs[i].naturalWidth===0){bad++;}}
+document.body.setAttribute('data-rendered', bad===0 ? 'ok' : 'broken-images-' + bad);});"""
+
+GROUPS = (("loss", re.compile(r"(^|_)(loss|nll)")), ("reward", re.compile(r"reward|score|accuracy")),
+          ("KL", re.compile(r"(^|_)kl($|_)")), ("advantage", re.compile(r"adv")),
+          ("gradient norm", re.compile(r"grad_norm")))
+SKIP = {"step", "time"}
+
+
+def render_page(run: RunRecord) -> str:
+    title = f"vpo report: {run.plan.recipe.name}"
+    body = [f"<h1>{escape(title)}</h1>",
+            f'<p class="muted">run directory {escape(str(run.root))} · recipe {escape(run.plan.recipe.path)} '
+            f"(sha256 {escape(run.plan.recipe.sha256[:12])}) · plan schema {escape(run.plan.schema_version)}</p>",
+            _plan_section(run), _jobs_section(run), _curves_section(run), _samples_section(run),
+            _evaluation_section(run)]
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f"<style>{STYLE}</style></head><body>{''.join(body)}<script>{CHECK}</script></body></html>\n")
+
+
+def _plan_section(run: RunRecord) -> str:
+    states = {r.job.id: r.state for r in run.jobs}
+    rows = []
+    for job in run.plan.jobs:
+        e = job.estimate
+        memory = (f"{e.peak_memory_gib:.1f} / {e.capacity_gib:.0f} GiB" if e.capacity_gib
+                  else f"{e.peak_memory_gib:.2f} GiB" if e.peak_memory_gib else "-")
+        rows.append(_row([job.id, job.kind, ", ".join(job.depends_on) or "-", placement_text(job), hours_text(e.hours),
+                          f"{e.gpu_hours:,.1f}" if e.gpu_hours else "-", f"{e.cost_usd:,.0f}" if e.cost_usd else "-",
+                          memory], numeric_from=4))
+    t = run.plan.totals
+    rows.append(_row(["total", "", "", "", hours_text(t.hours_critical_path), f"{t.gpu_hours:,.1f}" if t.gpu_hours
+                      else "-", f"{t.cost_usd:,.0f}" if t.cost_usd else "-", ""], numeric_from=4, header=True))
+    head = _row(["job", "kind", "depends on", "where", "time", "GPU-h", "$", "memory / GPU"], header=True)
+    return (f'<section id="plan"><h2>Plan</h2>{dag_svg(run.plan.jobs, states)}'
+            f"<table>{head}{''.join(rows)}</table></section>")
+
+
+def _jobs_section(run: RunRecord) -> str:
+    rows = []
+    for r in run.jobs:
+        s = r.status
+        took = s.get("finished", 0) - s.get("started", 0) if s.get("finished") and s.get("started") else None
+        state = f'<span class="state-{escape(r.state)}">{escape(r.state)}</span>'
+        detail = escape(s.get("error") or s.get("stop_reason") or "")
+        last = r.metrics[-1].get("step") if r.metrics else None
+        rows.append(f"<tr><td>{escape(r.job.id)}</td><td>{escape(r.job.kind)}</td><td>{state}</td>"
+                    f'<td class="num">{"-" if took is None else f"{took:.1f} s"}</td>'
+                    f'<td class="num">{"-" if last is None else last}</td><td><pre>{detail}</pre></td></tr>')
+    head = _row(["job", "kind", "state", "wall time", "last step", "error / stop reason"], header=True)
+    return f'<section id="jobs"><h2>Jobs</h2><table>{head}{"".join(rows)}</table></section>'
+
+
+def _curves_section(run: RunRecord) -> str:
+    blocks = []
+    for r in run.jobs:
+        charts = [line_chart(f"{r.job.id}: {group}", series) for group, series in _grouped_series(r).items()]
+        if charts:
+            blocks.append(f'<h3>{escape(r.job.id)} <span class="muted">({escape(r.job.kind)})</span></h3>'
+                          f'<div class="charts">{"".join(charts)}</div>')
+    inner = "".join(blocks) or '<p class="muted">no job has recorded metrics yet</p>'
+    return f'<section id="curves"><h2>Training curves</h2>{inner}</section>'
+
+
+def _grouped_series(r: JobRecord) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """Numeric metrics by kind (loss, reward, KL, advantage, gradient norm, other), over steps; jobs with
+    a single record (judges, generation) have no curve to draw."""
+    if len(r.metrics) < 2:
+        return {}
+    groups: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for rec in r.metrics:
+        step = rec.get("step")
+        if not isinstance(step, (int, float)):
+            continue
+        for key, value in rec.items():
+            if key in SKIP or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            group = next((name for name, pattern in GROUPS if pattern.search(key)), "other")
+            groups.setdefault(group, {}).setdefault(key, []).append((float(step), float(value)))
+    return groups
+
+
+def _samples_section(run: RunRecord) -> str:
+    blocks = []
+    for r in run.jobs:
+        if not r.samples:
+            continue
+        policies = list(dict.fromkeys(s.policy for s in r.samples))
+        by_prompt: dict[str, dict[str, str]] = {}
+        for s in r.samples:
+            by_prompt.setdefault(s.prompt, {}).setdefault(s.policy, _gif_uri(s.gif))
+        head = _row(["prompt", *policies], header=True)
+        rows = [f"<tr><td>{escape(prompt)}</td>" + "".join(
+            f'<td><img alt="{escape(p)}: {escape(prompt)}" src="{cells[p]}"></td>' if p in cells else "<td>-</td>"
+            for p in policies) + "</tr>" for prompt, cells in by_prompt.items()]
+        blocks.append(f"<h3>{escape(r.job.id)}</h3><table class=\"samples\">{head}{''.join(rows)}</table>")
+    inner = "".join(blocks) or '<p class="muted">no evaluation has saved samples yet</p>'
+    return f'<section id="samples"><h2>Samples</h2>{inner}</section>'
+
+
+def _evaluation_section(run: RunRecord) -> str:
+    blocks = []
+    for r in run.jobs:
+        models = (r.evaluation or {}).get("models")
+        if not isinstance(models, dict) or not models:
+            continue
+        metrics = list(dict.fromkeys(m for values in models.values() if isinstance(values, dict) for m in values))
+        head = _row(["policy", *metrics], header=True)
+        rows = [f"<tr><td>{escape(policy)}</td>" + "".join(
+            f'<td class="num">{_estimate(values.get(m))}</td>' for m in metrics) + "</tr>"
+            for policy, values in models.items() if isinstance(values, dict)]
+        blocks.append(f"<h3>{escape(r.job.id)}</h3><table>{head}{''.join(rows)}</table>"
+                      '<p class="muted">mean [95% interval] over the evaluation prompts</p>')
+    inner = "".join(blocks) or '<p class="muted">no evaluation has finished yet</p>'
+    return f'<section id="evaluation"><h2>Evaluation</h2>{inner}</section>'
+
+
+def _estimate(value) -> str:
+    if not isinstance(value, dict) or not isinstance(value.get("mean"), (int, float)):
+        return "-" if value is None else escape(str(value))
+    mean, ci = value["mean"], value.get("ci95")
+    text = "nan" if math.isnan(mean) else f"{mean:.4g}"
+    if isinstance(ci, list) and len(ci) == 2 and all(isinstance(c, (int, float)) for c in ci):
+        text += f" [{ci[0]:.4g}, {ci[1]:.4g}]"
+    return escape(text)
+
+
+def _gif_uri(path) -> str:
+    return "data:image/gif;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _row(cells: list[str], header: bool = False, numeric_from: int | None = None) -> str:
+    tag = "th" if header else "td"
+    out = []
+    for i, cell in enumerate(cells):
+        cls = ' class="num"' if numeric_from is not None and i >= numeric_from and not header else ""
+        out.append(f"<{tag}{cls}>{escape(str(cell))}</{tag}>")
+    return "<tr>" + "".join(out) + "</tr>"
