@@ -49,7 +49,7 @@ def _execute(plan: Plan, jobs: list[Job], run: RunDir, executor: str, progress: 
     with Progress(progress, total=len(jobs)) as view:
         code = executor_for(executor).run(plan, jobs, run, view)
     if view.mode != "quiet":
-        print(f"run directory: {run.root}", file=sys.stderr)
+        print(f"run directory: {run.root}  (a web page of it: vpo report {run.root})", file=sys.stderr)
     return code
 
 

@@ -1,6 +1,7 @@
 """Evaluation: every policy samples the same prompts with the same noise; each metric gets a mean and a
 95% bootstrap interval. Writes metrics.json shaped {"models": {NAME: {METRIC: {"mean", "ci95"}}}} and
-sample videos (mp4 and gif) per policy for the report."""
+sample videos (mp4 and gif) per policy for the report; with `gsb`, Good/Same/Bad against each baseline,
+and with `human_pairs`, how well each metric ranks the human choices (MRR, Recall@1)."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ from runtime.models.sampler import sample
 from runtime.rewards.registry import score_reward
 
 from .common import policy_from_ref, unsupported
+from .comparisons import good_same_bad, rank_judges, verdicts
 
 
 def metric_names(ref: dict) -> list[tuple[str, dict]]:
@@ -33,11 +35,9 @@ def policy_name(ref: dict) -> str:
 
 def run(ctx: JobContext) -> None:
     cfg = ctx.config
-    for field, why in (("guidance", "NRG guidance needs a differentiable reward model"),
-                       ("gsb", "pairwise GSB judging needs a VLM judge"),
-                       ("human_pairs", "judge ranking against human pairs needs a VLM judge")):
-        if cfg.get(field):
-            unsupported(ctx, field, why)
+    if cfg.get("guidance"):
+        unsupported(ctx, "guidance", "sampling with reward-gradient (NRG) guidance is not implemented; evaluate "
+                    "without it")
     prompts = load_prompts(cfg["prompts"], ctx.recipe_dir)
     prompts = [p for p in prompts for _ in range(cfg["samples_per_prompt"])]
     refs = [cfg["policy"]] + list(cfg["against"])
@@ -45,9 +45,14 @@ def run(ctx: JobContext) -> None:
     results: dict[str, dict] = {}
     samples_dir = ctx.output_path("samples")
     samples_dir.mkdir(parents=True, exist_ok=True)
+    ours, comparisons = None, {}
     for ref in refs:
         name = policy_name(ref)
         videos = sample_all(ctx, policy_from_ref(ctx, ref), prompts)
+        if ours is None:
+            ours = videos
+        elif cfg.get("gsb"):
+            comparisons[name] = good_same_bad(verdicts(ctx, cfg["gsb"], ours, videos, prompts))
         results[name] = {}
         for metric, mref in metrics:
             scores = score_reward(mref, videos, prompts, ctx)
@@ -58,6 +63,10 @@ def run(ctx: JobContext) -> None:
     out = ctx.output_path("metrics")
     out.mkdir(parents=True, exist_ok=True)
     record = {"models": results, "prompts": len(set(prompts)), "samples": len(prompts), "policy": refs[0]["name"]}
+    if comparisons:
+        record["gsb"] = comparisons  # the policy against each of `against`, judged by `gsb`
+    if cfg.get("human_pairs"):
+        record["judges"] = rank_judges(ctx, metrics)
     (out / "metrics.json").write_text(json.dumps(record, indent=2))
     ctx.metrics(1, **{f"{refs[0]['name']}/{m}": v["mean"] for m, v in results[refs[0]["name"]].items()})
 

@@ -133,8 +133,26 @@ def _evaluation_section(run: RunRecord) -> str:
             for policy, values in models.items() if isinstance(values, dict)]
         blocks.append(f"<h3>{escape(r.job.id)}</h3><table>{head}{''.join(rows)}</table>"
                       '<p class="muted">mean [95% interval] over the evaluation prompts</p>')
+        blocks.append(_keyed_table("Good / Same / Bad of the policy against", r.evaluation.get("gsb")))
+        blocks.append(_keyed_table("Metrics ranking the human choices", r.evaluation.get("judges")))
     inner = "".join(blocks) or '<p class="muted">no evaluation has finished yet</p>'
     return f'<section id="evaluation"><h2>Evaluation</h2>{inner}</section>'
+
+
+def _keyed_table(title: str, table) -> str:
+    """{row name: {column: number}} as a table (GSB per baseline, judge rankings per metric)."""
+    if not isinstance(table, dict) or not table:
+        return ""
+    columns = list(dict.fromkeys(c for values in table.values() if isinstance(values, dict) for c in values))
+    rows = [f"<tr><td>{escape(name)}</td>" + "".join(f'<td class="num">{_number(values.get(c))}</td>' for c in columns)
+            + "</tr>" for name, values in table.items() if isinstance(values, dict)]
+    return f"<h4>{escape(title)}</h4><table>{_row(['', *columns], header=True)}{''.join(rows)}</table>"
+
+
+def _number(value) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.3g}"
+    return "-" if value is None else escape(str(value))
 
 
 def _estimate(value) -> str:
