@@ -12,6 +12,7 @@ from runtime.algorithms.pairs import best_worst
 from runtime.context import JobContext
 from runtime.data.pairs import read_pairs, read_pairs_file
 from runtime.data.sources import load_prompts, load_videos
+from runtime.data.video import resample
 from runtime.errors import JobError
 from runtime.models.sampler import sample
 from runtime.rewards.registry import score_reward
@@ -38,14 +39,37 @@ def offline_pairs(ctx: JobContext, source: dict) -> tuple[list[str], torch.Tenso
     raise JobError(f"pairs of kind {source['kind']} are not offline")
 
 
+def low_resolution(policy, frames: int, resolution: list[int]) -> tuple[int, tuple[int, int]]:
+    """TeleBoost §4.3's cheap preference batches: about half the side and half the duration, on the
+    VAE's stride and the patch grid (never below one latent patch)."""
+    _, sh, sw = policy.codec.stride
+    _, ph, pw = policy.spec["patch"]
+    h, w = (max(m, (side // 2) // m * m) for side, m in zip(resolution, (sh * ph, sw * pw)))
+    for f in range(max(1, (frames + 1) // 2), 0, -1):
+        try:
+            policy.latent_shape(f, h, w)
+            return f, (h, w)
+        except ValueError:
+            continue
+    return frames, (h, w)
+
+
+def encode_at(policy, videos: torch.Tensor, frames: int, size: tuple[int, int]) -> torch.Tensor:
+    """Latents of pixel videos brought to `frames` x `size` first (exact where they already match)."""
+    if (videos.shape[1], tuple(videos.shape[-2:])) != (frames, tuple(size)):
+        videos = torch.stack([resample(v, frames, size) for v in videos])
+    return torch.cat([policy.encode_video(videos[i:i + 32]) for i in range(0, len(videos), 32)])
+
+
 def run(ctx: JobContext) -> None:
     cfg = ctx.config
     online = cfg["pairs"]["kind"] == "online"
     if online and ctx.world_size > 1:
         unsupported(ctx, "online pairs on several processes",
                     "each rank would keep a different number of judged pairs; place the stage on one GPU")
-    if cfg.get("mixed_resolution"):
-        unsupported(ctx, "mixed_resolution", "train at one resolution (remove the field)")
+    if cfg.get("mixed_resolution") and online:
+        unsupported(ctx, "mixed_resolution with online pairs", "online candidates are sampled at the stage's "
+                    "resolution; use offline, synthetic or on-policy pairs, or remove the field")
     ctx.seed_everything()
     policy = load_policy(ctx)
     if online:
@@ -53,8 +77,11 @@ def run(ctx: JobContext) -> None:
         n_pairs = len(prompts_pool)
     else:
         prompts, wins, loses = offline_pairs(ctx, cfg["pairs"])
-        lat_w = torch.cat([policy.encode_video(wins[i:i + 32].to(ctx.device)) for i in range(0, len(wins), 32)])
-        lat_l = torch.cat([policy.encode_video(loses[i:i + 32].to(ctx.device)) for i in range(0, len(loses), 32)])
+        sizes = [(cfg["frames"], tuple(cfg["resolution"]))]
+        if cfg.get("mixed_resolution"):
+            sizes.append(low_resolution(policy, cfg["frames"], cfg["resolution"]))
+            ctx.log(f"mixed resolution: odd steps at {sizes[1][0]} frames of {sizes[1][1][0]}x{sizes[1][1][1]}")
+        latent_sets = [(encode_at(policy, wins, *size), encode_at(policy, loses, *size)) for size in sizes]
         n_pairs = len(prompts)
     real = None
     if cfg.get("nll_real", 0) > 0:
@@ -82,6 +109,7 @@ def run(ctx: JobContext) -> None:
             s = flow.sample_sigmas(len(batch_prompts), gen, shift).to(x_w.device)
         else:
             # the whole global batch's indices and noise on every rank; each trains on its share
+            lat_w, lat_l = latent_sets[i % len(latent_sets)]  # mixed resolution: low on odd steps
             idx = batch_indices(n_pairs, cfg["batch"], i, cfg["seed"])
             eps = torch.randn((len(idx), *lat_w.shape[1:]), generator=gen)
             s = flow.sample_sigmas(len(idx), gen, shift)
@@ -103,6 +131,8 @@ def run(ctx: JobContext) -> None:
             loss = dpo_backward(lambda: errors(x_w, eps, s, text), lambda: errors(x_l, eps, s, text),
                                 e_ref_w, e_ref_l, beta, mode=mode, nll_winner=cfg["nll_chosen"])
         values = {"loss": mean_over_ranks(float(loss)), "beta": beta}
+        if not online and len(latent_sets) > 1:
+            values["low_resolution"] = float(i % len(latent_sets))
         if real is not None:
             values["nll_real"] = real_nll_step(ctx, policy, real, i, cache)
         values["grad_norm"] = clip_and_step(policy, optimizer, cfg)
