@@ -1,7 +1,8 @@
 """Evaluation: every policy samples the same prompts with the same noise; each metric gets a mean and a
 95% bootstrap interval. Writes metrics.json shaped {"models": {NAME: {METRIC: {"mean", "ci95"}}}} and
 sample videos (mp4 and gif) per policy for the report; with `gsb`, Good/Same/Bad against each baseline,
-and with `human_pairs`, how well each metric ranks the human choices (MRR, Recall@1)."""
+and with `human_pairs`, how well each metric ranks the human choices (MRR, Recall@1). `guidance`
+(Flow-NRG) steers the evaluated policy's sampling; the policies it is compared against sample unguided."""
 from __future__ import annotations
 
 import json
@@ -11,10 +12,11 @@ import torch
 from runtime.algorithms.metrics import bootstrap_ci
 from runtime.context import JobContext
 from runtime.data.sources import load_prompts, write_video
+from runtime.models.guidance import sample_with_nrg
 from runtime.models.sampler import sample
-from runtime.rewards.registry import score_reward
+from runtime.rewards.registry import reward_for, score_reward
 
-from .common import policy_from_ref, unsupported
+from .common import policy_from_ref
 from .comparisons import good_same_bad, rank_judges, verdicts
 
 
@@ -35,9 +37,6 @@ def policy_name(ref: dict) -> str:
 
 def run(ctx: JobContext) -> None:
     cfg = ctx.config
-    if cfg.get("guidance"):
-        unsupported(ctx, "guidance", "sampling with reward-gradient (NRG) guidance is not implemented; evaluate "
-                    "without it")
     prompts = load_prompts(cfg["prompts"], ctx.recipe_dir)
     prompts = [p for p in prompts for _ in range(cfg["samples_per_prompt"])]
     refs = [cfg["policy"]] + list(cfg["against"])
@@ -48,7 +47,8 @@ def run(ctx: JobContext) -> None:
     ours, comparisons = None, {}
     for ref in refs:
         name = policy_name(ref)
-        videos = sample_all(ctx, policy_from_ref(ctx, ref), prompts)
+        guided = cfg.get("guidance") if ours is None else None  # guidance steers the evaluated policy only
+        videos = sample_all(ctx, policy_from_ref(ctx, ref), prompts, guidance=guided)
         if ours is None:
             ours = videos
         elif cfg.get("gsb"):
@@ -72,8 +72,9 @@ def run(ctx: JobContext) -> None:
 
 
 @torch.no_grad()
-def sample_all(ctx: JobContext, policy, prompts: list[str], batch: int = 32) -> torch.Tensor:
-    """ODE samples with noise seeded by the prompt's position: identical across policies."""
+def sample_all(ctx: JobContext, policy, prompts: list[str], batch: int = 32, guidance: dict | None = None) -> torch.Tensor:
+    """ODE samples with noise seeded by the prompt's position: identical across policies. With
+    `guidance` (nrg(reward, weight)), every step's velocity is steered by the reward's gradient."""
     cfg = ctx.config
     shape = policy.latent_shape(cfg["frames"], *cfg["resolution"])
     gen = torch.Generator().manual_seed(cfg["seed"])
@@ -81,7 +82,13 @@ def sample_all(ctx: JobContext, policy, prompts: list[str], batch: int = 32) -> 
     out = []
     for i in range(0, len(prompts), batch):
         text = policy.encode_prompts(prompts[i:i + batch])
-        latents = sample(policy, text, noise[i:i + batch].to(ctx.device), cfg["sample_steps"]).final
+        start = noise[i:i + batch].to(ctx.device)
+        if guidance:
+            latents = sample_with_nrg(policy, text, start, cfg["sample_steps"], reward_for(guidance["reward"], ctx),
+                                      guidance["reward"].get("head"), prompts[i:i + batch], guidance["weight"],
+                                      guidance["clamp"])
+        else:
+            latents = sample(policy, text, start, cfg["sample_steps"]).final
         out.append(policy.decode(latents).cpu())
     return torch.cat(out)
 

@@ -59,3 +59,32 @@ def test_metrics_are_ranked_against_human_choices(record):
     assert sharpness["recall@1_pessimistic"] < alignment["recall@1_pessimistic"]
     for judge in (alignment, sharpness):
         assert judge["mrr_optimistic"] >= judge["mrr_pessimistic"] and 0.5 <= judge["mrr_pessimistic"] <= 1.0
+
+
+GUIDED = """vpo 0.1
+use std.shapes
+
+model tiny = shapes.tiny_dit { layers = 1, hidden = 32, heads = 2, ffn = 64 }
+model twin = shapes.tiny_dit { layers = 1, hidden = 32, heads = 2, ffn = 64 }  # the same weights
+
+reward sharp = weight_free { metric = sharpness }
+
+stage report = evaluate(tiny) {
+  against      = [twin]
+  prompts      = shapes.prompts(n = 4, split = test)
+  metrics      = [sharp]
+  guidance     = nrg(sharp, weight = 0.05)
+  gsb          = sharp
+  sample_steps = 3
+  save_samples = 0
+}
+"""
+
+
+def test_nrg_guidance_steers_the_policy_and_not_the_baselines(tmp_path):
+    (tmp_path / "g.vpo").write_text(GUIDED)
+    vpo("run", tmp_path / "g.vpo", "--run-dir", tmp_path / "run", "--progress", "quiet")
+    record = json.loads((job_dir(tmp_path / "run", "report") / "artifacts" / "metrics" / "metrics.json").read_text())
+    guided, plain = record["models"]["tiny"]["sharp"]["mean"], record["models"]["twin"]["sharp"]["mean"]
+    assert guided > plain, (guided, plain)
+    assert record["gsb"]["twin"]["good"] == 4  # every guided sample is sharper than its unguided twin
