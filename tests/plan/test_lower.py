@@ -115,3 +115,38 @@ def test_plan_json_schema_file_is_current():
     committed = (ROOT / "spec" / "plan.schema.json").read_text()
     assert committed == plan_json_schema(), \
         "spec/plan.schema.json is stale: run `python -m vpolang.plan_schema > spec/plan.schema.json`"
+
+
+def test_kto_iterates_on_judged_labels_and_rwr_samples_without_a_judge(tmp_path):
+    recipe = tmp_path / "r.vpo"
+    recipe.write_text("""vpo 0.1
+use std.shapes
+
+reward crisp = weight_free { metric = sharpness }
+
+iterate rounds_of(policy = shapes.tiny_dit) rounds 2 {
+  stage tuned = kto(policy) {
+    labels = on_policy(policy, prompts = shapes.prompts(n = 8), n = 3, judges = [crisp], labels = true)
+    lr     = 1e-4
+  }
+  next policy = tuned
+}
+
+stage weighted = rwr(rounds_of.policy) {
+  data   = on_policy(rounds_of.policy, prompts = shapes.prompts(n = 8), n = 2, judges = [crisp])
+  reward = crisp
+  lr     = 1e-4
+}
+""")
+    result = check_file(recipe)
+    assert result.ok, [d.message for d in result.diagnostics]
+    plan = lower(result.recipe)
+    judge2 = plan.job("rounds_of.r2.tuned.labels.on_policy.judge")
+    assert judge2.config["labels"] is True
+    assert plan.job("rounds_of.r2.tuned.labels.on_policy.generate").inputs["policy:rounds_of.r1.tuned"].job == \
+        "rounds_of.r1.tuned"
+    assert plan.job("rounds_of.r2.tuned").config["labels"]["input"] == "labels.on_policy"
+    # RWR weighs the candidates by its own reward: a generate job, no judge
+    ids = [j.id for j in plan.jobs]
+    assert "weighted.data.on_policy.generate" in ids and "weighted.data.on_policy.judge" not in ids
+    assert plan.job("weighted").inputs["data.on_policy"].name == "videos"
