@@ -23,10 +23,11 @@ from runtime.errors import JobError
 from runtime.rewards.vlm import check_family
 from runtime.rewards.video_reward_model import VideoRewardModel
 
-from .common import Loop, batch_indices, clip_and_step, optimizer_for, save_output, unsupported
+from .common import Loop, batch_indices, clip_and_step, optimizer_for, save_output
 from .parallel import mean_over_ranks, share
 
 DEFAULT_FRAMES = 8  # frames the reward model reads per video when the stage does not say
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]  # the language model's attention (Qwen2-VL names)
 
 
 @dataclass
@@ -80,12 +81,12 @@ def read_data(ctx: JobContext, frames: int) -> tuple[PairSet | None, torch.Tenso
 
 def run(ctx: JobContext) -> None:
     cfg = ctx.config
-    if cfg.get("lora_rank"):
-        unsupported(ctx, "lora_rank", "reward models are trained in full (remove the field or set it to 0)")
     ctx.seed_everything()
     frames = cfg.get("frames") or DEFAULT_FRAMES
     pairs, targets, labels = read_data(ctx, frames)
     model = VideoRewardModel.from_backbone(backbone_folder(ctx), cfg["dims"], frames=frames, seed=cfg["seed"])
+    if cfg.get("lora_rank"):
+        add_lora(model, int(cfg["lora_rank"]))
     model.to(ctx.device).train()
     trainable = TrainableRewardModel(model)
     optimizer = optimizer_for(trainable.trainable_parameters(), cfg)
@@ -109,23 +110,41 @@ def run(ctx: JobContext) -> None:
             r_w, r_l, t = both[:len(idx)], both[len(idx):], targets[idx].to(both.device)
             pair_loss = pairwise_loss(r_w, r_l, t, ties=cfg["loss"] == "bt_ties")
             loss = loss + pair_loss
-            values.update(pair_loss=mean_over_ranks(float(pair_loss)),
+            values.update(pair_loss=mean_over_ranks(float(pair_loss.detach())),
                           accuracy=mean_over_ranks(pair_accuracy(r_w.detach(), r_l.detach(), t)))
         if labels is not None:
             idx = batch_indices(len(labels), cfg["batch"], i, cfg["seed"] + 1)[share(ctx, cfg["batch"])]
             r = scores(labels.videos[idx], [labels.prompts[j] for j in idx])
             label_loss = pointwise_loss(r, label_y[idx].to(r.device))
             loss = loss + label_loss
-            values["label_loss"] = mean_over_ranks(float(label_loss))
+            values["label_loss"] = mean_over_ranks(float(label_loss.detach()))
         loss.backward()
-        values["loss"] = mean_over_ranks(float(loss))
+        values["loss"] = mean_over_ranks(float(loss.detach()))
         values["grad_norm"] = clip_and_step(trainable, optimizer, cfg)
         return values
 
     if Loop(ctx, trainable, optimizer, steps).run(step):
         if pairs is not None:
             ctx.log(f"training-pair accuracy after training: {final_accuracy(model, pairs, targets, scores):.3f}")
+        if cfg.get("lora_rank"):
+            merge_lora(model)  # the saved model is a plain backbone: readers need no peft
         save_output(ctx, "reward_model", model.to("cpu").save)
+
+
+def add_lora(model: VideoRewardModel, rank: int) -> None:
+    """LoRA on the language model's attention projections; the backbone's own weights freeze, the heads
+    stay trainable."""
+    from peft import LoraConfig, get_peft_model
+
+    model.backbone.requires_grad_(False)
+    wrapped = get_peft_model(model.backbone, LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0,
+                                                        target_modules=LORA_TARGETS))
+    model.backbone = model.vlm.model = wrapped
+
+
+def merge_lora(model: VideoRewardModel) -> None:
+    merged = model.backbone.merge_and_unload()
+    model.backbone = model.vlm.model = merged
 
 
 @torch.no_grad()

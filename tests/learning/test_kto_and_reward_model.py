@@ -142,3 +142,27 @@ def test_reward_model_learns_pairs_and_labels_then_scores_a_later_stage(tmp_path
 
     metrics = json.loads((job_dir(run_dir, "report") / "artifacts" / "metrics" / "metrics.json").read_text())
     assert {"rm.overall", "rm.motion"} <= set(metrics["models"]["shapes.tiny_dit"]), metrics
+
+
+def test_reward_model_with_lora_trains_adapters_and_saves_a_merged_backbone(tmp_path):
+    from safetensors.torch import load_file
+
+    tiny_qwen_vl(tmp_path / "qwen", seed=0)
+    prompts, clips = videos(8, seed=0, frames=4)
+    noise = torch.rand(clips.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    write_pairs(tmp_path / "pairs", prompts, clips, noise)
+    recipe = RM.replace("  labels = labels(\"labels/labels.jsonl\")\n", "").replace("epochs = 8", "epochs = 2\n  lora_rank = 4")
+    recipe = recipe[:recipe.index("stage report")]
+    (tmp_path / "rm.vpo").write_text(recipe)
+    vpo("run", tmp_path / "rm.vpo", "--run-dir", tmp_path / "run", "--progress", "quiet")
+    folder = job_dir(tmp_path / "run", "rm") / "artifacts" / "reward_model"
+    def by_layer(path):  # the saved backbone has no LM head, so its keys are prefixed differently
+        weights = load_file(str(next(path.glob("*.safetensors"))))
+        return {k[k.index("layers."):]: v for k, v in weights.items() if "layers." in k}
+
+    saved, base = by_layer(folder / "backbone"), by_layer(tmp_path / "qwen")
+    assert not any("lora" in k for k in saved)  # merged: a plain transformers folder
+    changed = [k for k in saved if k in base and "q_proj" in k and not torch.equal(saved[k], base[k])]
+    frozen = [k for k in saved if k in base and "mlp" in k and not torch.equal(saved[k], base[k])]
+    assert changed and not frozen  # the adapters moved the attention projections and nothing else
+    load_reward_model(folder, "rm", ["overall", "motion"])
