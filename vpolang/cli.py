@@ -107,11 +107,16 @@ def fmt(files: List[Path] = typer.Argument(..., help="recipes to format in place
 
 @app.command()
 def explain(name: str = typer.Argument(..., help="a stage kind, field (grpo.group_size), modifier, "
-                                       "constructor, stdlib item or diagnostic code")) -> None:
+                                       "constructor, stdlib item or diagnostic code"),
+            format: str = typer.Option("text", "--format", help="text | markdown (editor hover text)")) -> None:
     """Explain a language item: fields, types, defaults and constraints, from the schemas."""
     from .explain import explain as explain_item
+    from .hover import explain_markdown
 
-    text = explain_item(name)
+    if format not in ("text", "markdown"):
+        typer.echo("error: --format must be text or markdown", err=True)
+        raise typer.Exit(EXIT_ERRORS)
+    text = explain_markdown(name) if format == "markdown" else explain_item(name)
     typer.echo(text)
     raise typer.Exit(EXIT_OK if not text.startswith("unknown") else EXIT_ERRORS)
 
