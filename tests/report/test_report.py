@@ -1,4 +1,4 @@
-"""`vpo report`: a real run (SFT then an evaluation with samples) rendered to one self-contained page
+"""`vpo report`: a real run (SFT, GRPO, then an evaluation with samples) rendered to one self-contained page
 that headless Chromium loads with every image decoded and every section present."""
 from __future__ import annotations
 
@@ -22,8 +22,19 @@ stage tuned = sft(tiny) {
   lr    = 1e-3
 }
 
-stage report = evaluate(tuned) {
-  against      = [tiny]
+stage rl = grpo(tuned) {
+  prompts      = shapes.prompts(n = 2)
+  reward       = shapes.alignment + 0.5 * shapes.smoothness
+  group_size   = 2
+  batch        = 1
+  steps        = 3
+  lr           = 1e-4
+  kl           = 0.01
+  sample_steps = 2
+}
+
+stage report = evaluate(rl) {
+  against      = [tuned, tiny]
   prompts      = shapes.prompts(n = 3, split = test)
   metrics      = [shapes.alignment, shapes.sharpness]
   sample_steps = 2
@@ -56,8 +67,11 @@ def test_page_is_self_contained_with_every_section(run_dir, tmp_path):
     for section in SECTIONS:
         assert f'<section id="{section}">' in page
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from elsewhere
-    assert page.count("data:image/gif;base64,") == 6  # 3 prompts x (tuned, tiny)
+    assert page.count("data:image/gif;base64,") == 9  # 3 prompts x (rl, tuned, tiny)
     assert "tuned: loss" in page and "<polyline" in page  # the SFT loss curve
+    for chart in ("rewards per head", "reward", "KL", "advantage", "clipping"):  # GRPO's statistics
+        assert f'aria-label="rl: {chart}"' in page
+    assert "shapes.alignment" in page and "shapes.smoothness" in page  # one line per reward head
     assert "alignment" in page and "sharpness" in page  # the evaluation table
 
 
@@ -89,10 +103,51 @@ def test_a_failed_job_is_reported_not_fatal(run_dir, tmp_path):
     shutil.copytree(run_dir, copy)
     status = next((copy / "report").glob("*/status.json"))
     record = json.loads(status.read_text())
-    record.update(state="failed", error="stage `report` (r.vpo:13:1): out of memory")
+    record.update(state="failed", error="stage `report` (r.vpo:24:1): out of memory")
     status.write_text(json.dumps(record))
     shutil.rmtree(status.parent / "artifacts")
     out = vpo("report", copy, "-o", tmp_path / "r.html")
     page = (tmp_path / "r.html").read_text()
     assert out.returncode == 0 and "state-failed" in page and "out of memory" in page
     assert "no evaluation has finished yet" in page
+
+
+def test_damaged_files_are_skipped_not_fatal(run_dir, tmp_path):
+    """Hand-edited or torn files: a status that is not an object, junk metric lines, an evaluation that is
+    a list, sample entries naming a missing file, a non-image and a path outside the samples folder."""
+    import json
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    tuned = next((copy / "tuned").glob("*/status.json")).parent
+    (tuned / "status.json").write_text("[1, 2]")
+    with (tuned / "metrics.jsonl").open("a") as handle:
+        handle.write('not json\n[1]\n{"step": "x", "loss": 1}\n{"step": 7, "loss": NaN, "tag": "a"}\n{"step": 8, "lo')
+    rl = next((copy / "rl").glob("*/status.json"))
+    rl.write_text(json.dumps({"state": "done", "started": "yesterday", "finished": 5, "error": {"code": 1}}))
+    evaluation = next((copy / "report").glob("*/artifacts"))
+    (evaluation / "metrics" / "metrics.json").write_text("[]")
+    samples = evaluation / "samples"
+    (samples / "not-a-gif.gif").write_text("GIF89a but not really")
+    with (samples / "index.jsonl").open("w") as handle:
+        for name in ("missing.gif", "not-a-gif.gif", "../../../../plan.json", None):
+            handle.write(json.dumps({"policy": "rl", "prompt": "p", "gif": name}) + "\n")
+    out = vpo("report", copy, "-o", tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text()
+    assert out.returncode == 0 and "Traceback" not in out.stderr
+    assert "data:image/gif" not in page and "its sample files are not readable GIFs" in page
+    assert "no evaluation has finished yet" in page and "not started" in page  # tuned's status is unreadable
+    assert 'aria-label="tuned: loss"' in page  # the curve keeps its good records
+
+
+def test_long_runs_are_thinned_keeping_spikes():
+    from vpolang.report.svg import line_chart, thin
+
+    points = [(float(i), 1.0) for i in range(100_000)]
+    points[54_321] = (54_321.0, 50.0)
+    kept = thin(points)
+    assert len(kept) <= 402 and (54_321.0, 50.0) in kept and kept == sorted(kept)
+    assert kept[0] == points[0] and kept[-1] == points[-1]
+    chart = line_chart("long", {"loss": points})
+    assert chart.count(",") <= 402 and "50" in chart  # the spike sets the axis

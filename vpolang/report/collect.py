@@ -57,12 +57,14 @@ def collect_run(run_dir: str | Path) -> RunRecord:
 
 def _job(root: Path, job: Job) -> JobRecord:
     folder = root / job.id / job.hash[:HASH_CHARS]
-    record = JobRecord(job, folder, _json(folder / "status.json") or {}, _jsonl(folder / "metrics.jsonl"))
+    status = _json(folder / "status.json")
+    record = JobRecord(job, folder, status if isinstance(status, dict) else {}, _jsonl(folder / "metrics.jsonl"))
     if job.kind == "evaluate":
-        record.evaluation = _json(folder / "artifacts" / "metrics" / "metrics.json")
+        evaluation = _json(folder / "artifacts" / "metrics" / "metrics.json")
+        record.evaluation = evaluation if isinstance(evaluation, dict) else None
         samples = folder / "artifacts" / "samples"
         for rec in _jsonl(samples / "index.jsonl"):
-            gif = samples / str(rec.get("gif", ""))
+            gif = samples / Path(str(rec.get("gif", ""))).name  # only files of the samples folder
             if rec.get("gif") and gif.is_file():
                 record.samples.append(Sample(str(rec.get("policy", "")), str(rec.get("prompt", "")), gif))
     return record

@@ -1,7 +1,6 @@
 """The HTML page: everything inline (styles, SVG, GIFs as data URIs), no scripts from elsewhere."""
 from __future__ import annotations
 
-import base64
 import math
 import re
 from html import escape
@@ -9,6 +8,7 @@ from html import escape
 from vpolang.planview import hours_text, placement_text
 
 from .collect import JobRecord, RunRecord
+from .media import gif_data_uri
 from .svg import dag_svg, line_chart
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -23,9 +23,12 @@ CHECK = """window.addEventListener('load',function(){var bad=0;var imgs=document
 for(var i=0;i<imgs.length;i++){if(!imgs[i].complete||imgs[i].naturalWidth===0){bad++;}}
 document.body.setAttribute('data-rendered', bad===0 ? 'ok' : 'broken-images-' + bad);});"""
 
-GROUPS = (("loss", re.compile(r"(^|_)(loss|nll)")), ("reward", re.compile(r"reward|score|accuracy")),
-          ("KL", re.compile(r"(^|_)kl($|_)")), ("advantage", re.compile(r"adv")),
-          ("gradient norm", re.compile(r"grad_norm")))
+# Which chart a metric goes on (first match wins): GRPO logs `reward/<head>` per reward term beside
+# `reward_mean`/`reward_std`, `adv_abs_mean`, `kl`, `clip_frac` and `joint_weight/<i>`.
+GROUPS = (("loss", re.compile(r"(^|_)(loss|nll)")), ("rewards per head", re.compile(r"^reward/")),
+          ("reward", re.compile(r"reward|score|accuracy")), ("KL", re.compile(r"(^|_)kl($|_)")),
+          ("advantage", re.compile(r"adv")), ("clipping", re.compile(r"clip_frac")),
+          ("joint reward weights", re.compile(r"^joint_weight/")), ("gradient norm", re.compile(r"grad_norm")))
 SKIP = {"step", "time"}
 
 
@@ -62,10 +65,11 @@ def _jobs_section(run: RunRecord) -> str:
     rows = []
     for r in run.jobs:
         s = r.status
-        took = s.get("finished", 0) - s.get("started", 0) if s.get("finished") and s.get("started") else None
-        state = f'<span class="state-{escape(r.state)}">{escape(r.state)}</span>'
-        detail = escape(s.get("error") or s.get("stop_reason") or "")
-        last = r.metrics[-1].get("step") if r.metrics else None
+        started, finished = s.get("started"), s.get("finished")
+        took = finished - started if all(isinstance(t, (int, float)) for t in (started, finished)) else None
+        state = f'<span class="state-{escape(str(r.state))}">{escape(str(r.state))}</span>'
+        detail = escape(str(s.get("error") or s.get("stop_reason") or ""))
+        last = _number(r.metrics[-1].get("step")) if r.metrics else None
         rows.append(f"<tr><td>{escape(r.job.id)}</td><td>{escape(r.job.kind)}</td><td>{state}</td>"
                     f'<td class="num">{"-" if took is None else f"{took:.1f} s"}</td>'
                     f'<td class="num">{"-" if last is None else last}</td><td><pre>{detail}</pre></td></tr>')
@@ -110,7 +114,12 @@ def _samples_section(run: RunRecord) -> str:
         policies = list(dict.fromkeys(s.policy for s in r.samples))
         by_prompt: dict[str, dict[str, str]] = {}
         for s in r.samples:
-            by_prompt.setdefault(s.prompt, {}).setdefault(s.policy, _gif_uri(s.gif))
+            uri = gif_data_uri(s.gif)
+            if uri is not None:
+                by_prompt.setdefault(s.prompt, {}).setdefault(s.policy, uri)
+        if not by_prompt:
+            blocks.append(f'<h3>{escape(r.job.id)}</h3><p class="muted">its sample files are not readable GIFs</p>')
+            continue
         head = _row(["prompt", *policies], header=True)
         rows = [f"<tr><td>{escape(prompt)}</td>" + "".join(
             f'<td><img alt="{escape(p)}: {escape(prompt)}" src="{cells[p]}"></td>' if p in cells else "<td>-</td>"
@@ -163,10 +172,6 @@ def _estimate(value) -> str:
     if isinstance(ci, list) and len(ci) == 2 and all(isinstance(c, (int, float)) for c in ci):
         text += f" [{ci[0]:.4g}, {ci[1]:.4g}]"
     return escape(text)
-
-
-def _gif_uri(path) -> str:
-    return "data:image/gif;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def _row(cells: list[str], header: bool = False, numeric_from: int | None = None) -> str:

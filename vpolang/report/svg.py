@@ -59,7 +59,7 @@ def dag_svg(jobs: list[Job], states: dict[str, str]) -> str:
 
 def line_chart(title: str, series: dict[str, list[tuple[float, float]]], width: int = 420, height: int = 220) -> str:
     """One chart, several named series of (x, y); non-finite points are dropped."""
-    clean = {k: [(x, y) for x, y in v if math.isfinite(x) and math.isfinite(y)] for k, v in series.items()}
+    clean = {k: thin([(x, y) for x, y in v if math.isfinite(x) and math.isfinite(y)]) for k, v in series.items()}
     clean = {k: v for k, v in clean.items() if v}
     left, right, top, bottom = 56, 12, 26, 30
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
@@ -86,6 +86,7 @@ def line_chart(title: str, series: dict[str, list[tuple[float, float]]], width: 
     for value in (x0, x1):
         x, _ = px(value, y0)
         parts.append(f'<text x="{x:.1f}" y="{height - 12}" font-size="10" text-anchor="middle">{_num(value)}</text>')
+    prefix = _shared_prefix(list(clean))
     for i, (name, points) in enumerate(sorted(clean.items())):
         colour = COLOURS[i % len(COLOURS)]
         coords = " ".join(f"{a:.1f},{b:.1f}" for a, b in (px(x, y) for x, y in points))
@@ -93,11 +94,32 @@ def line_chart(title: str, series: dict[str, list[tuple[float, float]]], width: 
             a, b = px(*points[0])
             parts.append(f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3" fill="{colour}"/>')
         else:
-            parts.append(f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
+            parts.append(f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="1.5">'
+                         f'<title>{escape(name)}</title></polyline>')
         parts.append(f'<text x="{left + 6 + 110 * (i % 3)}" y="{top + 14 + 12 * (i // 3)}" font-size="10" '
-                     f'fill="{colour}">{escape(_clip(name, 18))}</text>')
+                     f'fill="{colour}">{escape(_clip(name[len(prefix):], 18))}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def thin(points: list[tuple[float, float]], buckets: int = 200) -> list[tuple[float, float]]:
+    """At most 2 * buckets + 2 points (the first and last always): each run of consecutive points keeps its lowest and highest, in order,
+    so a long run's chart stays small and its spikes stay visible."""
+    if len(points) <= 2 * buckets:
+        return points
+    size = len(points) / buckets
+    out = []
+    for b in range(buckets):
+        chunk = points[round(b * size):round((b + 1) * size)]
+        lo, hi = min(chunk, key=lambda p: p[1]), max(chunk, key=lambda p: p[1])
+        out.extend(sorted({lo, hi}, key=chunk.index))
+    return [points[0]] * (out[0] != points[0]) + out + [points[-1]] * (out[-1] != points[-1])
+
+
+def _shared_prefix(names: list[str]) -> str:
+    """`reward/` when every series is `reward/<head>`: the legend names the heads."""
+    heads = {n.split("/", 1)[0] for n in names}
+    return f"{heads.pop()}/" if len(heads) == 1 and all("/" in n for n in names) else ""
 
 
 def _num(v: float) -> str:
