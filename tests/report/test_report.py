@@ -151,3 +151,14 @@ def test_long_runs_are_thinned_keeping_spikes():
     assert kept[0] == points[0] and kept[-1] == points[-1]
     chart = line_chart("long", {"loss": points})
     assert chart.count(",") <= 402 and "50" in chart  # the spike sets the axis
+
+
+def test_rendering_never_imports_torch(run_dir):
+    """The page is read from files alone: a laptop without the GPU stack renders a cluster's run."""
+    import sys
+
+    code = ("import sys; from vpolang.report import render_report; page = render_report(sys.argv[1]); "
+            "assert 'data:image/gif' in page; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'diffusers', 'transformers', 'runtime')))")
+    out = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
