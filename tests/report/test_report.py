@@ -162,3 +162,28 @@ def test_rendering_never_imports_torch(run_dir):
             "('torch', 'diffusers', 'transformers', 'runtime')))")
     out = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_graph_edges_never_cross_a_box(tmp_path):
+    """TeleBoost's plan has edges that skip columns (rl -> pref, sft -> report): no segment of any edge
+    may run through a box, where it would be hidden and the graph would mislead."""
+    from vpolang.plan import load_plan
+    from vpolang.report.svg import dag_svg
+    from tests.runtime.conftest import ROOT
+
+    vpo("plan", ROOT / "examples" / "teleboost.vpo", "-o", tmp_path / "plan.json")
+    svg = dag_svg(load_plan(tmp_path / "plan.json").jobs, {})
+    boxes = [tuple(map(float, m)) for m in re.findall(r'<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" '
+                                                       r'height="([\d.]+)"', svg)]
+    routes = re.findall(r'<path d="(M[^"]+)" fill="none"', svg)
+    assert len(boxes) == 7 and len(routes) == 9 and any("V" in r for r in routes)
+    for route in routes:
+        x = y = 0.0
+        for op, a, b in re.findall(r"([MLHV])([\d.]+)(?:,([\d.]+))?", route):
+            nx, ny = {"M": (float(a), float(b or 0)), "L": (float(a), float(b or 0)), "H": (float(a), y),
+                      "V": (x, float(a))}[op]
+            if op != "M":
+                for bx, by, bw, bh in boxes:  # sampled along the segment, box interiors shrunk by 1 px
+                    assert not any(bx + 1 < x + (nx - x) * t / 50 < bx + bw - 1 and by + 1 < y + (ny - y) * t / 50
+                                   < by + bh - 1 for t in range(51)), (route, (bx, by))
+            x, y = nx, ny

@@ -26,25 +26,34 @@ def depths(jobs: list[Job]) -> dict[str, int]:
 
 
 def dag_svg(jobs: list[Job], states: dict[str, str]) -> str:
+    """Boxes in columns by depth; an edge to the next column is a straight arrow, one that skips columns
+    runs below every box (down the gutter after its source, along a lane of its own, up the gutter
+    before its target) so it never hides behind the boxes it passes."""
     col_w, row_h, box_w, box_h = 210, 64, 180, 44
     depth = depths(jobs)
     columns: dict[int, list[Job]] = {}
     for job in jobs:
         columns.setdefault(depth[job.id], []).append(job)
     pos = {job.id: (20 + d * col_w, 20 + i * row_h) for d, col in columns.items() for i, job in enumerate(col)}
+    edges = [(dep, job.id) for job in jobs for dep in job.depends_on if dep in pos]
+    long_edges = [e for e in edges if depth[e[1]] - depth[e[0]] > 1]
+    lanes_top = 20 + max((len(c) for c in columns.values()), default=1) * row_h
     width = 40 + (max(columns, default=0) + 1) * col_w
-    height = 40 + max((len(c) for c in columns.values()), default=1) * row_h
+    height = lanes_top + 10 * len(long_edges) + 20
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="dag" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img" aria-label="job graph">',
              '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
              'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#666"/></marker></defs>']
-    for job in jobs:
-        x2, y2 = pos[job.id]
-        for dep in job.depends_on:
-            if dep in pos:
-                x1, y1 = pos[dep]
-                parts.append(f'<line x1="{x1 + box_w}" y1="{y1 + box_h / 2}" x2="{x2}" y2="{y2 + box_h / 2}" '
-                             'stroke="#666" marker-end="url(#arrow)"/>')
+    for source, target in edges:
+        (x1, y1), (x2, y2) = pos[source], pos[target]
+        a, b = (x1 + box_w, y1 + box_h / 2), (x2, y2 + box_h / 2)
+        if (source, target) in long_edges:
+            k = long_edges.index((source, target))
+            lane, out_x, in_x = lanes_top + 10 * k, a[0] + 6 + 3 * (k % 6), b[0] - 6 - 3 * (k % 6)
+            route = f"M{a[0]},{a[1]} H{out_x} V{lane} H{in_x} V{b[1]} H{b[0]}"
+        else:
+            route = f"M{a[0]},{a[1]} L{b[0]},{b[1]}"
+        parts.append(f'<path d="{route}" fill="none" stroke="#666" marker-end="url(#arrow)"/>')
     for job in jobs:
         x, y = pos[job.id]
         fill = STATE_FILL.get(states.get(job.id, ""), "#ffffff")
