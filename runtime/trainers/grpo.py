@@ -262,7 +262,7 @@ def update(policy, optimizer, cfg, traj, text, uncond, advantage, keep, dense, c
             # the global batch's mean, as a share: the ranks' gradients are averaged, hence x world
             weight = rows.numel() * world / (n * k_per_sample)
             (loss * weight).backward()
-            totals["loss"] += float(loss) * weight
+            totals["loss"] += float(loss.detach()) * weight
             totals["kl"] += float(kl) * weight
             totals["clip_frac"] += float(clip_frac) * weight
             chunks += 1
