@@ -101,3 +101,12 @@ def all_agree(flag: bool, info: DistInfo, reduce: str = "max") -> bool:
     value = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX if reduce == "max" else dist.ReduceOp.MIN)
     return bool(value.item() > 0.5)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a one-process group that a library insists on)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -177,12 +177,18 @@ def _placement(stage: StageValue, nodes: int, max_gpus: int | None = None) -> Pl
                          account=cluster.get("account"), gpu=cluster["gpu"], nodes=nodes, gpus_per_node=gpn,
                          cpus_per_task=cluster.get("cpus_per_gpu"), mem_gib=mem * gpn if mem else None,
                          time_limit_s=int(time_limit) if time_limit else None,
-                         zero_stage=stage.config.get("zero_stage", 2), slurm_extra=dict(cluster.get("extra", {})),
+                         zero_stage=_zero_stage(stage), slurm_extra=dict(cluster.get("extra", {})),
                          usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"))
     return Placement(executor="local", cluster=stage.cluster.name if stage.cluster else None,
                      gpu=cluster.get("gpu", "cpu"), nodes=1, gpus_per_node=cluster.get("gpus_per_node", 0),
                      time_limit_s=int(time_limit) if time_limit else None,
-                     zero_stage=stage.config.get("zero_stage", 2), usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"))
+                     zero_stage=_zero_stage(stage), usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"))
+
+
+def _zero_stage(stage: StageValue) -> int:
+    """The ZeRO stage the estimates assume: the recipe's, else the GPU default (2)."""
+    chosen = stage.config.get("zero_stage")
+    return 2 if chosen is None else int(chosen)
 
 
 def _span(stage: StageValue) -> PlanSpan:

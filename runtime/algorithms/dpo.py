@@ -57,7 +57,8 @@ BranchFn = Callable[[], torch.Tensor]  # runs the policy on one branch, returns 
 
 def dpo_backward(winner: BranchFn, loser: BranchFn, e_ref_w: torch.Tensor, e_ref_l: torch.Tensor, beta: float,
                  mode: str = "standard", scale: float = 1.0, nll_winner: float = 0.0,
-                 params: list[torch.nn.Parameter] | None = None) -> torch.Tensor:
+                 params: list[torch.nn.Parameter] | None = None,
+                 backward: Callable[[torch.Tensor], None] = torch.Tensor.backward) -> torch.Tensor:
     """Accumulates the gradient of (mean DPO loss + nll_winner * mean e_w) times `scale` into the
     parameters (the second term is IPO's lambda1 NLL on the winner); returns the DPO loss.
 
@@ -69,28 +70,29 @@ def dpo_backward(winner: BranchFn, loser: BranchFn, e_ref_w: torch.Tensor, e_ref
       backward the loser: one branch's activations alive at a time for one extra forward.
     - stashed: one pair per call; each branch back-propagated unweighted into its own gradient buffer and
       combined once eta is known: one branch alive at a time with no extra forward.
+    `backward(loss)` back-propagates each surrogate (the trainer's updater: DeepSpeed hooks in there).
     """
     n = e_ref_w.shape[0]
     if mode == "standard":
         e_w, e_l = winner(), loser()
         loss = dpo_loss(e_w, e_l, e_ref_w, e_ref_l, beta).mean()
-        ((loss + nll_winner * e_w.float().mean()) * scale).backward()
+        backward((loss + nll_winner * e_w.float().mean()) * scale)
         return loss.detach()
     if mode == "teleboost":
         e_w, e_l = winner(), loser()
         margin = dpo_margin(e_w.detach(), e_l.detach(), e_ref_w, e_ref_l)
         eta = decoupled_weight(margin, beta) * scale / n
-        ((eta + nll_winner * scale / n) * e_w.float()).sum().backward()
-        (-eta * e_l.float()).sum().backward()
+        backward(((eta + nll_winner * scale / n) * e_w.float()).sum())
+        backward((-eta * e_l.float()).sum())
         return dpo_loss(e_w.detach(), e_l.detach(), e_ref_w, e_ref_l, beta).mean()
     if mode == "recompute":
         with torch.no_grad():
             margin = dpo_margin(winner(), loser(), e_ref_w, e_ref_l)
         eta = decoupled_weight(margin, beta) * scale / n
         e_w = winner()
-        ((eta + nll_winner * scale / n) * e_w.float()).sum().backward()
+        backward(((eta + nll_winner * scale / n) * e_w.float()).sum())
         e_l = loser()
-        (-eta * e_l.float()).sum().backward()
+        backward((-eta * e_l.float()).sum())
         return -F.logsigmoid(-0.5 * beta * margin).mean()
     if mode == "winner_first":
         e_w = winner()
@@ -98,19 +100,20 @@ def dpo_backward(winner: BranchFn, loser: BranchFn, e_ref_w: torch.Tensor, e_ref
             e_l_nograd = loser()
         margin = dpo_margin(e_w.detach(), e_l_nograd, e_ref_w, e_ref_l)
         eta = decoupled_weight(margin, beta) * scale / n
-        ((eta + nll_winner * scale / n) * e_w.float()).sum().backward()
+        backward(((eta + nll_winner * scale / n) * e_w.float()).sum())
         del e_w
         e_l = loser()
-        (-eta * e_l.float()).sum().backward()
+        backward((-eta * e_l.float()).sum())
         return -F.logsigmoid(-0.5 * beta * margin).mean()
     if mode == "stashed":
         if params is None:
             raise ValueError("the stashed schedule needs the trainable `params`")
-        return _stashed_backward(winner, loser, e_ref_w, e_ref_l, beta, scale, nll_winner, params)
+        return _stashed_backward(winner, loser, e_ref_w, e_ref_l, beta, scale, nll_winner, params, backward)
     raise ValueError(f"unknown DPO backward mode {mode!r}")
 
 
-def _stashed_backward(winner, loser, e_ref_w, e_ref_l, beta, scale, nll_winner, params) -> torch.Tensor:
+def _stashed_backward(winner, loser, e_ref_w, e_ref_l, beta, scale, nll_winner, params,
+                      backward=torch.Tensor.backward) -> torch.Tensor:
     """One pair: back-propagate each branch's error unweighted, one graph at a time, stashing the
     winner's gradient; once both errors are known, grad += eta_w g_w - eta g_l. Two forwards and two
     backwards (the standard path's work) with one branch's activations alive, for one extra
@@ -122,12 +125,12 @@ def _stashed_backward(winner, loser, e_ref_w, e_ref_l, beta, scale, nll_winner, 
     for p in params:
         p.grad = None
     e_w = winner()
-    e_w.float().sum().backward()
+    backward(e_w.float().sum())
     g_w = [p.grad for p in params]
     for p in params:
         p.grad = None
     e_l = loser()
-    e_l.float().sum().backward()
+    backward(e_l.float().sum())
     margin = dpo_margin(e_w.detach(), e_l.detach(), e_ref_w, e_ref_l)
     eta = float(decoupled_weight(margin, beta)) * scale
     eta_w = eta + nll_winner * scale

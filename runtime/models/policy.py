@@ -80,6 +80,9 @@ class VideoPolicy(nn.Module):
         self.lora: LoraSpec | None = None
         self.lineage: list[dict] = []  # weight files (full, or adapters merged in order) on top of the base
         self._frozen_reference: nn.Module | None = None
+        # what `velocity` calls for the trainable weights: the transformer, or an engine wrapping it
+        # (DeepSpeed ZeRO-3 gathers partitioned weights in its forward); kept out of the module tree
+        self.__dict__["_runner"] = None
 
     @classmethod
     def from_pretrained(cls, path: str | Path, family: str | None = None, dtype: torch.dtype = torch.float32,
@@ -118,7 +121,8 @@ class VideoPolicy(nn.Module):
                  transformer: nn.Module | None = None) -> torch.Tensor:
         """The flow velocity v = eps - x0 at noise level sigma (scalar or (B,)), fp32, latents' layout.
         `transformer` runs another set of weights (the frozen reference) through the same adapter."""
-        model = self.transformer if transformer is None else transformer
+        model = transformer if transformer is not None else self._runner
+        model = model if model is not None else self.transformer
         sigma = torch.as_tensor(sigma, dtype=torch.float32, device=latents.device).reshape(-1)
         sigma = sigma.expand(latents.shape[0])
         text = TextCond(text.embeds.to(latents.device, self._dtype), text.mask.to(latents.device))
@@ -212,11 +216,21 @@ class VideoPolicy(nn.Module):
             self.refresh_reference()
         yield self._frozen_reference
 
+    def run_through(self, runner: nn.Module | None) -> None:
+        """Route `velocity`'s calls of the trainable weights through `runner` (None: the transformer)."""
+        self.__dict__["_runner"] = runner
+
     def refresh_reference(self) -> None:
-        """Make the current weights the reference (OnlineVPO's periodic reference update)."""
+        """Make the current weights the reference (OnlineVPO's periodic reference update). Copies into
+        the existing reference when there is one (no second allocation; under ZeRO-3 the caller gathers
+        the weights around this call)."""
         if self.lora is not None:
             raise ValueError("with LoRA the reference is the base model; merge the adapters to move it")
-        self._frozen_reference = copy.deepcopy(self.transformer).requires_grad_(False).eval()
+        if self._frozen_reference is None:
+            self._frozen_reference = copy.deepcopy(self.transformer).requires_grad_(False).eval()
+            return
+        with torch.no_grad():
+            self._frozen_reference.load_state_dict(self.transformer.state_dict())
 
     def reference_state(self) -> dict[str, torch.Tensor] | None:
         """The frozen reference's weights (for checkpoints of trainers that refresh it); None with LoRA."""

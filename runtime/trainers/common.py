@@ -1,6 +1,7 @@
 """Plumbing every trainer shares: building the policy, the optimiser, resumable loops, saving outputs."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -15,7 +16,10 @@ from runtime.errors import JobError
 from runtime.models.families import build_policy
 from runtime.models.policy import VideoPolicy
 
-from .parallel import average_gradients, mean_over_ranks, share
+from .parallel import mean_over_ranks, share
+from .updater import DeepSpeedUpdater, TorchUpdater, updater_for
+
+Updater = TorchUpdater | DeepSpeedUpdater
 
 BASE_SEED = 0  # the base model of a spec is always the same weights, whichever stage builds it
 
@@ -82,8 +86,13 @@ def policy_from_ref(ctx: JobContext, ref: dict) -> VideoPolicy:
     return policy.requires_grad_(False).eval()
 
 
-def optimizer_for(params: list[torch.nn.Parameter], cfg: dict) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0), betas=(0.9, 0.999))
+def policy_updater(ctx: JobContext, policy: VideoPolicy) -> Updater:
+    """The optimiser of the policy's trainable weights; the policy's forward runs through it (ZeRO-3).
+    Create it after the reference is pinned: under ZeRO-3 the weights are partitioned from here on."""
+    updater = updater_for(ctx, policy.transformer)
+    if updater.forward_module is not policy.transformer:
+        policy.run_through(updater.forward_module)
+    return updater
 
 
 def lr_at(step: int, cfg: dict) -> float:
@@ -122,7 +131,7 @@ class Loop:
 
     ctx: JobContext
     policy: VideoPolicy
-    optimizer: torch.optim.Optimizer
+    updater: Updater
     steps: int
     extra_state: Callable[[], dict] | None = None
     load_extra: Callable[[dict], None] | None = None
@@ -130,6 +139,8 @@ class Loop:
 
     def __post_init__(self):
         if self.ctx.config.get("ema"):
+            if self.updater.zero_stage == 3:
+                unsupported(self.ctx, "ema", "ZeRO-3 partitions the weights the average reads; use zero_stage <= 2")
             self.ema = Ema(self.policy, self.ctx.config["ema"])
 
     def resume(self) -> int:
@@ -138,8 +149,9 @@ class Loop:
             return 0
         step, path = found
         state = self.ctx.checkpoints.load(path)
-        self.policy.load_trainable_state(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        with self.updater.full_weights():
+            self.policy.load_trainable_state(state["model"])
+        self.updater.load_state_dict(state["optimizer"])
         set_rng_state(state["rng"])
         if self.load_extra and "extra" in state:
             self.load_extra(state["extra"])
@@ -149,10 +161,13 @@ class Loop:
         return step
 
     def save(self, step: int) -> None:
-        if not self.ctx.is_main:  # the ranks hold the same weights and optimiser state; one writes them
+        # every rank takes part (ZeRO gathers weights and optimiser partitions); one writes
+        with self.updater.full_weights():
+            model = self.policy.trainable_state()
+        optimizer = self.updater.state_dict()
+        if not self.ctx.is_main:
             return
-        state: dict[str, Any] = {"model": self.policy.trainable_state(), "optimizer": self.optimizer.state_dict(),
-                                 "rng": rng_state(), "step": step}
+        state: dict[str, Any] = {"model": model, "optimizer": optimizer, "rng": rng_state(), "step": step}
         if self.extra_state:
             state["extra"] = self.extra_state()
         if self.ema is not None:
@@ -164,7 +179,7 @@ class Loop:
         cfg = self.ctx.config
         every = cfg.get("checkpoint_every", 50)
         for step in range(self.resume(), self.steps):
-            for group in self.optimizer.param_groups:
+            for group in self.updater.param_groups:
                 group["lr"] = lr_at(step, cfg)
             values = step_fn(step)
             self.ctx.check_finite(values.get("loss", 0.0), step)
@@ -183,20 +198,10 @@ class Loop:
         return True
 
 
-def clip_and_step(policy: VideoPolicy, optimizer: torch.optim.Optimizer, cfg: dict) -> float:
-    """Average the gradients over the job's ranks (a no-op for one process), clip, step, clear."""
-    params = policy.trainable_parameters()
-    average_gradients(params)
-    if all(p.grad is None for p in params):
-        return 0.0  # nothing was back-propagated this step (GRPO: every rollout gated out)
-    norm = torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), cfg.get("grad_clip", 1.0))
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return float(norm)
-
-
-def save_policy(ctx: JobContext, policy: VideoPolicy) -> None:
-    save_output(ctx, "policy", policy.save)
+def save_policy(ctx: JobContext, policy: VideoPolicy, updater: Updater | None = None) -> None:
+    """Every rank calls this (ZeRO-3 gathers the weights); the main rank writes."""
+    with updater.full_weights() if updater is not None else contextlib.nullcontext():
+        save_output(ctx, "policy", policy.save)
 
 
 def save_output(ctx: JobContext, name: str, write: Callable[[Path], None]) -> None:
@@ -230,11 +235,11 @@ def resolve(ctx: JobContext, path: str) -> Path:
     return p if p.is_absolute() else ctx.recipe_dir / p
 
 
-def real_nll_step(ctx: JobContext, policy, real, i, cache) -> float:
+def real_nll_step(ctx: JobContext, policy, updater: Updater, real, i, cache) -> float:
     """IPO's lambda2: the flow-matching loss on a batch of real videos (its own batch and noise stream),
     back-propagated on its own graph, scaled by `nll_real`."""
     real_prompts, real_latents = real
-    loss, _ = weighted_flow_matching_step(ctx, policy, real_latents, real_prompts, None, i, cache, salt=1,
+    loss, _ = weighted_flow_matching_step(ctx, policy, updater, real_latents, real_prompts, None, i, cache, salt=1,
                                           scale=ctx.config["nll_real"])
     return loss
 
@@ -247,8 +252,8 @@ def pin_reference(policy: VideoPolicy) -> None:
         policy.refresh_reference()
 
 
-def weighted_flow_matching_step(ctx: JobContext, policy: VideoPolicy, latents: torch.Tensor, prompts: list[str],
-                                weights: torch.Tensor | None, i: int, cache: dict, salt: int = 0,
+def weighted_flow_matching_step(ctx: JobContext, policy: VideoPolicy, updater: Updater, latents: torch.Tensor,
+                                prompts: list[str], weights: torch.Tensor | None, i: int, cache: dict, salt: int = 0,
                                 scale: float = 1.0) -> tuple[float, torch.Tensor]:
     """One step's flow-matching loss (optionally weighted per video) on this rank's share of the global
     batch, back-propagated. The whole batch's indices and noise are drawn on every rank, so each rank's
@@ -265,5 +270,5 @@ def weighted_flow_matching_step(ctx: JobContext, policy: VideoPolicy, latents: t
     text = encode_cached(policy, [prompts[j] for j in idx], cache)
     err = flow.flow_matching_error(policy.velocity(flow.noised(x0, eps, s), s, text), x0, eps)
     loss = (err * weights[idx].to(err.device)).mean() if weights is not None else err.mean()
-    (loss * scale if scale != 1.0 else loss).backward()
+    updater.backward(loss * scale if scale != 1.0 else loss)
     return mean_over_ranks(float(loss)), idx

@@ -17,8 +17,8 @@ from runtime.errors import JobError
 from runtime.models.sampler import sample
 from runtime.rewards.registry import score_reward
 
-from .common import (Loop, batch_indices, clip_and_step, encode_cached, load_policy, optimizer_for, pin_reference,
-                     real_nll_step, save_policy, step_generator, total_steps, unsupported)
+from .common import (Loop, batch_indices, encode_cached, load_policy, pin_reference, policy_updater, real_nll_step,
+                     save_policy, step_generator, total_steps, unsupported)
 from .parallel import mean_over_ranks, share
 
 # `decoupled` runs the stashed schedule pair by pair: one branch's activations alive at a time, no extra
@@ -87,19 +87,23 @@ def run(ctx: JobContext) -> None:
     if cfg.get("nll_real", 0) > 0:
         real_prompts, real_videos = load_videos(cfg["real"], ctx.recipe_dir, cfg["frames"], cfg["resolution"])
         real = (real_prompts, policy.encode_video(real_videos.to(ctx.device)))
-    optimizer = optimizer_for(policy.trainable_parameters(), cfg)
     steps = total_steps(cfg, n_pairs)
     refresh = cfg["reference"].get("every") if cfg["reference"]["kind"] == "refresh" else None
     cache: dict = {}
     shift = policy.spec.get("shift", 1.0)
+    pin_reference(policy)  # the starting weights, also after a resume
+    updater = policy_updater(ctx, policy)
     mode = BACKWARD_MODE[cfg["backward"]]
+    if mode == "stashed" and not updater.reads_gradients:
+        mode = "winner_first"  # ZeRO-2/3 partition the gradients the stashed schedule combines
 
     def errors(x0, eps, s, text, transformer=None):
         return flow.flow_matching_error(policy.velocity(flow.noised(x0, eps, s), s, text, transformer), x0, eps)
 
     def step(i: int) -> dict[str, float]:
         if refresh and i > 0 and i % refresh == 0:
-            policy.refresh_reference()
+            with updater.full_weights():
+                policy.refresh_reference()
         gen = step_generator(cfg["seed"], i)
         if online:
             batch_prompts, x_w, x_l = online_batch(ctx, policy, prompts_pool, i, gen)
@@ -126,27 +130,28 @@ def run(ctx: JobContext) -> None:
             loss = sum(dpo_backward(lambda j=j: errors(x_w[j:j + 1], eps[j:j + 1], s[j:j + 1], text.index(slice(j, j + 1))),
                                     lambda j=j: errors(x_l[j:j + 1], eps[j:j + 1], s[j:j + 1], text.index(slice(j, j + 1))),
                                     e_ref_w[j:j + 1], e_ref_l[j:j + 1], beta, mode="stashed", scale=1.0 / n,
-                                    nll_winner=cfg["nll_chosen"], params=params) for j in range(n)) / n
+                                    nll_winner=cfg["nll_chosen"], params=params, backward=updater.backward)
+                       for j in range(n)) / n
         else:
             loss = dpo_backward(lambda: errors(x_w, eps, s, text), lambda: errors(x_l, eps, s, text),
-                                e_ref_w, e_ref_l, beta, mode=mode, nll_winner=cfg["nll_chosen"])
+                                e_ref_w, e_ref_l, beta, mode=mode, nll_winner=cfg["nll_chosen"],
+                                backward=updater.backward)
         values = {"loss": mean_over_ranks(float(loss)), "beta": beta}
         if not online and len(latent_sets) > 1:
             values["low_resolution"] = float(i % len(latent_sets))
         if real is not None:
-            values["nll_real"] = real_nll_step(ctx, policy, real, i, cache)
-        values["grad_norm"] = clip_and_step(policy, optimizer, cfg)
+            values["nll_real"] = real_nll_step(ctx, policy, updater, real, i, cache)
+        values["grad_norm"] = updater.step()
         with torch.no_grad():
             margin = ((errors(x_w, eps, s, text) - e_ref_w) - (errors(x_l, eps, s, text) - e_ref_l)).mean()
             values["margin"] = mean_over_ranks(float(margin))
         return values
 
-    pin_reference(policy)  # the starting weights, also after a resume
     saved_reference = {"extra_state": lambda: {"reference": policy.reference_state()},
                        "load_extra": lambda extra: policy.load_reference_state(extra["reference"])} \
         if refresh and policy.lora is None else {}
-    if Loop(ctx, policy, optimizer, steps, **saved_reference).run(step):
-        save_policy(ctx, policy)
+    if Loop(ctx, policy, updater, steps, **saved_reference).run(step):
+        save_policy(ctx, policy, updater)
 
 
 run.distributed = True  # data parallel over pairs (offline sources): see parallel.py

@@ -21,8 +21,8 @@ from runtime.models.sampler import guided_velocity, sample
 from runtime.rewards.backbones import load_backbone
 from runtime.rewards.registry import gate_mask, score_expression, score_reward
 
-from .common import (Loop, batch_indices, clip_and_step, encode_cached, load_policy, optimizer_for, pin_reference,
-                     policy_from_ref, save_policy, step_generator)
+from .common import (Loop, batch_indices, encode_cached, load_policy, pin_reference, policy_from_ref, policy_updater,
+                     save_policy, step_generator)
 from .parallel import gather_rows, mean_over_ranks, share
 
 
@@ -170,7 +170,6 @@ def run(ctx: JobContext) -> None:
     ctx.seed_everything()
     policy = load_policy(ctx)
     prompts_pool = load_prompts(cfg["prompts"], ctx.recipe_dir)
-    optimizer = optimizer_for(policy.trainable_parameters(), cfg)
     steps = cfg["steps"] or max(1, math.ceil(cfg["epochs"] * len(prompts_pool) / cfg["batch"]))
     g, T = cfg["group_size"], cfg["sample_steps"]
     cache: dict = {}
@@ -203,20 +202,21 @@ def run(ctx: JobContext) -> None:
         dense = vipo_maps(backbone, videos, latent, cfg["vipo"]["sigma"]) if backbone else None
         policy.train()
         for _ in range(cfg["updates_per_batch"]):
-            info.update(update(policy, optimizer, cfg, traj, text, uncond, advantage, keep, dense, clip_range, gen,
+            info.update(update(policy, updater, cfg, traj, text, uncond, advantage, keep, dense, clip_range, gen,
                                mine))
         return info
 
     if cfg["kl"] > 0:
         pin_reference(policy)  # the KL's reference is the starting weights, also after a resume
-    if Loop(ctx, policy, optimizer, steps).run(step):
-        save_policy(ctx, policy)
+    updater = policy_updater(ctx, policy)
+    if Loop(ctx, policy, updater, steps).run(step):
+        save_policy(ctx, policy, updater)
 
 
 run.distributed = True  # data parallel over whole groups: see parallel.py
 
 
-def update(policy, optimizer, cfg, traj, text, uncond, advantage, keep, dense, clip_range, gen,
+def update(policy, updater, cfg, traj, text, uncond, advantage, keep, dense, clip_range, gen,
            mine: slice) -> dict[str, float]:
     """Recompute a random fraction of each of this rank's rollouts' SDE steps and take one optimiser
     step. `advantage` and `keep` cover the global batch; `mine` are this rank's rows of it."""
@@ -230,11 +230,17 @@ def update(policy, optimizer, cfg, traj, text, uncond, advantage, keep, dense, c
     world = n // (mine.stop - mine.start)
     totals = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0}
     chunks = 0
+    # under ZeRO-2/3 gradients are reduced inside each backward: every rank must run the same sequence
+    # of backwards, so each visits every trainable step, with a zero-weight pass where it has no rows
+    uniform = updater.needs_uniform_backwards
     for j in range(k_per_sample):
-        for k in order[:, j].unique().tolist():
+        for k in (trainable_steps if uniform else order[:, j].unique().tolist()):
             rows = ((order[:, j] == k) & keep.to(order.device)).nonzero().flatten()
-            if rows.numel() == 0:
+            placeholder = rows.numel() == 0
+            if placeholder and not uniform:
                 continue
+            if placeholder:
+                rows = torch.zeros(1, dtype=torch.long)
             s, s_next, level = float(traj.sigmas[k]), float(traj.sigmas[k + 1]), traj.levels[k]
             x, x_next = traj.states[k][rows], traj.states[k + 1][rows]
             sub_text = text.index(rows)
@@ -260,12 +266,12 @@ def update(policy, optimizer, cfg, traj, text, uncond, advantage, keep, dense, c
                 kl = gaussian_kl(mu, mu_ref, level).mean()
                 loss = loss + cfg["kl"] * kl
             # the global batch's mean, as a share: the ranks' gradients are averaged, hence x world
-            weight = rows.numel() * world / (n * k_per_sample)
-            (loss * weight).backward()
+            weight = 0.0 if placeholder else rows.numel() * world / (n * k_per_sample)
+            updater.backward(loss * weight)
             totals["loss"] += float(loss.detach()) * weight
             totals["kl"] += float(kl) * weight
             totals["clip_frac"] += float(clip_frac) * weight
             chunks += 1
     totals = {k: mean_over_ranks(v) for k, v in totals.items()}
-    totals["grad_norm"] = clip_and_step(policy, optimizer, cfg)  # every rank joins, with or without rows
+    totals["grad_norm"] = updater.step()  # every rank joins, with or without rows
     return totals

@@ -15,8 +15,8 @@ from runtime.data.errors import DataError
 from runtime.data.sources import load_labels, load_videos
 from runtime.errors import JobError
 
-from .common import (Loop, batch_indices, clip_and_step, encode_cached, load_policy, optimizer_for, pin_reference,
-                     real_nll_step, save_policy, step_generator, total_steps)
+from .common import (Loop, batch_indices, encode_cached, load_policy, pin_reference, policy_updater, real_nll_step,
+                     save_policy, step_generator, total_steps)
 from .parallel import gather_rows, mean_over_ranks, share
 
 
@@ -51,11 +51,11 @@ def run(ctx: JobContext) -> None:
             raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): `nll_real` needs `real` videos")
         real_prompts, real_videos = load_videos(cfg["real"], ctx.recipe_dir, cfg["frames"], cfg["resolution"])
         real = (real_prompts, policy.encode_video(real_videos.to(ctx.device)))
-    optimizer = optimizer_for(policy.trainable_parameters(), cfg)
     steps = total_steps(cfg, len(labels))
     cache: dict = {}
     shift = policy.spec.get("shift", 1.0)
     pin_reference(policy)  # the starting weights, also after a resume
+    updater = policy_updater(ctx, policy)
 
     def errors(x0, eps, s, text, transformer=None):
         return flow.flow_matching_error(policy.velocity(flow.noised(x0, eps, s), s, text, transformer), x0, eps)
@@ -76,16 +76,16 @@ def run(ctx: JobContext) -> None:
         kl = kto_reference_point(gather_rows(g), all_reduce_mean=lambda m: m)  # global batch, every rank alike
         loss = kto_loss(e_theta, e_ref, y_batch, cfg["beta"], cfg["utility"], cfg["lambda_desirable"],
                         cfg["lambda_undesirable"], reference_point=kl)
-        loss.backward()
+        updater.backward(loss)
         values = {"loss": mean_over_ranks(float(loss)), "kl": float(kl)}
         values.update(reward_by_label(gather_rows(g), gather_rows(y_batch.float())))
         if real is not None:
-            values["nll_real"] = real_nll_step(ctx, policy, real, i, cache)
-        values["grad_norm"] = clip_and_step(policy, optimizer, cfg)
+            values["nll_real"] = real_nll_step(ctx, policy, updater, real, i, cache)
+        values["grad_norm"] = updater.step()
         return values
 
-    if Loop(ctx, policy, optimizer, steps).run(step):
-        save_policy(ctx, policy)
+    if Loop(ctx, policy, updater, steps).run(step):
+        save_policy(ctx, policy, updater)
 
 
 def reward_by_label(g: torch.Tensor, y: torch.Tensor) -> dict[str, float]:

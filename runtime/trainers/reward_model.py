@@ -23,8 +23,9 @@ from runtime.errors import JobError
 from runtime.rewards.vlm import check_family
 from runtime.rewards.video_reward_model import VideoRewardModel
 
-from .common import Loop, batch_indices, clip_and_step, optimizer_for, save_output
+from .common import Loop, batch_indices, save_output
 from .parallel import mean_over_ranks, share
+from .updater import updater_for
 
 DEFAULT_FRAMES = 8  # frames the reward model reads per video when the stage does not say
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]  # the language model's attention (Qwen2-VL names)
@@ -32,7 +33,7 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]  # the language model's 
 
 @dataclass
 class TrainableRewardModel:
-    """The reward model behind the interface Loop and clip_and_step use for policies."""
+    """The reward model behind the interface Loop uses for policies."""
 
     model: VideoRewardModel
 
@@ -89,7 +90,8 @@ def run(ctx: JobContext) -> None:
         add_lora(model, int(cfg["lora_rank"]))
     model.to(ctx.device).train()
     trainable = TrainableRewardModel(model)
-    optimizer = optimizer_for(trainable.trainable_parameters(), cfg)
+    updater = updater_for(ctx, model)
+    runner = updater.forward_module  # through the engine: ZeRO-3 gathers weights there
     largest = max(len(pairs) if pairs else 0, len(labels) if labels else 0)
     steps = max(1, cfg["epochs"] * math.ceil(largest / cfg["batch"]))
     label_y = label_targets(labels.labels) if labels else None
@@ -98,7 +100,7 @@ def run(ctx: JobContext) -> None:
 
     def scores(videos: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         with autocast:
-            out = model(videos.to(ctx.device), prompts)
+            out = runner(videos.to(ctx.device), prompts)
         return torch.stack([out[d] for d in cfg["dims"]], 1)  # (N, H)
 
     def step(i: int) -> dict[str, float]:
@@ -118,17 +120,18 @@ def run(ctx: JobContext) -> None:
             label_loss = pointwise_loss(r, label_y[idx].to(r.device))
             loss = loss + label_loss
             values["label_loss"] = mean_over_ranks(float(label_loss.detach()))
-        loss.backward()
+        updater.backward(loss)
         values["loss"] = mean_over_ranks(float(loss.detach()))
-        values["grad_norm"] = clip_and_step(trainable, optimizer, cfg)
+        values["grad_norm"] = updater.step()
         return values
 
-    if Loop(ctx, trainable, optimizer, steps).run(step):
+    if Loop(ctx, trainable, updater, steps).run(step):
         if pairs is not None:
             ctx.log(f"training-pair accuracy after training: {final_accuracy(model, pairs, targets, scores):.3f}")
-        if cfg.get("lora_rank"):
-            merge_lora(model)  # the saved model is a plain backbone: readers need no peft
-        save_output(ctx, "reward_model", model.to("cpu").save)
+        with updater.full_weights():
+            if cfg.get("lora_rank"):
+                merge_lora(model)  # the saved model is a plain backbone: readers need no peft
+            save_output(ctx, "reward_model", model.to("cpu").save)
 
 
 def add_lora(model: VideoRewardModel, rank: int) -> None:

@@ -12,7 +12,7 @@ from runtime.context import JobContext
 from runtime.data.sources import load_videos
 from runtime.rewards.registry import score_reward
 
-from .common import Loop, clip_and_step, load_policy, optimizer_for, save_policy, total_steps, weighted_flow_matching_step
+from .common import Loop, load_policy, policy_updater, save_policy, total_steps, weighted_flow_matching_step
 from .parallel import mean_over_ranks
 
 SCORE_CHUNK = 64  # videos per reward call: bounds the reward's activation memory
@@ -46,19 +46,19 @@ def run(ctx: JobContext) -> None:
             f"weights max {float(weights.max()):.2f}, effective sample size {ess:.1f} of {len(weights)}")
     latents = torch.cat([policy.encode_video(videos[i:i + 32].to(ctx.device)) for i in range(0, len(videos), 32)])
     del videos
-    optimizer = optimizer_for(policy.trainable_parameters(), cfg)
+    updater = policy_updater(ctx, policy)
     steps = total_steps(cfg, len(prompts))
     cache: dict = {}
     policy.train()
 
     def step(i: int) -> dict[str, float]:
-        loss, idx = weighted_flow_matching_step(ctx, policy, latents, prompts, weights, i, cache)
+        loss, idx = weighted_flow_matching_step(ctx, policy, updater, latents, prompts, weights, i, cache)
         return {"loss": loss, "reward": mean_over_ranks(float(rewards[idx].mean())),
-                "grad_norm": clip_and_step(policy, optimizer, cfg)}
+                "grad_norm": updater.step()}
 
     ctx.metrics(0, reward_mean=float(rewards.mean()), weight_max=float(weights.max()), effective_samples=ess)
-    if Loop(ctx, policy, optimizer, steps).run(step):
-        save_policy(ctx, policy)
+    if Loop(ctx, policy, updater, steps).run(step):
+        save_policy(ctx, policy, updater)
 
 
 run.distributed = True  # data parallel: see parallel.py

@@ -7,7 +7,7 @@ from runtime.context import JobContext
 from runtime.data.sources import load_videos
 from runtime.rewards.registry import score_reward
 
-from .common import Loop, clip_and_step, load_policy, optimizer_for, save_policy, total_steps, weighted_flow_matching_step
+from .common import Loop, load_policy, policy_updater, save_policy, total_steps, weighted_flow_matching_step
 
 
 def sample_weights(cfg: dict, ctx: JobContext, videos: torch.Tensor, prompts: list[str]) -> torch.Tensor | None:
@@ -27,18 +27,18 @@ def run(ctx: JobContext) -> None:
     prompts, videos = load_videos(cfg["data"], ctx.recipe_dir, cfg["frames"], cfg["resolution"])
     latents = torch.cat([policy.encode_video(videos[i:i + 32].to(ctx.device)) for i in range(0, len(videos), 32)])
     weights = sample_weights(cfg, ctx, videos, prompts)
-    optimizer = optimizer_for(policy.trainable_parameters(), cfg)
+    updater = policy_updater(ctx, policy)
     steps = total_steps(cfg, len(prompts))
     cache: dict = {}
     policy.train()
 
     def step(i: int) -> dict[str, float]:
-        loss, _ = weighted_flow_matching_step(ctx, policy, latents, prompts, weights, i, cache)
-        return {"loss": loss, "grad_norm": clip_and_step(policy, optimizer, cfg)}
+        loss, _ = weighted_flow_matching_step(ctx, policy, updater, latents, prompts, weights, i, cache)
+        return {"loss": loss, "grad_norm": updater.step()}
 
-    finished = Loop(ctx, policy, optimizer, steps).run(step)
+    finished = Loop(ctx, policy, updater, steps).run(step)
     if finished:
-        save_policy(ctx, policy)
+        save_policy(ctx, policy, updater)
 
 
 run.distributed = True  # data parallel: see parallel.py

@@ -5,9 +5,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ..base import Backbone, PositiveInt, fail
+from ..base import Backbone, Count, PositiveInt, fail
 from ..entities import LabelsFile, PairsFile
-from .common import StageBase
+from .common import StageBase, TrainStage
 
 
 class RewardModel(StageBase):
@@ -26,7 +26,7 @@ class RewardModel(StageBase):
     lr: float = Field(2e-5, gt=0, le=1)
     batch: PositiveInt = 32
     lora_rank: int = Field(0, ge=0)
-    zero_stage: int = Field(2, ge=0, le=3)
+    zero_stage: Count | None = TrainStage.model_fields["zero_stage"]
     checkpoint_every: PositiveInt = 200
 
     @model_validator(mode="after")
