@@ -183,6 +183,8 @@ class Loop:
                 group["lr"] = lr_at(step, cfg)
             values = step_fn(step)
             self.ctx.check_finite(values.get("loss", 0.0), step)
+            if str(self.ctx.device).startswith("cuda"):  # the high-water mark so far, for `vpo report`/plans
+                values["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
             if self.ema is not None:
                 self.ema.update(self.policy)
             if step % cfg.get("log_every", 1) == 0 or step == self.steps - 1:
