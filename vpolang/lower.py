@@ -186,7 +186,8 @@ def _placement(stage: StageValue, nodes: int, max_gpus: int | None = None) -> Pl
 
 
 def _zero_stage(stage: StageValue) -> int:
-    """The ZeRO stage the estimates assume: the recipe's, else the GPU default (2)."""
+    """The ZeRO stage the estimates assume: the recipe's, else 2 (one GPU trains with torch AdamW then,
+    whose weights, gradients and fp32 masters take what ZeRO-2 takes on one GPU: nothing is sharded)."""
     chosen = stage.config.get("zero_stage")
     return 2 if chosen is None else int(chosen)
 

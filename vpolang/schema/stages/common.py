@@ -24,8 +24,8 @@ class TrainStage(StageBase):
     grad_clip: float = Field(1.0, gt=0, description="max global gradient norm")
     lora_rank: Count = Field(0, ge=0, description="0: full fine-tuning; else LoRA on attention projections")
     gradient_checkpointing: bool | None = Field(None, description="unset: on only when memory demands it")
-    zero_stage: Count | None = Field(None, ge=0, le=3, description="DeepSpeed ZeRO stage (0-3); unset: 2 on GPUs, "
-                                     "plain torch data parallelism on the CPU")
+    zero_stage: Count | None = Field(None, ge=0, le=3, description="DeepSpeed ZeRO stage (0-3); unset: 2 when the "
+                                     "job spans several GPUs, else torch AdamW (fp32 master weights for bf16 models)")
     checkpoint_every: PositiveInt = Field(50, description="steps between resumable checkpoints")
     ema: float | None = Field(None, gt=0, lt=1, description="EMA decay of the weights (unset: no EMA)")
     log_every: PositiveInt = Field(1, description="steps between metric records")
