@@ -5,9 +5,10 @@ random weights, tiny VAE, one-layer UMT5 of the right width), loaded by the real
 Each configuration is a one-stage recipe run by `vpo run`; its step time is the mean gap between the
 timestamps of metrics.jsonl after the first two steps, its peak memory the trainer's own
 `peak_memory_gib` metric (torch.cuda.max_memory_allocated), and `vpo plan`'s predicted step time and
-peak for the same recipe are recorded beside them (the planner's calibration reads this file).
+peak for the same recipe are recorded beside them (the planner's calibration reads this file). With
+`--bare`, the hand-written loop of bare_steps.py runs the same step on the same folder for the overhead ratio.
 
-    python bench/gpu_trainers.py --configs all --out bench/results/gpu_trainers.json
+    python bench/gpu_trainers.py --configs all --bare --out bench/results/gpu_trainers.json
     python bench/gpu_trainers.py --tiny --configs sft-17 --device cpu   # a smoke test without a GPU
 """
 from __future__ import annotations
@@ -109,6 +110,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--tiny", action="store_true", help="a tiny Wan (smoke test on the CPU)")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--bare", action="store_true", help="also time bare_steps.py's hand-written loop (GPU)")
     parser.add_argument("--out", default="bench/results/gpu_trainers.json")
     args = parser.parse_args()
     names = list(CONFIGS) if args.configs == "all" else args.configs.split(",")
@@ -129,10 +131,19 @@ def main() -> None:
         (tmp / "videos" / "prompts.txt").write_text("a red car moving left on the street\na dog running\n")
         for config in names:
             results[config] = run_config(tmp, config, args.steps, env)
+            if args.bare and "error" not in results[config] and CONFIGS[config][2] is None \
+                    and CONFIGS[config][3] != "decoupled":
+                from bare_steps import BARE
+
+                frames, h, w = SIZES[CONFIGS[config][1]]
+                bare = BARE[CONFIGS[config][0]](tmp / "wan", frames, h, w, args.steps)
+                torch.cuda.empty_cache()
+                results[config].update(bare_step_s=bare, vpo_vs_bare=results[config]["step_s"] / bare)
             print(config, json.dumps({k: v for k, v in results[config].items() if k != "log_tail"}), flush=True)
             record = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                       "date": datetime.date.today().isoformat(), "torch": torch.__version__, "args": vars(args),
-                      "command": f"python bench/gpu_trainers.py --configs {args.configs} --steps {args.steps}",
+                      "command": f"python bench/gpu_trainers.py --configs {args.configs} --steps {args.steps}"
+                                 + (" --bare" if args.bare else ""),
                       "results": results}
             Path(args.out).write_text(json.dumps(record, indent=2))  # after each: a cut-off run keeps its part
 

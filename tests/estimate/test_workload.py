@@ -55,8 +55,10 @@ def test_grpo_passes():
                 rewards=(RM,))
     trained = round(0.6 * 49)  # of the 50 steps, the last is deterministic
     assert grpo.trained_steps == trained == 29
+    # each GPU samples its 2 rollouts in one batch; their updates share a pass where they drew the same step
+    distinct = 49 * (1 - (1 - 1 / 49) ** 2)  # expected distinct timesteps of 2 draws from 49
     assert grpo.step_work(32) == Work(train=64 * 29, reference=64 * 29, sample=64 * 50, vae_decode=64, prompts=8,
-                                      scored=((RM, 64),))
+                                      scored=((RM, 64),), sample_batch=2, update_batch=pytest.approx(2 / distinct))
     no_kl = Grpo(clip=CLIP, batch=8, steps=200, group_size=8, sample_steps=50)
     assert no_kl.step_work(32).reference == 0 and not no_kl.needs_reference
     guided = Grpo(clip=CLIP, batch=8, steps=200, group_size=8, sample_steps=50, guidance=4.5, updates_per_batch=2)

@@ -25,31 +25,48 @@ H100_PEAK_TFLOPS = 989.0
 TRAIN_MFU = 237.609 / 0.6141 / H100_PEAK_TFLOPS  # 0.391
 INFERENCE_MFU = 72.930 / 0.19355 / H100_PEAK_TFLOPS  # 0.381
 
-# vpo's SFT trainer (AdamW, grad clip, bf16, batch 1) on the same H100 at three clip sizes, with what
-# the planner predicted at TRAIN_MFU alone (bench/results/gpu_trainer_overhead*.json): shorter sequences
-# reach a smaller fraction of peak (fixed per-step costs: the optimiser, norms, launches), so the
-# training efficiency saturates with the tokens a step processes: eff(T) = TRAIN_MFU_MAX T / (T + T0),
-# fitted through the largest and smallest measurements; the middle one checks it (tests/estimate).
-TRAINER_STEPS = {  # tokens per micro-batch: (measured s, planned s at TRAIN_MFU)
-    14_040: (0.6510, 0.6140),  # 480x832, 33 frames
-    7_800: (0.3362, 0.2605),  # 480x832, 17 frames
-    6_480: (0.2769, 0.2023),  # 320x576, 33 frames
+# ---- fixed costs of a step on a GPU ---------------------------------------------------------------------
+# The optimiser step of Wan2.1-1.3B (1.42B trainable parameters), from the backward's end to updated
+# weights (bench/results/gpu_optimizer_step.json, H100): fused torch AdamW over fp32 masters (what one GPU
+# runs) 0.0571 s; DeepSpeed ZeRO-2's step (what several GPUs run by default) 0.2511 s, host-bound by its
+# per-tensor overflow checks and norms. Scaled by the trainable parameters.
+GPU_TRAINERS = "bench/results/gpu_trainers.json"
+OPTIMIZER_STEP_S = 0.0571
+ZERO_OPTIMIZER_STEP_S = 0.2511
+
+# Below some clip size a pass is bound by the host launching its kernels (~17,500 per fwd+bwd of
+# Wan2.1-1.3B, profiled), not by the GPU: the 320x576 x 17-frame steps (3,600 tokens) of GPU_TRAINERS take
+# the same time whatever the FLOPs. SFT's step there, 0.2648 s, is one fwd+bwd plus the optimiser; DPO's,
+# 0.6212 s, adds a second fwd+bwd and two no-grad reference forwards. Per layer of the transformer.
+HOST_FLOOR_TRAIN_S = (0.2648 - OPTIMIZER_STEP_S) / WAN_LAYERS  # 6.9 ms per layer: 0.208 s for Wan2.1-1.3B
+HOST_FLOOR_FORWARD_S = (0.6212 - 2 * 0.2648 + OPTIMIZER_STEP_S) / 2 / WAN_LAYERS  # 2.5 ms per layer: 0.074 s
+
+# Above the floor, shorter sequences still reach a smaller fraction of peak than the 14,040-token
+# reference: vpo's SFT trainer (bf16, batch 1) measured, with the planner's FLOP-model time at TRAIN_MFU
+# and the optimiser step each run had (bench/results/gpu_trainer_overhead*.json: torch AdamW on bf16
+# weights, 0.0536 s; GPU_TRAINERS: fp32 masters). The efficiency of a pass saturates with its tokens:
+# eff(T) = TRAIN_MFU_MAX T / (T + T0), fitted through the largest and smallest; the middle one checks it.
+TRAINER_STEPS = {  # tokens per pass: (measured s, planned s at TRAIN_MFU, optimiser s)
+    14_040: (0.6510, 0.6140, 0.0536),  # 480x832, 33 frames
+    7_800: (0.3458, 0.2605, OPTIMIZER_STEP_S),  # 480x832, 17 frames
+    6_480: (0.2769, 0.2023, 0.0536),  # 320x576, 33 frames
 }
 
 
 def _fit_saturation() -> tuple[float, float]:
-    (t1, (m1, p1)), (t2, (m2, p2)) = max(TRAINER_STEPS.items()), min(TRAINER_STEPS.items())
-    e1, e2 = TRAIN_MFU * p1 / m1, TRAIN_MFU * p2 / m2  # the efficiency each step reached
+    (t1, (m1, p1, o1)), (t2, (m2, p2, o2)) = max(TRAINER_STEPS.items()), min(TRAINER_STEPS.items())
+    e1, e2 = TRAIN_MFU * p1 / (m1 - o1), TRAIN_MFU * p2 / (m2 - o2)  # the efficiency each pass reached
     t0 = (e1 - e2) / (e2 / t2 - e1 / t1)
     return e1 * (t1 + t0) / t1, t0
 
 
-TRAIN_MFU_MAX, SATURATION_TOKENS = _fit_saturation()  # ~0.49, ~4,700 tokens
+TRAIN_MFU_MAX, SATURATION_TOKENS = _fit_saturation()
 
 
-def train_slowdown(tokens: float) -> float:
-    """How much longer a training step of `tokens` per micro-batch takes than TRAIN_MFU predicts. Beyond
-    the largest measured step it stays at that step's value: no extrapolation towards faster."""
+def dit_slowdown(tokens: float) -> float:
+    """How much longer a transformer pass over `tokens` takes than TRAIN_MFU (or INFERENCE_MFU, for no-grad
+    passes) predicts. Beyond the largest measured pass it stays at that pass's value: no extrapolation
+    towards faster. The GRPO and DPO steps of GPU_TRAINERS confirm it for no-grad forwards too."""
     tokens = min(tokens, max(TRAINER_STEPS))
     return TRAIN_MFU / (TRAIN_MFU_MAX * tokens / (tokens + SATURATION_TOKENS))
 

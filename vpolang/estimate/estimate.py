@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 
 from .arch import VideoDiT
 from .batch import BatchPlan, solve
-from .calibration import DIT_ACTIVATION_BYTES, GIB, LM_ACTIVATION_BYTES, Efficiency, train_slowdown
+from .calibration import (DIT_ACTIVATION_BYTES, GIB, HOST_FLOOR_FORWARD_S, HOST_FLOOR_TRAIN_S, LM_ACTIVATION_BYTES,
+                          OPTIMIZER_STEP_S, WAN_PARAMS, ZERO_OPTIMIZER_STEP_S, Efficiency, dit_slowdown)
 from .flops import (scorer_pass, text_encoder_flops, tokens_per_video, transformer_pass, vae_decode_flops,
                     vae_encode_flops)
 from .hardware import Gpu, default_efficiency
@@ -20,6 +21,7 @@ from .memory import Network, inference_activation_bytes, lora_params, total_gib,
 from .workload import Work, scorer_weight_bytes
 
 TRAIN_PARTS = ("train", "scorer_train")  # timed at the training efficiency; the rest are no-grad passes
+DIT_PASSES = {"train": "train", "sampling": "sample", "reference": "reference", "prior": "prior"}  # part: Work field
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,35 @@ def _seconds(parts: dict[str, float], cluster: Cluster, train_factor: float) -> 
                for part, flops in parts.items() if flops)
 
 
+def _gpu_step_seconds(work: Work, parts: dict[str, float], arch: VideoDiT, clip, cluster: Cluster,
+                      train_factor: float, micro_batch: int) -> float:
+    """A step's seconds on GPUs: each transformer pass at the efficiency its tokens reach, but never
+    faster than the host can launch its kernels (calibration: HOST_FLOOR_*); other parts at the
+    device's efficiency. Sampling runs a GPU's rollouts in one batch; training and reference passes
+    run micro-batches."""
+    tokens = tokens_per_video(arch, clip)
+    total = 0.0
+    for part, flops in parts.items():
+        if not flops:
+            continue
+        seconds = cluster.seconds(flops, part in TRAIN_PARTS) * (train_factor if part == "train" else 1.0)
+        if part in DIT_PASSES:
+            videos = getattr(work, DIT_PASSES[part]) / cluster.world
+            batch = work.sample_batch if part in ("sampling", "prior") else min(micro_batch, work.update_batch or micro_batch)
+            batch = max(1.0, min(videos, batch))
+            floor = (HOST_FLOOR_TRAIN_S if part == "train" else HOST_FLOOR_FORWARD_S) * arch.layers
+            seconds = max(seconds * dit_slowdown(tokens * batch), videos / batch * floor)
+        total += seconds
+    return total
+
+
+def optimizer_step_seconds(trainable_params: float, cluster: Cluster) -> float:
+    """The optimiser's step: fused torch AdamW on one GPU, DeepSpeed ZeRO's on several (each GPU steps its
+    partition, but the per-tensor host work does not shrink with it)."""
+    per_param = (ZERO_OPTIMIZER_STEP_S if cluster.world > 1 else OPTIMIZER_STEP_S) / WAN_PARAMS
+    return trainable_params * per_param
+
+
 def _trained_network(workload, arch: VideoDiT | None) -> tuple[Network, int]:
     """The network a training job updates and its tokens per sample."""
     if workload.trains == "dit":
@@ -179,9 +210,13 @@ def estimate_job(workload, arch: VideoDiT | None, cluster: Cluster, *, with_fixe
     step_parts = flops_by_part(workload.step_work(cluster.world), arch, clip, checkpointing)
     setup_parts = flops_by_part(workload.setup_work(), arch, clip, checkpointing)
     train_factor = workload.train_time_factor if training else 1.0
-    if training and cluster.on_gpu and workload.trains == "dit" and arch is not None and clip is not None:
-        train_factor *= train_slowdown(tokens_per_video(arch, clip) * plan.micro_batch)
-    step_time = _seconds(step_parts, cluster, train_factor)
+    if cluster.on_gpu and arch is not None and clip is not None:
+        step_time = _gpu_step_seconds(workload.step_work(cluster.world), step_parts, arch, clip, cluster,
+                                      train_factor, plan.micro_batch if plan else 1)
+    else:
+        step_time = _seconds(step_parts, cluster, train_factor)
+    if training and cluster.on_gpu:
+        step_time += optimizer_step_seconds(_trained_network(workload, arch)[0].trainable_params, cluster)
     hours = (_seconds(setup_parts, cluster, 1.0) + steps * step_time) / 3600
     gpu_hours = hours * cluster.world if cluster.on_gpu else 0.0
     price = cluster.usd_per_gpu_hour if cluster.usd_per_gpu_hour is not None else cluster.gpu.usd_per_hour

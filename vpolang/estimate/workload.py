@@ -52,6 +52,8 @@ class Work:
     vae_encode: float = 0.0
     vae_decode: float = 0.0
     prompts: float = 0.0  # text-encoder passes
+    sample_batch: float = 1.0  # videos one GPU's sampling forward takes at once (GRPO: all its rollouts)
+    update_batch: float | None = None  # videos per training/reference pass, if not the micro-batch
     scored: tuple[tuple[Scorer, float], ...] = ()  # (scorer, videos)
     scorer_train: tuple[tuple[Scorer, float], ...] = ()  # (trained VLM, videos through fwd+bwd)
 
@@ -224,7 +226,14 @@ class Grpo(DiTTraining):
         rollouts = self.videos + prior
         return Work(train=updates, reference=updates if self.kl > 0 else 0.0,
                     sample=self.videos * self.sample_steps * cfg, prior=prior * self.sample_steps,
-                    vae_decode=rollouts, prompts=self.batch, scored=_scored(self.rewards, rollouts))
+                    vae_decode=rollouts, prompts=self.batch, scored=_scored(self.rewards, rollouts),
+                    sample_batch=self.per_gpu(world), update_batch=self._rows_per_update(self.per_gpu(world)))
+
+    def _rows_per_update(self, rollouts: int) -> float:
+        """The trainer recomputes each rollout's drawn timesteps, one pass per distinct timestep: the
+        rollouts that drew the same one share it. Expected distinct of K among n draws: K(1-(1-1/K)^n)."""
+        k = max(1, self.sample_steps - 1)
+        return rollouts / (k * (1 - (1 - 1 / k) ** rollouts))
 
     def _prior_videos_per_step(self) -> float:
         """Each distinct prompt is sampled once by the prior: not linear in steps once the pool runs out."""
