@@ -86,6 +86,20 @@ def _measure(args, compile_model: bool, checkpointing: bool) -> dict:
     model = wan_1_3b(dtype).to(device)
     if checkpointing:
         model.enable_gradient_checkpointing()
+    x, t, text, tokens = inputs(args.batch, args.frames, args.height, args.width, device, dtype)
+    target = torch.randn_like(x)
+
+    def eager_step():
+        out = model(hidden_states=x, timestep=t, encoder_hidden_states=text, return_dict=False)[0]
+        (out.float() - target.float()).pow(2).mean().backward()
+        model.zero_grad(set_to_none=True)
+
+    # FLOPs are counted on the eager model, before compiling: under FlopCounterMode (a dispatch mode)
+    # dynamo declines the frame and caches that, so counting through the compiled model first left
+    # every later call running eagerly (the earlier "compile changes nothing" rows measured exactly that)
+    fwd_flops = count_flops(lambda: model(hidden_states=x, timestep=t, encoder_hidden_states=text,
+                                          return_dict=False))
+    step_flops = count_flops(eager_step)
     if compile_model == "blocks":
         # Regional compilation: each repeated transformer block compiled once, fullgraph, so the
         # elementwise work around attention and the GEMMs (casts, RoPE, modulation, norms) is fused.
@@ -93,8 +107,6 @@ def _measure(args, compile_model: bool, checkpointing: bool) -> dict:
         fwd_model = model
     else:
         fwd_model = torch.compile(model) if compile_model else model
-    x, t, text, tokens = inputs(args.batch, args.frames, args.height, args.width, device, dtype)
-    target = torch.randn_like(x)
 
     def forward():
         with torch.no_grad():
@@ -106,9 +118,6 @@ def _measure(args, compile_model: bool, checkpointing: bool) -> dict:
         loss.backward()
         model.zero_grad(set_to_none=True)
 
-    fwd_flops = count_flops(lambda: model(hidden_states=x, timestep=t, encoder_hidden_states=text,
-                                          return_dict=False))
-    step_flops = count_flops(train_step)
     torch.cuda.reset_peak_memory_stats()
     fwd_s = timed(forward, args.warmup, args.iters)
     step_s = timed(train_step, args.warmup, args.iters)
