@@ -65,14 +65,16 @@ CONFIGS = {
     "dpo-17": ("dpo", "17", None, "standard"), "dpo-small": ("dpo", "small", None, "standard"),
     "dpo-17-decoupled": ("dpo", "17", None, "decoupled"),
     "grpo-17": ("grpo", "17", None, None), "grpo-small": ("grpo", "small", None, None),
+    "sft-17-compiled": ("sft", "17", None, None), "dpo-17-compiled": ("dpo", "17", None, "standard"),
 }
 
 
 def recipe_text(tmp: Path, name: str, steps: int) -> str:
     kind, clip, zero, backward = CONFIGS[name]
     frames, h, w = SIZES[clip]
-    stage = STAGES[kind].format(frames=frames, h=h, w=w, steps=steps, backward=backward,
-                                zero=f"  zero_stage             = {zero}\n" if zero is not None else "")
+    extra = f"  zero_stage             = {zero}\n" if zero is not None else ""
+    extra += "  compile                = true\n" if name.endswith("-compiled") else ""
+    stage = STAGES[kind].format(frames=frames, h=h, w=w, steps=steps, backward=backward, zero=extra)
     return HEAD.format(path=tmp / "wan", videos=tmp / "videos") + "\n" + stage
 
 
@@ -132,7 +134,7 @@ def main() -> None:
         for config in names:
             results[config] = run_config(tmp, config, args.steps, env)
             if args.bare and "error" not in results[config] and CONFIGS[config][2] is None \
-                    and CONFIGS[config][3] != "decoupled":
+                    and CONFIGS[config][3] != "decoupled" and not config.endswith("-compiled"):
                 from bare_steps import BARE
 
                 frames, h, w = SIZES[CONFIGS[config][1]]

@@ -17,7 +17,7 @@ from runtime.models.families import build_policy
 from runtime.models.policy import VideoPolicy
 
 from .parallel import mean_over_ranks, share
-from .updater import DeepSpeedUpdater, TorchUpdater, updater_for
+from .updater import DeepSpeedUpdater, TorchUpdater, updater_for, zero_stage_for
 
 Updater = TorchUpdater | DeepSpeedUpdater
 
@@ -45,9 +45,25 @@ def load_policy(ctx: JobContext, field: str = "policy", trainable: bool = True) 
         policy.add_lora(int(cfg["lora_rank"]))
     if trainable and wants_checkpointing(ctx):
         policy.transformer.enable_gradient_checkpointing()
+    if trainable and cfg.get("compile"):
+        compile_transformer(ctx, policy.transformer)
     if not trainable:
         policy.requires_grad_(False)
     return policy
+
+
+def compile_transformer(ctx: JobContext, transformer: torch.nn.Module) -> None:
+    """Compile in place (state_dict keys unchanged): each repeated block once where the model lists them
+    (diffusers' regional compilation: one compile serves every layer), else the whole module."""
+    if zero_stage_for(ctx) == 3:
+        unsupported(ctx, "compile with zero_stage = 3", "ZeRO-3's parameter hooks break the compiled graphs; "
+                    "use zero_stage <= 2 or remove `compile`")
+    if getattr(transformer, "_repeated_blocks", None):
+        transformer.compile_repeated_blocks()
+        ctx.log(f"compiled the transformer's repeated blocks ({', '.join(transformer._repeated_blocks)})")
+    else:
+        transformer.compile()
+        ctx.log("compiled the transformer")
 
 
 def wants_checkpointing(ctx: JobContext) -> bool:

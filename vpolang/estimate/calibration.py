@@ -71,6 +71,15 @@ def dit_slowdown(tokens: float) -> float:
     return TRAIN_MFU / (TRAIN_MFU_MAX * tokens / (tokens + SATURATION_TOKENS))
 
 
+# `compile = true` (regional compilation of the repeated blocks), the same reference step eager vs
+# compiled (bench/results/gpu_wan_step_compiled.json): fwd+bwd 0.6136 -> 0.4847 s, no-grad forward
+# 0.1939 -> 0.1419 s, peak 47.67 -> 38.03 GiB, all of it activations (fused elementwise chains save fewer
+# fp32 intermediates). Host floors are kept as measured eager: conservative for short clips.
+WAN_COMPILED = "bench/results/gpu_wan_step_compiled.json"
+COMPILED_TRAIN_TIME = 0.4847 / 0.6136
+COMPILED_FORWARD_TIME = 0.1419 / 0.1939
+COMPILED_ACTIVATION_BYTES = (38.027 * GIB - 2 * 2 * WAN_PARAMS) / (47.668 * GIB - 2 * 2 * WAN_PARAMS)
+
 # The flash/cuDNN attention backward recomputes the score matrix: 5 matmuls against the forward's 2, so
 # attention costs 2.5x its forward in the backward while linear layers cost 2x. With these two ratios the
 # FLOP model reproduces the counted 237.6 TFLOP step from the 72.9 TFLOP forward (tests/estimate).

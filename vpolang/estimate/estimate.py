@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 
 from .arch import VideoDiT
 from .batch import BatchPlan, solve
-from .calibration import (DIT_ACTIVATION_BYTES, GIB, HOST_FLOOR_FORWARD_S, HOST_FLOOR_TRAIN_S, LM_ACTIVATION_BYTES,
+from .calibration import (COMPILED_ACTIVATION_BYTES, COMPILED_FORWARD_TIME, COMPILED_TRAIN_TIME,
+                          DIT_ACTIVATION_BYTES, GIB, HOST_FLOOR_FORWARD_S, HOST_FLOOR_TRAIN_S, LM_ACTIVATION_BYTES,
                           OPTIMIZER_STEP_S, WAN_PARAMS, ZERO_OPTIMIZER_STEP_S, Efficiency, dit_slowdown)
 from .flops import (scorer_pass, text_encoder_flops, tokens_per_video, transformer_pass, vae_decode_flops,
                     vae_encode_flops)
@@ -21,6 +22,7 @@ from .memory import Network, inference_activation_bytes, lora_params, total_gib,
 from .workload import Work, scorer_weight_bytes
 
 TRAIN_PARTS = ("train", "scorer_train")  # timed at the training efficiency; the rest are no-grad passes
+COMPILED_PASSES = {"train": COMPILED_TRAIN_TIME, "sampling": COMPILED_FORWARD_TIME}  # the trained policy's own
 DIT_PASSES = {"train": "train", "sampling": "sample", "reference": "reference", "prior": "prior"}  # part: Work field
 
 
@@ -120,7 +122,7 @@ def _seconds(parts: dict[str, float], cluster: Cluster, train_factor: float) -> 
 
 
 def _gpu_step_seconds(work: Work, parts: dict[str, float], arch: VideoDiT, clip, cluster: Cluster,
-                      train_factor: float, micro_batch: int) -> float:
+                      train_factor: float, micro_batch: int, compiled: bool = False) -> float:
     """A step's seconds on GPUs: each transformer pass at the efficiency its tokens reach, but never
     faster than the host can launch its kernels (calibration: HOST_FLOOR_*); other parts at the
     device's efficiency. Sampling runs a GPU's rollouts in one batch; training and reference passes
@@ -131,6 +133,8 @@ def _gpu_step_seconds(work: Work, parts: dict[str, float], arch: VideoDiT, clip,
         if not flops:
             continue
         seconds = cluster.seconds(flops, part in TRAIN_PARTS) * (train_factor if part == "train" else 1.0)
+        if compiled and part in COMPILED_PASSES:
+            seconds *= COMPILED_PASSES[part]
         if part in DIT_PASSES:
             videos = getattr(work, DIT_PASSES[part]) / cluster.world
             batch = work.sample_batch if part in ("sampling", "prior") else min(micro_batch, work.update_batch or micro_batch)
@@ -152,7 +156,8 @@ def _trained_network(workload, arch: VideoDiT | None) -> tuple[Network, int]:
     """The network a training job updates and its tokens per sample."""
     if workload.trains == "dit":
         lora = lora_params(arch.layers, arch.hidden, arch.lora_targets_per_layer, workload.lora_rank)
-        net = Network(arch.params, arch.layers, arch.hidden, DIT_ACTIVATION_BYTES, arch.weight_bytes,
+        activations = DIT_ACTIVATION_BYTES * (COMPILED_ACTIVATION_BYTES if workload.compiled else 1.0)
+        net = Network(arch.params, arch.layers, arch.hidden, activations, arch.weight_bytes,
                       lora if workload.lora_rank else None)
         return net, tokens_per_video(arch, workload.clip)
     vlm = workload.model  # lora on q, k, v, o of each block
@@ -212,7 +217,8 @@ def estimate_job(workload, arch: VideoDiT | None, cluster: Cluster, *, with_fixe
     train_factor = workload.train_time_factor if training else 1.0
     if cluster.on_gpu and arch is not None and clip is not None:
         step_time = _gpu_step_seconds(workload.step_work(cluster.world), step_parts, arch, clip, cluster,
-                                      train_factor, plan.micro_batch if plan else 1)
+                                      train_factor, plan.micro_batch if plan else 1,
+                                      compiled=getattr(workload, "compiled", False))
     else:
         step_time = _seconds(step_parts, cluster, train_factor)
     if training and cluster.on_gpu:

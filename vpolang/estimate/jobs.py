@@ -151,7 +151,8 @@ def _clip(cfg: dict) -> Clip:
 
 def _train_fields(cfg: dict, items: int) -> dict:
     return {"clip": _clip(cfg), "batch": cfg["batch"], "steps": _steps(cfg, items), "dataset": items,
-            "lora_rank": cfg.get("lora_rank", 0), "checkpointing": cfg.get("gradient_checkpointing")}
+            "lora_rank": cfg.get("lora_rank", 0), "checkpointing": cfg.get("gradient_checkpointing"),
+            "compiled": bool(cfg.get("compile"))}
 
 
 def _sft(cfg, arch, sizes: Sizes):

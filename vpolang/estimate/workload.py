@@ -77,6 +77,7 @@ class DiTTraining:
     steps: int
     lora_rank: int = 0
     checkpointing: bool | None = None  # None: switched on only when the job would not fit otherwise
+    compiled: bool = False  # `compile = true`: the trained transformer's passes run compiled
     dataset: int = 0  # items encoded once before training
     scorers: tuple[Scorer, ...] = ()  # models scoring each dataset video once (reward weights)
 
