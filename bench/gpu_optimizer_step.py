@@ -26,6 +26,8 @@ import time
 
 import torch
 
+from versions import versions
+
 VARIANTS = ["torch-bf16", "torch-master", "zero0", "zero1", "zero2", "zero2-overlap", "zero3"]
 
 
@@ -191,7 +193,7 @@ def main() -> None:
                 torch.cuda.empty_cache()
         print(name, json.dumps({k: v for k, v in results[name].items() if k != "profile"}), flush=True)
         record = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                  "date": datetime.date.today().isoformat(), "torch": torch.__version__,
+                  "date": datetime.date.today().isoformat(), "torch": torch.__version__, "versions": versions(),
                   "deepspeed": deepspeed.__version__, "args": vars(args),
                   "command": f"python bench/gpu_optimizer_step.py --variants {args.variants} --frames {args.frames} "
                              f"--size {args.size}", "results": results}

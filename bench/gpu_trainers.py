@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from gpu_trainer_overhead import build_pipeline, write_videos
+from versions import versions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,7 +144,7 @@ def main() -> None:
                 results[config].update(bare_step_s=bare, vpo_vs_bare=results[config]["step_s"] / bare)
             print(config, json.dumps({k: v for k, v in results[config].items() if k != "log_tail"}), flush=True)
             record = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                      "date": datetime.date.today().isoformat(), "torch": torch.__version__, "args": vars(args),
+                      "date": datetime.date.today().isoformat(), "torch": torch.__version__, "versions": versions(), "args": vars(args),
                       "command": f"python bench/gpu_trainers.py --configs {args.configs} --steps {args.steps}"
                                  + (" --bare" if args.bare else ""),
                       "results": results}

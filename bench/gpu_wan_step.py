@@ -16,6 +16,8 @@ import time
 
 import torch
 
+from versions import versions
+
 H100_BF16_PEAK = 989e12  # dense bf16 FLOP/s (H100 SXM); H200 has the same tensor-core peak
 
 
@@ -151,7 +153,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     record = {"benchmark": "gpu_wan_step", "device": torch.cuda.get_device_name(0),
-              "date": datetime.date.today().isoformat(), "torch": torch.__version__,
+              "date": datetime.date.today().isoformat(), "torch": torch.__version__, "versions": versions(),
               "python": platform.python_version(), "args": vars(args), "rows": rows}
     if args.out:
         with open(args.out, "w") as handle:
