@@ -1,8 +1,10 @@
 """Evaluation: every policy samples the same prompts with the same noise; each metric gets a mean and a
-95% bootstrap interval. Writes metrics.json shaped {"models": {NAME: {METRIC: {"mean", "ci95"}}}} and
-sample videos (mp4 and gif) per policy for the report; with `gsb`, Good/Same/Bad against each baseline,
-and with `human_pairs`, how well each metric ranks the human choices (MRR, Recall@1). `guidance`
-(Flow-NRG) steers the evaluated policy's sampling; the policies it is compared against sample unguided."""
+95% bootstrap interval. Writes metrics.json shaped {"models": {NAME: {METRIC: {"mean", "ci95"}}}},
+scores.json with every sample's score ({"prompts": [...], "models": {NAME: {METRIC: [...]}}}; samples are
+paired across policies, so a paired test can compare them) and sample videos (mp4 and gif) per policy for
+the report; with `gsb`, Good/Same/Bad against each baseline, and with `human_pairs`, how well each metric
+ranks the human choices (MRR, Recall@1). `guidance` (Flow-NRG) steers the evaluated policy's sampling; the
+policies it is compared against sample unguided."""
 from __future__ import annotations
 
 import json
@@ -42,6 +44,7 @@ def run(ctx: JobContext) -> None:
     refs = [cfg["policy"]] + list(cfg["against"])
     metrics = [m for ref in cfg["metrics"] for m in metric_names(ref)]
     results: dict[str, dict] = {}
+    per_sample: dict[str, dict[str, list[float]]] = {}
     samples_dir = ctx.output_path("samples")
     samples_dir.mkdir(parents=True, exist_ok=True)
     ours, comparisons = None, {}
@@ -53,11 +56,12 @@ def run(ctx: JobContext) -> None:
             ours = videos
         elif cfg.get("gsb"):
             comparisons[name] = good_same_bad(verdicts(ctx, cfg["gsb"], ours, videos, prompts))
-        results[name] = {}
+        results[name], per_sample[name] = {}, {}
         for metric, mref in metrics:
             scores = score_reward(mref, videos, prompts, ctx)
             lo, hi = bootstrap_ci(scores, cfg["ci_resamples"], seed=cfg["seed"])
             results[name][metric] = {"mean": float(scores.mean()), "ci95": [lo, hi], "n": int(scores.numel())}
+            per_sample[name][metric] = [float(x) for x in scores.flatten()]
         save_samples(ctx, samples_dir, name, videos, prompts)
         ctx.log(f"{name}: " + ", ".join(f"{m} {v['mean']:.3f}" for m, v in results[name].items()))
     out = ctx.output_path("metrics")
@@ -68,6 +72,7 @@ def run(ctx: JobContext) -> None:
     if cfg.get("human_pairs"):
         record["judges"] = rank_judges(ctx, metrics)
     (out / "metrics.json").write_text(json.dumps(record, indent=2))
+    (out / "scores.json").write_text(json.dumps({"prompts": prompts, "models": per_sample}))
     ctx.metrics(1, **{f"{refs[0]['name']}/{m}": v["mean"] for m, v in results[refs[0]["name"]].items()})
 
 

@@ -32,14 +32,29 @@ stage report = evaluate(tiny) {
 
 
 @pytest.fixture(scope="module")
-def record(tmp_path_factory):
+def metrics_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("evaluate")
     prompts, clips = videos(12, seed=4)
     # people chose the video that moves as its caption says over the same video played backwards
     write_pairs(root / "human", prompts, clips, clips.flip(1))
     (root / "r.vpo").write_text(RECIPE)
     vpo("run", root / "r.vpo", "--run-dir", root / "run", "--progress", "quiet")
-    return json.loads((job_dir(root / "run", "report") / "artifacts" / "metrics" / "metrics.json").read_text())
+    return job_dir(root / "run", "report") / "artifacts" / "metrics"
+
+
+@pytest.fixture(scope="module")
+def record(metrics_dir):
+    return json.loads((metrics_dir / "metrics.json").read_text())
+
+
+def test_per_sample_scores_are_paired_across_policies(metrics_dir, record):
+    scores = json.loads((metrics_dir / "scores.json").read_text())
+    assert len(scores["prompts"]) == 6
+    for metric in ("alignment", "sharpness"):
+        for name in ("tiny", "other"):
+            values = scores["models"][name][metric]
+            assert len(values) == 6
+            assert sum(values) / 6 == pytest.approx(record["models"][name][metric]["mean"])
 
 
 def test_gsb_against_itself_is_all_same_and_against_another_model_counts_verdicts(record):
