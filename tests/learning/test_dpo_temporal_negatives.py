@@ -15,9 +15,9 @@ import json
 import pytest
 import torch
 
-from runtime.algorithms import flow
 from runtime.models.families import build_policy
 from runtime.shapes.data import videos
+from tests.learning.heldout import mean_flow_errors
 from tests.runtime.conftest import job_dir, vpo
 from vpolang.api import check_file
 from vpolang.lower import lower
@@ -49,18 +49,10 @@ stage pref = dpo(sft) {
 def reversal_gap(policy, clips: torch.Tensor, prompts: list[str], draws: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """Per video: e(reversed) - e(forward), and e(forward), each averaged over `draws` fixed noises and
     timesteps shared by the forward and the reversed copy (the same draws for every model measured)."""
-    g = torch.Generator().manual_seed(5)
     forward, backward = policy.encode_video(clips), policy.encode_video(clips.flip(1))
     text = policy.encode_prompts(prompts)
-    gap, fwd = torch.zeros(len(prompts)), torch.zeros(len(prompts))
-    for _ in range(draws):
-        eps, s = torch.randn(forward.shape, generator=g), flow.sample_sigmas(len(prompts), g)
-        with torch.no_grad():
-            e_f, e_b = (flow.flow_matching_error(policy.velocity(flow.noised(x0, eps, s), s, text), x0, eps)
-                        for x0 in (forward, backward))
-        gap += e_b - e_f
-        fwd += e_f
-    return gap / draws, fwd / draws
+    e_f, e_b = (mean_flow_errors(policy, x0, text, draws) for x0 in (forward, backward))
+    return e_b - e_f, e_f
 
 
 @pytest.mark.slow

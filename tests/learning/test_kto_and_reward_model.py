@@ -11,13 +11,13 @@ import json
 import pytest
 import torch
 
-from runtime.algorithms import flow
 from runtime.data.labels import LabelSet, write_labels
 from runtime.data.pairs import write_pairs
 from runtime.models.families import build_policy
 from runtime.rewards.tiny import tiny_qwen_vl
 from runtime.rewards.video_reward_model import VideoRewardModel, load_reward_model
 from runtime.shapes.data import videos
+from tests.learning.heldout import mean_flow_errors
 from tests.runtime.conftest import job_dir, vpo
 from vpolang.api import check_file
 from vpolang.lower import lower
@@ -39,18 +39,9 @@ stage tuned = kto(tiny) {
 
 def implicit_reward(policy, reference, clips: torch.Tensor, prompts: list[str], draws: int = 4) -> torch.Tensor:
     """g = e_ref - e_theta per video (KTO's implicit reward), averaged over `draws` fixed noises and
-    timesteps."""
-    g = torch.Generator().manual_seed(5)
-    x0 = policy.encode_video(clips)
-    text = policy.encode_prompts(prompts)
-    total = torch.zeros(len(prompts))
-    for _ in range(draws):
-        eps, s = torch.randn(x0.shape, generator=g), flow.sample_sigmas(len(prompts), g)
-        with torch.no_grad():
-            e_ref, e = (flow.flow_matching_error(p.velocity(flow.noised(x0, eps, s), s, text), x0, eps)
-                        for p in (reference, policy))
-        total += e_ref - e
-    return total / draws
+    timesteps shared by both models."""
+    x0, text = policy.encode_video(clips), policy.encode_prompts(prompts)
+    return mean_flow_errors(reference, x0, text, draws) - mean_flow_errors(policy, x0, text, draws)
 
 
 def frozen(clips: torch.Tensor) -> torch.Tensor:
