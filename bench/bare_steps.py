@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from gpu_dpo_memory import errors
 from gpu_optimizer_step import MasterAdamW
 from runtime.algorithms.ppo import clipped_policy_loss, gaussian_kl
 from runtime.algorithms.sde import sde_step_mean
@@ -54,9 +55,8 @@ def timed(step, steps: int) -> float:
 
 
 def flow_errors(model, x0, eps, s, text):
-    sv = s.view(-1, 1, 1, 1, 1)
-    xt = (1 - sv) * x0.float() + sv * eps.float()
-    return (velocity(model, xt, s, text).float() - (eps.float() - x0.float())).pow(2).flatten(1).mean(1)
+    """Per-sample flow-matching error at noise level s in [0, 1] (gpu_dpo_memory's, which takes t = 1000 s)."""
+    return errors(model, x0, eps, s * 1000, text)
 
 
 def sft(folder: Path, frames: int, h: int, w: int, steps: int) -> float:

@@ -76,7 +76,8 @@ class TorchUpdater:
         self.params = [p for p in module.parameters() if p.requires_grad]
         # fp32 parameters are their own masters; half-precision ones get an fp32 copy the optimiser steps
         self.masters = [p.detach().float().clone() if p.dtype in HALF else p for p in self.params]
-        self.has_masters = any(m is not p for m, p in zip(self.masters, self.params))
+        self._copies = [(p, m) for p, m in zip(self.params, self.masters) if m is not p]  # (weight, master)
+        self.has_masters = bool(self._copies)
         self.optimizer = adamw(self.masters, cfg, fused=fused)
 
     @property
@@ -95,9 +96,8 @@ class TorchUpdater:
         average_gradients(self.params)
         if all(p.grad is None for p in self.params):
             return 0.0  # nothing was back-propagated this step (GRPO: every rollout gated out)
-        for p, m in zip(self.params, self.masters):
-            if m is not p:  # the norm, the clipping and the update in fp32
-                m.grad, p.grad = (p.grad.float() if p.grad is not None else None), None
+        for p, m in self._copies:  # the norm, the clipping and the update in fp32
+            m.grad, p.grad = (p.grad.float() if p.grad is not None else None), None
         norm = torch.nn.utils.clip_grad_norm_(self.masters, self.cfg.get("grad_clip", 1.0))
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -105,10 +105,9 @@ class TorchUpdater:
         return float(norm)
 
     def _copy_masters_to_weights(self) -> None:
-        pairs = [(p, m) for p, m in zip(self.params, self.masters) if m is not p]
-        if pairs:
+        if self._copies:
             with torch.no_grad():
-                torch._foreach_copy_([p for p, _ in pairs], [m for _, m in pairs])
+                torch._foreach_copy_([p for p, _ in self._copies], [m for _, m in self._copies])
 
     @contextlib.contextmanager
     def full_weights(self) -> Iterator[None]:
@@ -117,19 +116,18 @@ class TorchUpdater:
     def state_dict(self) -> dict[str, Any]:
         """The optimiser's moments and the fp32 masters (rebuilding them from half-precision weights on
         resume would round away what the updates since the last cast accumulated)."""
-        masters = [m.detach().clone() for m, p in zip(self.masters, self.params) if m is not p]
+        masters = [m.detach().clone() for _, m in self._copies]
         return {"kind": self.kind, "state": self.optimizer.state_dict(), "masters": masters}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         _check_kind(state, self.kind)
         self.optimizer.load_state_dict(state["state"])
-        pairs = [(m, p) for m, p in zip(self.masters, self.params) if m is not p]
-        saved = state.get("masters") or [p for _, p in pairs]  # a checkpoint without them: the loaded weights
-        if len(saved) != len(pairs):
-            raise JobError(f"the checkpoint holds {len(saved)} fp32 master tensors for {len(pairs)} "
+        saved = state.get("masters") or [p for p, _ in self._copies]  # none saved: the loaded weights
+        if len(saved) != len(self._copies):
+            raise JobError(f"the checkpoint holds {len(saved)} fp32 master tensors for {len(self._copies)} "
                            "half-precision parameters (the model's dtype or trainable set changed)")
         with torch.no_grad():
-            for (m, _), s in zip(pairs, saved):
+            for (_, m), s in zip(self._copies, saved):
                 m.copy_(s)
         self._copy_masters_to_weights()
 

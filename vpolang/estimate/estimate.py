@@ -116,9 +116,12 @@ def flops_by_part(work: Work, arch: VideoDiT | None, clip, checkpointing: bool) 
     return parts
 
 
+def _part_seconds(part: str, flops: float, cluster: Cluster, train_factor: float) -> float:
+    return cluster.seconds(flops, part in TRAIN_PARTS) * (train_factor if part == "train" else 1.0)
+
+
 def _seconds(parts: dict[str, float], cluster: Cluster, train_factor: float) -> float:
-    return sum(cluster.seconds(flops, part in TRAIN_PARTS) * (train_factor if part == "train" else 1.0)
-               for part, flops in parts.items() if flops)
+    return sum(_part_seconds(part, flops, cluster, train_factor) for part, flops in parts.items() if flops)
 
 
 def _gpu_step_seconds(work: Work, parts: dict[str, float], arch: VideoDiT, clip, cluster: Cluster,
@@ -132,12 +135,13 @@ def _gpu_step_seconds(work: Work, parts: dict[str, float], arch: VideoDiT, clip,
     for part, flops in parts.items():
         if not flops:
             continue
-        seconds = cluster.seconds(flops, part in TRAIN_PARTS) * (train_factor if part == "train" else 1.0)
+        seconds = _part_seconds(part, flops, cluster, train_factor)
         if compiled and part in COMPILED_PASSES:
             seconds *= COMPILED_PASSES[part]
         if part in DIT_PASSES:
             videos = getattr(work, DIT_PASSES[part]) / cluster.world
-            batch = work.sample_batch if part in ("sampling", "prior") else min(micro_batch, work.update_batch or micro_batch)
+            sampled = part in ("sampling", "prior")
+            batch = work.sample_batch if sampled else min(micro_batch, work.update_batch or micro_batch)
             batch = max(1.0, min(videos, batch))
             floor = (HOST_FLOOR_TRAIN_S if part == "train" else HOST_FLOOR_FORWARD_S) * arch.layers
             seconds = max(seconds * dit_slowdown(tokens * batch), videos / batch * floor)
@@ -212,11 +216,12 @@ def estimate_job(workload, arch: VideoDiT | None, cluster: Cluster, *, with_fixe
         plan, checkpointing, memory = None, False, inference_parts(workload, arch)
     clip = getattr(workload, "clip", None)
     steps = workload.total_steps(cluster.world)
-    step_parts = flops_by_part(workload.step_work(cluster.world), arch, clip, checkpointing)
+    step_work = workload.step_work(cluster.world)
+    step_parts = flops_by_part(step_work, arch, clip, checkpointing)
     setup_parts = flops_by_part(workload.setup_work(), arch, clip, checkpointing)
     train_factor = workload.train_time_factor if training else 1.0
     if cluster.on_gpu and arch is not None and clip is not None:
-        step_time = _gpu_step_seconds(workload.step_work(cluster.world), step_parts, arch, clip, cluster,
+        step_time = _gpu_step_seconds(step_work, step_parts, arch, clip, cluster,
                                       train_factor, plan.micro_batch if plan else 1,
                                       compiled=getattr(workload, "compiled", False))
     else:
