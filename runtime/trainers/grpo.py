@@ -269,7 +269,7 @@ def update(policy, updater, cfg, traj, text, uncond, advantage, keep, dense, cli
             weight = 0.0 if placeholder else rows.numel() * world / (n * k_per_sample)
             updater.backward(loss * weight)
             totals["loss"] += float(loss.detach()) * weight
-            totals["kl"] += float(kl) * weight
+            totals["kl"] += float(kl.detach()) * weight
             totals["clip_frac"] += float(clip_frac) * weight
             chunks += 1
     totals = {k: mean_over_ranks(v) for k, v in totals.items()}
