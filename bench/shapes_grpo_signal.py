@@ -116,10 +116,8 @@ def load(folder: Path):
 
 
 def rollouts(policy, cfg: dict, prompts: list[str], gen: torch.Generator):
-    n, g = len(prompts), cfg["group_size"]
-    latent = policy.latent_shape(cfg["frames"], *cfg["resolution"])
-    noise = (torch.randn((n // g, *latent), generator=gen).repeat_interleave(g, 0) if cfg["shared_noise"]
-             else torch.randn((n, *latent), generator=gen))
+    n = len(prompts)
+    noise = grpo.initial_noise(cfg, n, policy.latent_shape(cfg["frames"], *cfg["resolution"]), gen)
     text = policy.encode_prompts(prompts)
     policy.eval()
     traj = sample(policy, text, noise, cfg["sample_steps"], cfg["noise"], cfg["noise_level"], gen, rows=(slice(0, n), n))

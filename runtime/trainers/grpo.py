@@ -165,6 +165,14 @@ def vipo_maps(backbone, videos: torch.Tensor, latent_shape, sigma: float) -> tor
     return torch.stack(maps)  # (B, T, H, W), broadcast over channels
 
 
+def initial_noise(cfg: dict, n: int, latent: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+    """The starting noise of n rollouts (whole groups): one draw per group, repeated, with shared_noise
+    (so a group's rewards differ only through the SDE's noise); else one per rollout."""
+    if cfg["shared_noise"]:
+        return torch.randn((n // cfg["group_size"], *latent), generator=gen).repeat_interleave(cfg["group_size"], 0)
+    return torch.randn((n, *latent), generator=gen)
+
+
 def run(ctx: JobContext) -> None:
     cfg = ctx.config
     ctx.seed_everything()
@@ -185,10 +193,7 @@ def run(ctx: JobContext) -> None:
         prompts = [prompts_pool[j] for j in idx for _ in range(g)]
         n = len(prompts)
         # every rank draws the whole batch's noise and samples its own whole groups
-        if cfg["shared_noise"]:
-            noise = torch.randn((n // g, *latent), generator=gen).repeat_interleave(g, 0)
-        else:
-            noise = torch.randn((n, *latent), generator=gen)
+        noise = initial_noise(cfg, n, latent, gen)
         mine = share(ctx, n, unit=g)
         text = encode_cached(policy, prompts[mine], cache)
         local = mine.stop - mine.start
