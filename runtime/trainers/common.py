@@ -289,4 +289,4 @@ def weighted_flow_matching_step(ctx: JobContext, policy: VideoPolicy, updater: U
     err = flow.flow_matching_error(policy.velocity(flow.noised(x0, eps, s), s, text), x0, eps)
     loss = (err * weights[idx].to(err.device)).mean() if weights is not None else err.mean()
     updater.backward(loss * scale if scale != 1.0 else loss)
-    return mean_over_ranks(float(loss)), idx
+    return mean_over_ranks(float(loss.detach())), idx
