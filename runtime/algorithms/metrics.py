@@ -46,3 +46,22 @@ def bootstrap_ci(values: torch.Tensor, resamples: int = 1000, seed: int = 0) -> 
     idx = torch.randint(v.numel(), (resamples, v.numel()), generator=g)
     means = v[idx].mean(1).sort().values
     return float(means[int(0.025 * resamples)]), float(means[min(resamples - 1, int(0.975 * resamples))])
+
+
+def paired_difference(ours: torch.Tensor, theirs: torch.Tensor, resamples: int = 1000, seed: int = 0) -> dict:
+    """Ours minus theirs, scored on the same samples (same prompt, same noise): the mean difference, its
+    bootstrap 95% interval, the paired t statistic and a two-sided sign-flip permutation p-value (under
+    "no difference" each pair's sign is a coin flip; +1 in numerator and denominator keeps p > 0)."""
+    d = ours.float().flatten() - theirs.float().flatten()
+    n = d.numel()
+    mean = float(d.mean()) if n else math.nan
+    sd = float(d.std()) if n > 1 else math.nan
+    if n < 2:
+        t = math.nan  # one pair has no spread to measure against
+    else:
+        t = mean / (sd / math.sqrt(n)) if sd > 0 else (0.0 if mean == 0 else math.copysign(math.inf, mean))
+    g = torch.Generator().manual_seed(seed)
+    signs = torch.randint(0, 2, (resamples, n), generator=g).float() * 2 - 1
+    extreme = int(((signs * d).mean(1).abs() >= abs(mean) - 1e-12).sum()) if n else resamples
+    lo, hi = bootstrap_ci(d, resamples, seed)
+    return {"mean": mean, "ci95": [lo, hi], "t": t, "p": (extreme + 1) / (resamples + 1), "n": n}

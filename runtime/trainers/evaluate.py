@@ -1,8 +1,8 @@
 """Evaluation: every policy samples the same prompts with the same noise; each metric gets a mean and a
 95% bootstrap interval. Writes metrics.json shaped {"models": {NAME: {METRIC: {"mean", "ci95"}}}},
-scores.json with every sample's score ({"prompts": [...], "models": {NAME: {METRIC: [...]}}}; samples are
-paired across policies, so a paired test can compare them) and sample videos (mp4 and gif) per policy for
-the report; with `gsb`, Good/Same/Bad against each baseline, and with `human_pairs`, how well each metric
+scores.json with every sample's score ({"prompts": [...], "models": {NAME: {METRIC: [...]}}}), "paired":
+the policy minus each baseline on the same samples (mean, 95% interval, t, permutation p), and sample
+videos (mp4 and gif) per policy for the report; with `gsb`, Good/Same/Bad against each baseline, and with `human_pairs`, how well each metric
 ranks the human choices (MRR, Recall@1). `guidance` (Flow-NRG) steers the evaluated policy's sampling; the
 policies it is compared against sample unguided."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 
 import torch
 
-from runtime.algorithms.metrics import bootstrap_ci
+from runtime.algorithms.metrics import bootstrap_ci, paired_difference
 from runtime.context import JobContext
 from runtime.data.sources import load_prompts, write_video
 from runtime.models.guidance import sample_with_nrg
@@ -67,6 +67,8 @@ def run(ctx: JobContext) -> None:
     out = ctx.output_path("metrics")
     out.mkdir(parents=True, exist_ok=True)
     record = {"models": results, "prompts": len(set(prompts)), "samples": len(prompts), "policy": refs[0]["name"]}
+    if len(refs) > 1:
+        record["paired"] = paired_differences(per_sample, [policy_name(r) for r in refs], cfg)
     if comparisons:
         record["gsb"] = comparisons  # the policy against each of `against`, judged by `gsb`
     if cfg.get("human_pairs"):
@@ -74,6 +76,16 @@ def run(ctx: JobContext) -> None:
     (out / "metrics.json").write_text(json.dumps(record, indent=2))
     (out / "scores.json").write_text(json.dumps({"prompts": prompts, "models": per_sample}))
     ctx.metrics(1, **{f"{refs[0]['name']}/{m}": v["mean"] for m, v in results[refs[0]["name"]].items()})
+
+
+def paired_differences(per_sample: dict, names: list[str], cfg: dict) -> dict:
+    """The policy minus each of `against`, metric by metric, on the same samples (same prompt and noise):
+    a paired comparison is far more sensitive than two independent intervals."""
+    ours = per_sample[names[0]]
+    return {name: {metric: paired_difference(torch.tensor(ours[metric]), torch.tensor(values), cfg["ci_resamples"],
+                                             seed=cfg["seed"])
+                   for metric, values in per_sample[name].items()}
+            for name in names[1:] if name != names[0]}
 
 
 @torch.no_grad()

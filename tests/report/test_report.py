@@ -73,6 +73,7 @@ def test_page_is_self_contained_with_every_section(run_dir, tmp_path):
         assert f'aria-label="rl: {chart}"' in page
     assert "shapes.alignment" in page and "shapes.smoothness" in page  # one line per reward head
     assert "alignment" in page and "sharpness" in page  # the evaluation table
+    assert "The policy minus each baseline, paired" in page and " p=" in page  # rl vs tuned and tiny
 
 
 def test_chromium_renders_it_without_broken_images(run_dir, tmp_path, chromium):

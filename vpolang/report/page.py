@@ -142,10 +142,24 @@ def _evaluation_section(run: RunRecord) -> str:
             for policy, values in models.items() if isinstance(values, dict)]
         blocks.append(f"<h3>{escape(r.job.id)}</h3><table>{head}{''.join(rows)}</table>"
                       '<p class="muted">mean [95% interval] over the evaluation prompts</p>')
+        blocks.append(_paired_table(r.evaluation.get("paired")))
         blocks.append(_keyed_table("Good / Same / Bad of the policy against", r.evaluation.get("gsb")))
         blocks.append(_keyed_table("Metrics ranking the human choices", r.evaluation.get("judges")))
     inner = "".join(blocks) or '<p class="muted">no evaluation has finished yet</p>'
     return f'<section id="evaluation"><h2>Evaluation</h2>{inner}</section>'
+
+
+def _paired_table(paired) -> str:
+    """{baseline: {metric: paired difference}}: the policy minus each baseline on the same samples."""
+    if not isinstance(paired, dict) or not paired:
+        return ""
+    metrics = list(dict.fromkeys(m for values in paired.values() if isinstance(values, dict) for m in values))
+    cell = lambda d: _estimate(d) + (f" p={_number(d['p'])}" if isinstance(d, dict) and "p" in d else "")  # noqa: E731
+    rows = [f"<tr><td>{escape(name)}</td>" + "".join(f'<td class="num">{cell(values.get(m))}</td>' for m in metrics)
+            + "</tr>" for name, values in paired.items() if isinstance(values, dict)]
+    return (f"<h4>The policy minus each baseline, paired</h4><table>{_row(['', *metrics], header=True)}{''.join(rows)}"
+            "</table><p class=\"muted\">mean difference [95% interval] on the same prompts and noise; "
+            "p: two-sided sign-flip permutation test</p>")
 
 
 def _keyed_table(title: str, table) -> str:
