@@ -55,10 +55,10 @@ def paired_difference(ours: torch.Tensor, theirs: torch.Tensor, resamples: int =
     d = ours.float().flatten() - theirs.float().flatten()
     n = d.numel()
     mean = float(d.mean()) if n else math.nan
-    sd = float(d.std()) if n > 1 else math.nan
     if n < 2:
         t = math.nan  # one pair has no spread to measure against
     else:
+        sd = float(d.std())
         t = mean / (sd / math.sqrt(n)) if sd > 0 else (0.0 if mean == 0 else math.copysign(math.inf, mean))
     g = torch.Generator().manual_seed(seed)
     signs = torch.randint(0, 2, (resamples, n), generator=g).float() * 2 - 1

@@ -2,9 +2,9 @@
 95% bootstrap interval. Writes metrics.json shaped {"models": {NAME: {METRIC: {"mean", "ci95"}}}},
 scores.json with every sample's score ({"prompts": [...], "models": {NAME: {METRIC: [...]}}}), "paired":
 the policy minus each baseline on the same samples (mean, 95% interval, t, permutation p), and sample
-videos (mp4 and gif) per policy for the report; with `gsb`, Good/Same/Bad against each baseline, and with `human_pairs`, how well each metric
-ranks the human choices (MRR, Recall@1). `guidance` (Flow-NRG) steers the evaluated policy's sampling; the
-policies it is compared against sample unguided."""
+videos (mp4 and gif) per policy for the report; with `gsb`, Good/Same/Bad against each baseline, and
+with `human_pairs`, how well each metric ranks the human choices (MRR, Recall@1). `guidance` (Flow-NRG)
+steers the evaluated policy's sampling; the policies it is compared against sample unguided."""
 from __future__ import annotations
 
 import json
@@ -82,9 +82,11 @@ def paired_differences(per_sample: dict, names: list[str], cfg: dict) -> dict:
     """The policy minus each of `against`, metric by metric, on the same samples (same prompt and noise):
     a paired comparison is far more sensitive than two independent intervals."""
     ours = per_sample[names[0]]
-    return {name: {metric: paired_difference(torch.tensor(ours[metric]), torch.tensor(values), cfg["ci_resamples"],
-                                             seed=cfg["seed"])
-                   for metric, values in per_sample[name].items()}
+
+    def paired(metric: str, theirs: list[float]) -> dict:
+        return paired_difference(torch.tensor(ours[metric]), torch.tensor(theirs), cfg["ci_resamples"], cfg["seed"])
+
+    return {name: {metric: paired(metric, values) for metric, values in per_sample[name].items()}
             for name in names[1:] if name != names[0]}
 
 

@@ -18,6 +18,7 @@ from runtime.algorithms.sde import sde_step_mean
 from runtime.context import JobContext
 from runtime.data.sources import load_prompts
 from runtime.models.sampler import guided_velocity, sample
+from runtime.models.sampler import initial_noise as draw_noise
 from runtime.rewards.backbones import load_backbone
 from runtime.rewards.registry import gate_mask, score_expression, score_reward
 
@@ -168,9 +169,7 @@ def vipo_maps(backbone, videos: torch.Tensor, latent_shape, sigma: float) -> tor
 def initial_noise(cfg: dict, n: int, latent: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
     """The starting noise of n rollouts (whole groups): one draw per group, repeated, with shared_noise
     (so a group's rewards differ only through the SDE's noise); else one per rollout."""
-    if cfg["shared_noise"]:
-        return torch.randn((n // cfg["group_size"], *latent), generator=gen).repeat_interleave(cfg["group_size"], 0)
-    return torch.randn((n, *latent), generator=gen)
+    return draw_noise(n, latent, gen, group=cfg["group_size"] if cfg["shared_noise"] else 1)
 
 
 def run(ctx: JobContext) -> None:

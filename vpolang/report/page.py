@@ -154,12 +154,17 @@ def _paired_table(paired) -> str:
     if not isinstance(paired, dict) or not paired:
         return ""
     metrics = list(dict.fromkeys(m for values in paired.values() if isinstance(values, dict) for m in values))
-    cell = lambda d: _estimate(d) + (f" p={_number(d['p'])}" if isinstance(d, dict) and "p" in d else "")  # noqa: E731
-    rows = [f"<tr><td>{escape(name)}</td>" + "".join(f'<td class="num">{cell(values.get(m))}</td>' for m in metrics)
-            + "</tr>" for name, values in paired.items() if isinstance(values, dict)]
+    rows = [f"<tr><td>{escape(name)}</td>"
+            + "".join(f'<td class="num">{_paired_cell(values.get(m))}</td>' for m in metrics) + "</tr>"
+            for name, values in paired.items() if isinstance(values, dict)]
     return (f"<h4>The policy minus each baseline, paired</h4><table>{_row(['', *metrics], header=True)}{''.join(rows)}"
             "</table><p class=\"muted\">mean difference [95% interval] on the same prompts and noise; "
             "p: two-sided sign-flip permutation test</p>")
+
+
+def _paired_cell(value) -> str:
+    p = f" p={_number(value['p'])}" if isinstance(value, dict) and "p" in value else ""
+    return _estimate(value) + p
 
 
 def _keyed_table(title: str, table) -> str:
