@@ -16,14 +16,16 @@ def missing_diffusers_files(folder: str | Path) -> list[str]:
     return [name for name in REQUIRED if not (root / name).is_file()]
 
 
-def not_a_diffusers_folder(folder: str | Path) -> str | None:
-    """Why `folder` is not a diffusers pipeline folder, in one sentence; None when it is one."""
+def not_a_diffusers_folder(folder: str | Path, shown: str | None = None) -> str | None:
+    """Why `folder` is not a diffusers pipeline folder, in one sentence naming it `shown` (default: the
+    path itself); None when it is one."""
     root = Path(folder)
+    name = shown or str(root)
     if not root.is_dir():
-        return f"{root} is not a folder" if root.exists() else f"model folder {root} does not exist"
+        return f"{name} is not a folder" if root.exists() else f"model folder {name} does not exist"
     missing = missing_diffusers_files(root)
     if not missing:
         return None
-    return (f"{root} is not a diffusers model folder: it has no {' and no '.join(missing)} "
+    return (f"{name} is not a diffusers model folder: it has no {' and no '.join(missing)} "
             "(expected the pipeline layout model_index.json, transformer/, vae/, text_encoder/, tokenizer/, "
             "scheduler/, as `save_pretrained` writes it)")
