@@ -85,3 +85,17 @@ def test_vpo_check_names_the_recipe_line_and_the_data_file_line(tmp_path):
     assert result.exit_code == 1
     assert f"--> {path}:5:21" in result.output
     assert f'field "prompt" must be str, got 3 ({tmp_path}/data/p.jsonl:2:1)' in result.output
+
+
+def test_a_fifo_matched_by_a_glob_is_reported_not_waited_on(tmp_path):
+    import os
+
+    clips = tmp_path / "data" / "clips"
+    clips.mkdir(parents=True)
+    os.mkfifo(clips / "a.mp4")
+    (clips / "a.txt").write_text("a red circle")
+    path = tmp_path / "r.vpo"
+    path.write_text('vpo 0.1\nuse std.shapes\nstage s = sft(shapes.tiny_dit) {\n  data = videos("data/clips/*.mp4")\n'
+                    "  steps = 2\n  lr = 1e-4\n}\n")
+    diags = check_file(path).diagnostics
+    assert [d.code for d in diags] == ["E0402"] and "not a regular file" in diags[0].message

@@ -171,7 +171,7 @@ def scan_videos(pattern: str, captions: str | None, files: Files) -> Scan:
         return Scan(None, [Problem("E0401", f"no videos match `{pattern}`",
                                    hint=f"folder {files.show(folder)} does not exist")])
     matched = sorted(Path(p) for p in islice(glob.iglob(str(resolved), recursive=True), MAX_MATCHES))
-    videos = [p for p in matched if p.is_dir() or p.suffix.lower() not in NOT_VIDEOS]
+    videos = [p for p in matched if p.suffix.lower() not in NOT_VIDEOS or p.is_dir()]  # stat only the few
     scan = Scan(len(videos))
     if not videos:
         others = f"{len(matched)} files match but none is a video" if matched else \
@@ -179,12 +179,15 @@ def scan_videos(pattern: str, captions: str | None, files: Files) -> Scan:
         scan.add(Problem("E0401", f"no videos match `{pattern}`", hint=f"{others}; paths are relative to the "
                          "recipe's folder"))
         return scan
+    readable = []
     for video in videos[:MAX_SNIFFED]:
         why = why_not_a_video(video)
-        if why and not scan.add(Problem("E0402", f"`{files.show(video)}`, matched by `{pattern}`, {why}",
-                                        hint="narrow the glob to the video files, e.g. `*.mp4`")):
+        if not why:
+            readable.append(video)
+        elif not scan.add(Problem("E0402", f"`{files.show(video)}`, matched by `{pattern}`, {why}",
+                                  hint="narrow the glob to the video files, e.g. `*.mp4`")):
             return scan
-    _check_captions(videos[:MAX_SNIFFED], captions, files, scan)
+    _check_captions(readable, captions, files, scan)  # a file that is no video needs no caption too
     return scan
 
 
@@ -240,6 +243,8 @@ def _caption_of(video: Path, table: dict[str, str | None] | None) -> bool:
     if table is not None and (table.get(str(video.resolve())) or table.get(video.name)):
         return True
     sidecar = video.with_suffix(".txt") if video.is_file() else video.parent / f"{video.name}.txt"
+    if not sidecar.is_file():
+        return False
     try:
         with sidecar.open("rb") as handle:
             return bool(handle.read(4096).strip())

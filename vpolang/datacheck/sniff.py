@@ -39,6 +39,8 @@ def why_not_a_video(path: Path) -> str | None:
     try:
         if path.is_dir():
             return None if _has_frames(path) else f"folder has no frame images ({', '.join(IMAGE_SUFFIXES)})"
+        if not path.is_file():  # a FIFO or device would block the read or never end
+            return "is not a regular file"
         with path.open("rb") as handle:
             head = handle.read(HEAD_BYTES)
     except OSError as exc:
