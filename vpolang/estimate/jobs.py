@@ -1,6 +1,7 @@
 """The plan's side of the estimates: a lowered Job (kind, config, placement) -> workload, model, cluster
 -> the plan's Estimate record. Dataset sizes are counted from local files at plan time when they
-exist (from the data preflight's one bounded reading of them); otherwise a stated default is assumed and listed in `JobEstimate.assumed`."""
+exist (from the data preflight's one bounded reading of them); otherwise a stated default is assumed
+and listed in `JobEstimate.assumed`."""
 from __future__ import annotations
 
 import math
