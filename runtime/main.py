@@ -21,7 +21,7 @@ from vpolang.plan import Plan, PlanVersionError, load_plan
 
 from .context import JobContext, device_for
 from .distributed import barrier, from_environment, process_group
-from .errors import JobError
+from .errors import JobError, StopRequested
 from .registry import supports_distributed, trainer_for
 from .rundir import RunDir
 
@@ -45,14 +45,22 @@ def run_job(plan_path: Path, job_id: str, run_dir: Path, handle_signals: bool = 
     _record_start(ctx)
     try:
         _train(ctx)
+    except StopRequested as exc:  # Ctrl-C or preemption while generating data: nothing to checkpoint yet
+        ctx.log(str(exc))
+        return _record_stop(ctx, ctx.stop_reason or "preempted")
     except JobError as exc:
-        return _fail(ctx, str(exc), None)
+        return _fail(ctx, _at_stage(ctx, str(exc)), None)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, with the recipe line
         return _fail(ctx, f"{ctx.where}: {type(exc).__name__}: {exc}", traceback.format_exc())
     except BaseException:  # SystemExit from submitit's requeue, or KeyboardInterrupt: resumable
         _record_stop(ctx, ctx.stop_reason or "preempted")
         raise
     return _finish(ctx)
+
+
+def _at_stage(ctx: JobContext, message: str) -> str:
+    """Every failure names the stage's recipe line; a data error's own file:line follows it."""
+    return message if message.startswith(f"stage `{ctx.job.stage}`") else f"{ctx.where}: {message}"
 
 
 def _context(plan: Plan, job_id: str, run: RunDir, stop_event: threading.Event) -> JobContext:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .check import Checker, CheckedRecipe
+from .datacheck import preflight
 from .diagnostics import Diagnostic, Reporter
 from .source import SourceFile
 
@@ -41,6 +42,9 @@ def check_source(source: SourceFile, overrides: dict[str, str] | None = None,
     root = root_dir or (source.path.parent if source.path else None)
     checker = Checker(reporter, root, overrides)
     recipe = checker.check(source)
+    if not reporter.errors and root is not None:  # the data is checked once the recipe itself is right
+        for diag in preflight(recipe, root):
+            reporter.add(diag.code, diag.message, diag.span, diag.hint, diag.notes)
     sources = dict(checker.loader.sources)
     return CheckResult(recipe if not reporter.errors else None, reporter.sorted(), sources)
 

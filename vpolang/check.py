@@ -35,6 +35,7 @@ class CheckedRecipe:
     sources: dict[str, SourceFile]
     budget_usd: float | None = None
     clusters: list[DeclValue] = field(default_factory=list)
+    decls: list[DeclValue] = field(default_factory=list)
 
 
 class Checker:
@@ -46,6 +47,7 @@ class Checker:
         self.override_source = SourceFile(CLI_FILE, " ".join(f"--set {k}={v}" for k, v in self.overrides.items()))
         self.prelude: ModuleScope | None = None
         self.params: dict[str, Any] = {}
+        self.decls: list[DeclValue] = []  # every checked declaration, for the data preflight's spans
 
     # ---- entry
     def check(self, source: SourceFile) -> CheckedRecipe:
@@ -61,7 +63,8 @@ class Checker:
             if name in main.symbols and main.symbols[name].node is item:
                 self.force(main.symbols[name])
         self._warn_unused(main)
-        return CheckedRecipe(source, list(self.stages.values()), self.params, self.loader.sources)
+        return CheckedRecipe(source, list(self.stages.values()), self.params, self.loader.sources,
+                             decls=self.decls)
 
     def check_module(self, scope: ModuleScope) -> None:
         for sym in scope.symbols.values():
@@ -222,7 +225,9 @@ class Checker:
                               env)
         if spec is None:
             return None
-        return DeclValue(node.kind, node.name, spec, node.span)
+        value = DeclValue(node.kind, node.name, spec, node.span, spans)
+        self.decls.append(value)
+        return value
 
     def override_decl(self, decl: DeclValue, call: ast.Call, ev: Evaluator) -> DeclValue | None:
         """`shapes.videos(n = 512)`: a declaration with some fields replaced."""

@@ -55,6 +55,15 @@ CODES: dict[str, tuple[str, str]] = {
     "E0302": ("error", "the job does not fit in GPU memory"),
     "E0303": ("error", "impossible batch arithmetic"),
     "E0304": ("error", "budget exceeded"),
+    # E04xx the user's data and model folders, checked where they are on this machine (data preflight)
+    "E0401": ("error", "no videos match a dataset's glob"),
+    "E0402": ("error", "a dataset file is not a video"),
+    "E0403": ("error", "a line of a data file does not parse"),
+    "E0404": ("error", "a data file does not exist"),
+    "E0405": ("error", "a data file names a video that does not exist"),
+    "E0406": ("error", "a data file holds no items"),
+    "E0407": ("error", "a model path is not a diffusers folder"),
+    "E0408": ("error", "a video has no caption"),
     # W01xx warnings
     "W0101": ("warning", "unused declaration"),
     "W0102": ("warning", "declaration shadows an imported or built-in name"),

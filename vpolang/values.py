@@ -15,6 +15,7 @@ class DeclValue:
     name: str  # as written where it was referenced: `models.wan21_t2v_1_3b`
     spec: dict[str, Any]
     span: Span
+    spans: dict[tuple, Span] = field(default_factory=dict)  # field path -> span, for data preflight
 
     def heads(self) -> list[str]:
         return list(self.spec.get("heads", [])) if self.decl_kind == "reward" else []

@@ -28,12 +28,14 @@ def load_prompts(spec: dict, recipe_dir: str | Path) -> list[str]:
     return read_prompts(resolve_path(spec["path"], recipe_dir))
 
 
-def load_videos(spec: dict, recipe_dir: str | Path, frames: int, resolution: list[int]) -> VideoSet:
+def load_videos(spec: dict, recipe_dir: str | Path, frames: int, resolution: list[int],
+                should_stop: Callable[[], bool] | None = None) -> VideoSet:
+    """`should_stop` (e.g. the job's stop event's `is_set`) ends generating a shapes set early."""
     if spec["kind"] == "shapes_videos":
         from runtime.shapes.data import videos
         if resolution[0] != resolution[1]:
             raise DataError("shapes.videos", f"shapes-world videos are square; got resolution {resolution}")
-        return VideoSet(*videos(spec["n"], spec["seed"], frames, resolution[0]))
+        return VideoSet(*videos(spec["n"], spec["seed"], frames, resolution[0], should_stop=should_stop))
     _expect(spec, "videos")
     return read_captioned_videos(spec["path"], spec.get("captions"), recipe_dir, frames, resolution)
 

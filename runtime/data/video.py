@@ -12,10 +12,11 @@ import cv2
 import numpy as np
 import torch
 
+from vpolang.datacheck.sniff import IMAGE_SUFFIXES  # one list for the preflight and the reader
+
 from .atomic import atomic_folder, atomic_path
 from .errors import DataError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 FOURCC = {".mp4": "mp4v", ".avi": "FFV1"}
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from vpolang.datacheck.sniff import NOT_VIDEOS  # one list for the preflight and the reader
+
 from .atomic import atomic_folder
 from .clips import load_clip, load_tensors, store_clips
 from .errors import DataError
@@ -16,7 +18,6 @@ from .paths import resolve_path
 from .video import read_video, resample
 
 INDEX, TENSORS = "index.jsonl", "tensors.safetensors"
-NOT_VIDEOS = {".txt", ".json", ".jsonl", ".csv", ".md"}  # captions and notes a broad glob also matches
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 
 from runtime.shapes import model as shapes_model
+from vpolang.model_folder import not_a_diffusers_folder
 
 from . import cogvideox, wan
 from .policy import VideoPolicy
@@ -89,6 +90,7 @@ def resolve_model_path(spec: dict, recipe_dir: Path | None) -> Path:
     path = Path(spec["path"])
     if not path.is_absolute() and recipe_dir is not None:
         path = recipe_dir / path
-    if not path.is_dir():
-        raise FileNotFoundError(f"model folder {path} does not exist")
+    problem = not_a_diffusers_folder(path)  # else diffusers would look on the Hub and blame the network
+    if problem:
+        raise FileNotFoundError(problem)
     return path

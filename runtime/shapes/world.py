@@ -6,6 +6,9 @@ import itertools
 import random
 from dataclasses import dataclass
 
+from runtime.errors import JobError
+from vpolang.schema.entities import MAX_SHAPES_PROMPTS
+
 SHAPES = ("circle", "square", "triangle")
 COLOURS = {"red": (1.0, -1.0, -1.0), "green": (-1.0, 1.0, -1.0), "blue": (-1.0, -1.0, 1.0),
            "yellow": (1.0, 1.0, -1.0)}
@@ -47,7 +50,10 @@ def parse_prompt(prompt: str) -> Attributes | None:
 
 
 def prompts(n: int, split: str = "train", seed: int = 0) -> list[str]:
-    """n prompts of a split, cycling through its combinations in a seeded order."""
+    """n prompts of a split, cycling through its combinations in a seeded order (n bounded as in the
+    schema, checked before any work)."""
+    if not 0 <= n <= MAX_SHAPES_PROMPTS:
+        raise JobError(f"shapes.prompts: n = {n} is outside 0..{MAX_SHAPES_PROMPTS}")
     pool = [a for a in all_attributes() if split_of(a) == split]
     rng = random.Random(f"shapes-prompts-{split}-{seed}")
     out: list[str] = []

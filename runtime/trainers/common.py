@@ -96,7 +96,10 @@ class Ema:
 def policy_from_ref(ctx: JobContext, ref: dict) -> VideoPolicy:
     """A frozen policy for a reference in `against` / `policy` of evaluate and generate jobs."""
     spec = ref["spec"] if ref.get("ref") == "model" else ref["base_model"]
-    policy = build_policy(spec, ctx.device, seed=BASE_SEED, recipe_dir=ctx.recipe_dir)
+    try:
+        policy = build_policy(spec, ctx.device, seed=BASE_SEED, recipe_dir=ctx.recipe_dir)
+    except FileNotFoundError as exc:
+        raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): {exc}") from exc
     if ref.get("input"):
         policy.load(ctx.input_path(ref["input"]))
     return policy.requires_grad_(False).eval()

@@ -85,7 +85,8 @@ def run(ctx: JobContext) -> None:
         n_pairs = len(prompts)
     real = None
     if cfg.get("nll_real", 0) > 0:
-        real_prompts, real_videos = load_videos(cfg["real"], ctx.recipe_dir, cfg["frames"], cfg["resolution"])
+        real_prompts, real_videos = load_videos(cfg["real"], ctx.recipe_dir, cfg["frames"], cfg["resolution"],
+                                                ctx.stop_event.is_set)
         real = (real_prompts, policy.encode_video(real_videos.to(ctx.device)))
     steps = total_steps(cfg, n_pairs)
     refresh = cfg["reference"].get("every") if cfg["reference"]["kind"] == "refresh" else None

@@ -49,7 +49,8 @@ def run(ctx: JobContext) -> None:
     if cfg.get("nll_real", 0) > 0:
         if cfg.get("real") is None:
             raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): `nll_real` needs `real` videos")
-        real_prompts, real_videos = load_videos(cfg["real"], ctx.recipe_dir, cfg["frames"], cfg["resolution"])
+        real_prompts, real_videos = load_videos(cfg["real"], ctx.recipe_dir, cfg["frames"], cfg["resolution"],
+                                                ctx.stop_event.is_set)
         real = (real_prompts, policy.encode_video(real_videos.to(ctx.device)))
     steps = total_steps(cfg, len(labels))
     cache: dict = {}

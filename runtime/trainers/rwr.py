@@ -24,7 +24,8 @@ def training_videos(ctx: JobContext) -> tuple[list[str], torch.Tensor]:
     if data["kind"] == "on_policy":
         sampled = torch.load(ctx.input_path(data["input"]) / "videos.pt", map_location="cpu")
         return [sampled["prompts"][i] for i in sampled["owners"]], sampled["videos"].float()
-    prompts, videos = load_videos(data, ctx.recipe_dir, cfg["frames"], cfg["resolution"])
+    prompts, videos = load_videos(data, ctx.recipe_dir, cfg["frames"], cfg["resolution"],
+                                  ctx.stop_event.is_set)
     return list(prompts), videos
 
 

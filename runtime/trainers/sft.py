@@ -24,7 +24,8 @@ def run(ctx: JobContext) -> None:
     cfg = ctx.config
     ctx.seed_everything()
     policy = load_policy(ctx)
-    prompts, videos = load_videos(cfg["data"], ctx.recipe_dir, cfg["frames"], cfg["resolution"])
+    prompts, videos = load_videos(cfg["data"], ctx.recipe_dir, cfg["frames"], cfg["resolution"],
+                                  ctx.stop_event.is_set)
     latents = torch.cat([policy.encode_video(videos[i:i + 32].to(ctx.device)) for i in range(0, len(videos), 32)])
     weights = sample_weights(cfg, ctx, videos, prompts)
     updater = policy_updater(ctx, policy)

@@ -26,7 +26,8 @@ def corrupt(video: torch.Tensor, spec: dict, gen: torch.Generator) -> torch.Tens
 
 def run(ctx: JobContext) -> None:
     cfg = ctx.config
-    prompts, videos = load_videos(cfg["videos"], ctx.recipe_dir, cfg["frames"], cfg["resolution"])
+    prompts, videos = load_videos(cfg["videos"], ctx.recipe_dir, cfg["frames"], cfg["resolution"],
+                                  ctx.stop_event.is_set)
     gen = torch.Generator().manual_seed(cfg["seed"])
     out_prompts, winners, losers, meta = [], [], [], []
     for i, (prompt, video) in enumerate(zip(prompts, videos)):

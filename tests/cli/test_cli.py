@@ -99,7 +99,7 @@ def test_compile_commands_do_not_import_the_gpu_stack():
         "assert r.invoke(app, ['explain', 'grpo']).exit_code == 0\n"
         "for e in examples:\n"
         "    assert r.invoke(app, ['plan', e, '--format', 'json']).exit_code == 0\n"
-        "heavy = {'torch', 'diffusers', 'transformers', 'deepspeed', 'submitit', 'runtime', 'numpy'}\n"
+        "heavy = {'torch', 'diffusers', 'transformers', 'deepspeed', 'submitit', 'runtime', 'numpy', 'cv2'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)

@@ -143,3 +143,18 @@ def test_build_policy_from_a_plan_spec(folders, tmp_path):
     (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "LTXPipeline"}))
     with pytest.raises(ValueError, match="no adapter for pipeline class"):
         from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("present, missing", [((), "model_index.json and no transformer/config.json"),
+                                               (("model_index.json",), "transformer/config.json")])
+def test_a_folder_that_is_not_a_diffusers_folder_says_so(tmp_path, present, missing):
+    """Not "check your internet connection" (diffusers' fallback to the Hub): the path and what it lacks."""
+    folder = tmp_path / "weights"
+    (folder / "transformer").mkdir(parents=True)
+    for name in present:
+        (folder / name).write_text("{}")
+    with pytest.raises(FileNotFoundError) as err:
+        build_policy({"family": "wan", "path": "weights"}, recipe_dir=tmp_path)
+    message = str(err.value)
+    assert f"{folder} is not a diffusers model folder: it has no {missing}" in message
+    assert "internet" not in message

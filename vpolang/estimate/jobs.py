@@ -1,14 +1,15 @@
 """The plan's side of the estimates: a lowered Job (kind, config, placement) -> workload, model, cluster
 -> the plan's Estimate record. Dataset sizes are counted from local files at plan time when they
-exist; otherwise a stated default is assumed and listed in `JobEstimate.assumed`."""
+exist (from the data preflight's one bounded reading of them); otherwise a stated default is assumed
+and listed in `JobEstimate.assumed`."""
 from __future__ import annotations
 
-import glob
 import math
 from pathlib import Path
 
 from pydantic import Field
 
+from vpolang.datacheck import FILE_KINDS, scan_source
 from vpolang.plan import Estimate
 
 from . import workload as wl
@@ -85,23 +86,13 @@ class Sizes:
             return sum(self.of(s) for s in spec["sources"])
         if kind == "online":
             return self.of(spec["prompts"])
-        counted = self._count(kind, path)
+        counted = scan_source(spec, self.base).count if kind in FILE_KINDS and path else None
         if counted is not None:
             return counted
         default = DEFAULT_SIZES.get(kind, DEFAULT_SIZES["pairs"])
         where = f" {path}" if path else f" from `{spec.get('input', kind)}`"
         self.assumed.append(f"{kind}{where}: {default} items assumed (not countable at plan time)")
         return default
-
-    def _count(self, kind: str, path: str | None) -> int | None:
-        if not path:
-            return None
-        resolved = Path(path) if Path(path).is_absolute() else self.base / path
-        if kind in ("prompts", "pairs", "labels") and resolved.is_file():
-            return sum(1 for line in resolved.read_text(errors="replace").splitlines() if line.strip())
-        if kind == "videos":
-            return len(glob.glob(str(resolved))) or None
-        return None
 
 
 def _steps(cfg: dict, items: int) -> int:

@@ -102,12 +102,18 @@ class LabelsFile(Schema):
     path: str
 
 
+# The shapes world's datasets are generated in memory; their sizes are bounded where they are declared
+# (the runtime checks the same bounds before generating). 100,000 clips of 8x16x16 are 2.4 GiB.
+MAX_SHAPES_VIDEOS = 100_000
+MAX_SHAPES_PROMPTS = 1_000_000
+
+
 class ShapesVideos(Schema):
     """Procedural captioned videos from the built-in shapes world."""
 
     summary = "shapes-world captioned videos"
     kind: Literal["shapes_videos"] = "shapes_videos"
-    n: PositiveInt = Field(512, description="number of videos")
+    n: PositiveInt = Field(512, le=MAX_SHAPES_VIDEOS, description="number of videos")
     seed: Count = 0
 
 
@@ -116,7 +122,7 @@ class ShapesPrompts(Schema):
 
     summary = "shapes-world prompts"
     kind: Literal["shapes_prompts"] = "shapes_prompts"
-    n: PositiveInt = 64
+    n: PositiveInt = Field(64, le=MAX_SHAPES_PROMPTS, description="number of prompts")
     split: Literal["train", "test"] = "train"
     seed: Count = 0
 
