@@ -159,7 +159,7 @@ class Plan(_Strict):
             for dep in [*job.depends_on, *(ref.job for ref in job.inputs.values())]:
                 if dep not in ids:
                     raise ValueError(f"job {job.id} needs {safety.shown(dep)}, which is not a job of this plan")
-        topological_order(self.jobs)  # raises on a cycle
+        _check_acyclic(self.jobs)
         return self
 
     def job(self, job_id: str) -> Job:
@@ -248,6 +248,24 @@ def write_atomic(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _check_acyclic(jobs: list[Job]) -> None:
+    """Kahn's algorithm, iterative: a hand-made plan.json may hold a long chain or a cycle."""
+    waiting = {job.id: len(set(job.depends_on)) for job in jobs}
+    users: dict[str, list[str]] = {job.id: [] for job in jobs}
+    for job in jobs:
+        for dep in set(job.depends_on):
+            users[dep].append(job.id)
+    ready = [job_id for job_id, n in waiting.items() if n == 0]
+    while ready:
+        for user in users[ready.pop()]:
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                ready.append(user)
+    stuck = sorted(job_id for job_id, n in waiting.items() if n > 0)
+    if stuck:
+        raise ValueError(f"dependency cycle through job {stuck[0]}")
 
 
 def topological_order(jobs: list[Job]) -> list[Job]:

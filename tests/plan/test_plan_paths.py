@@ -193,3 +193,11 @@ def test_the_default_run_directory_stays_under_runs(tmp_path, monkeypatch):
     before = tree(tmp_path)
     assert run_plan(bad, progress="quiet") == 2
     assert tree(tmp_path) == before
+
+
+def test_a_dependency_cycle_is_refused_in_one_line(tmp_path):
+    data = plan_data(tmp_path)
+    data["jobs"][0]["depends_on"] = ["c"]  # a -> b -> c -> a
+    (tmp_path / "plan.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"^plan: dependency cycle through job a$"):
+        load_plan(tmp_path / "plan.json")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from submitit.slurm.slurm import _make_sbatch_string
 
-from runtime.executors.slurm import SlurmExecutor, slurm_parameters
+from runtime.executors.slurm import SlurmExecutor, _Watch, slurm_parameters
 from runtime.progress import Progress
 from runtime.rundir import RunDir
 from tests.runtime.conftest import toy_job, toy_plan
@@ -168,8 +168,9 @@ def hostile_placements():
 
 
 @pytest.mark.parametrize("field,placement", list(hostile_placements()))
-def test_the_slurm_executor_refuses_a_hostile_placement_before_submitting(tmp_path, fake_slurm, capsys, field,
-                                                                          placement):
+def test_the_slurm_executor_refuses_a_hostile_placement_before_submitting(tmp_path, fake_slurm, capsys, monkeypatch,
+                                                                          field, placement):
+    monkeypatch.setattr(_Watch, "until_done", lambda self, poll_s: 0)  # no Slurm to follow a submitted job
     plan = slurm_plan(tmp_path, **placement)
     with pytest.raises(ValueError, match="refusing to submit"):
         slurm_parameters(plan.jobs[0], [], 60)
@@ -192,7 +193,8 @@ def test_a_plan_json_with_a_hostile_placement_does_not_load(tmp_path, field, pla
     assert "\n" not in str(refused.value) and "placement" in str(refused.value)
 
 
-def test_a_run_directory_with_a_newline_is_refused_before_submitting(tmp_path, fake_slurm, capsys):
+def test_a_run_directory_with_a_newline_is_refused_before_submitting(tmp_path, fake_slurm, capsys, monkeypatch):
+    monkeypatch.setattr(_Watch, "until_done", lambda self, poll_s: 0)
     plan = slurm_plan(tmp_path)
     run = RunDir(tmp_path / f"run\ntouch {MARK}")
     run.root.mkdir()
