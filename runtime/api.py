@@ -21,8 +21,10 @@ def run_plan(plan: Plan, run_dir: Path | str | None = None, only: str | None = N
     for their hash are skipped unless `force`, which sets their folders aside and starts them afresh.
     Returns the exit code: 0 all done, 1 a job failed, 2 unusable request, 130 interrupted."""
     plan = with_verified_hashes(_with_absolute_recipe(plan))
-    run = RunDir(Path(run_dir) if run_dir else default_run_dir(plan))
     try:
+        run = RunDir(Path(run_dir) if run_dir else default_run_dir(plan))
+        for job in plan.jobs:  # every job folder inside the run directory, before anything is written
+            run.job(job)
         jobs = select_jobs(plan, only)
         name = choose_executor(jobs, executor)
         if progress not in MODES:

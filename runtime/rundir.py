@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vpolang.plan import Job, Plan, write_atomic
+from vpolang.safety import PathEscape, contained
 
 STATES = ("pending", "running", "done", "failed", "cancelled")
 HASH_CHARS = 16  # 64 bits: collisions among one job's configurations are not a practical concern
@@ -30,6 +31,12 @@ HASH_CHARS = 16  # 64 bits: collisions among one job's configurations are not a 
 
 class RunDirBusy(RuntimeError):
     """Another `vpo run` holds the run directory."""
+
+
+def inside(root: Path, *parts: str) -> Path:
+    """root/parts, refused (PathEscape) unless it stays inside root: every path made from plan data
+    (job ids, hashes, artifact names, the recipe name, a `current` file) goes through here."""
+    return contained(root, root.joinpath(*parts))
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ class JobDir:
         return self.root / "slurm.json"
 
     def artifact(self, name: str) -> Path:
-        return self.root / "artifacts" / name
+        return inside(self.root, "artifacts", name)
 
     def read_status(self) -> dict[str, Any]:
         try:
@@ -101,18 +108,18 @@ class RunDir:
         return self.root / "plan.json"
 
     def job(self, job: Job) -> JobDir:
-        return JobDir(self.root / job.id / job.hash[:HASH_CHARS])
+        return JobDir(inside(self.root, job.id, job.hash[:HASH_CHARS]))
 
     def current(self, job_id: str) -> JobDir | None:
         """The folder the last successful run of this job used (whatever its configuration)."""
         try:
-            name = (self.root / job_id / "current").read_text().strip()
-        except OSError:
+            name = inside(self.root, job_id, "current").read_text().strip()
+            return JobDir(inside(self.root / job_id, name)) if name else None
+        except (OSError, PathEscape):  # a damaged `current` file names no folder
             return None
-        return JobDir(self.root / job_id / name) if name else None
 
     def mark_current(self, job: Job) -> None:
-        write_atomic(self.root / job.id / "current", job.hash[:HASH_CHARS] + "\n")
+        write_atomic(inside(self.root, job.id, "current"), job.hash[:HASH_CHARS] + "\n")
 
     def is_done(self, job: Job) -> bool:
         folder = self.job(job)
@@ -155,4 +162,4 @@ class RunDir:
 def default_run_dir(plan: Plan, base: Path = Path("runs")) -> Path:
     """Stable per recipe file (not per plan), so a second run finds the first's work."""
     key = hashlib.sha256(str(Path(plan.recipe.path).resolve()).encode()).hexdigest()[:8]
-    return base / f"{plan.recipe.name}-{key}"
+    return inside(base, f"{plan.recipe.name}-{key}")

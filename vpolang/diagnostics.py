@@ -50,6 +50,9 @@ CODES: dict[str, tuple[str, str]] = {
     "E0212": ("error", "unknown reward head"),
     "E0213": ("error", "division by zero"),
     "E0214": ("error", "unknown cluster or cluster used incorrectly"),
+    "E0220": ("error", "a Slurm partition, account or GPU name holds characters it may not"),
+    "E0221": ("error", "an `extra` sbatch option or value that vpo does not pass to Slurm"),
+    "E0222": ("error", "a path holds control characters"),
     # E03xx cross-field and whole-recipe rules
     "E0301": ("error", "invalid combination of fields"),
     "E0302": ("error", "the job does not fit in GPU memory"),

@@ -11,7 +11,8 @@ from .schema.base import Word
 from .source import Span
 
 _CUSTOM = {"vpo_ref": "E0206", "vpo_scalar": "E0207", "vpo_unit": "E0208", "vpo_range": "E0203",
-           "vpo_type": "E0204", "vpo_rule": "E0301"}
+           "vpo_type": "E0204", "vpo_rule": "E0301", "vpo_slurm_name": "E0220", "vpo_sbatch_option": "E0221",
+           "vpo_sbatch_value": "E0221", "vpo_path": "E0222"}
 _RANGE = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
 _RANGE_CTX = {"greater_than_equal": "ge", "greater_than": "gt", "less_than_equal": "le", "less_than": "lt"}
 
@@ -105,7 +106,7 @@ def _report_one(e, path, data, spans, name_spans, default, what, schema_fields, 
         if etype == "vpo_rule" and ctx.get("field"):
             target = path + (ctx["field"],)
             span = spans.get(target, span)
-        reporter.add(code, msg, span)
+        reporter.add(code, msg, span, hint=ctx.get("hint"))
     elif etype == "literal_error":
         reporter.add("E0204", f"`{field}` must be one of {ctx.get('expected')}, got {_show(value)}", span)
     elif etype in ("union_tag_invalid", "union_tag_not_found"):

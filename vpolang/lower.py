@@ -10,9 +10,11 @@ plan entry alone.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from .check import CheckedRecipe
+from .safety import recipe_name
 from .plan import ArtifactRef, Job, Placement, Plan, PlanSpan, RecipeInfo, job_hash, topological_order
 from .values import StageValue
 
@@ -31,8 +33,8 @@ def lower(recipe: CheckedRecipe) -> Plan:
     for job in ordered:
         job.hash = job_hash(job, hashes)
         hashes[job.id] = job.hash
-    info = RecipeInfo(path=recipe.source.name, sha256=recipe.source.sha256,
-                      name=recipe.source.path.stem if recipe.source.path else recipe.source.name)
+    stem = recipe.source.path.stem if recipe.source.path else Path(recipe.source.name).stem
+    info = RecipeInfo(path=recipe.source.name, sha256=recipe.source.sha256, name=recipe_name(stem))
     return Plan(recipe=info, params=dict(recipe.params), jobs=ordered, budget_usd=recipe.budget_usd)
 
 

@@ -13,11 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from . import safety
 
 SCHEMA_VERSION = "1.0"
 
@@ -29,6 +32,24 @@ JobKind = Literal[
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _grammar(grammar: str, what: str):
+    """Ids and names become folder names and Slurm job names: one grammar, the language's (safety.py)."""
+    def check(value: str) -> str:
+        problem = safety.identifier_problem(value, what, grammar)
+        if problem:
+            raise ValueError(problem)
+        return value
+    return AfterValidator(check)
+
+
+JobId = Annotated[str, _grammar(safety.DOTTED, "job id")]
+StageId = Annotated[str, _grammar(safety.DOTTED, "stage id")]
+ArtifactName = Annotated[str, _grammar(safety.NAME, "artifact name")]
+SlotName = Annotated[str, _grammar(safety.SLOT, "input slot")]
+JobHash = Annotated[str, _grammar(safety.HEX_HASH, "job hash")]
+RecipeName = Annotated[str, _grammar(safety.NAME, "recipe name")]
 
 
 class PlanSpan(_Strict):
@@ -47,8 +68,8 @@ class PlanSpan(_Strict):
 class ArtifactRef(_Strict):
     """An output of another job: lives at <run_dir>/<job>/artifacts/<name>."""
 
-    job: str
-    name: str
+    job: JobId
+    name: ArtifactName
 
 
 class Placement(_Strict):
@@ -65,6 +86,14 @@ class Placement(_Strict):
     zero_stage: int = 2
     usd_per_gpu_hour: float | None = None  # the cluster's price, overriding the GPU catalogue's
     slurm_extra: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _safe_strings(self):
+        """The strings that reach `#SBATCH` lines, held to the grammars the compiler checks recipes with."""
+        problems = safety.placement_problems(self)
+        if problems:
+            raise ValueError(problems[0])
+        return self
 
     @property
     def world_size(self) -> int:
@@ -85,16 +114,16 @@ class Estimate(_Strict):
 
 
 class Job(_Strict):
-    id: str
+    id: JobId
     kind: JobKind
-    stage: str  # the declaration this job comes from (a stage id; data jobs name their stage)
-    depends_on: list[str] = Field(default_factory=list)
-    inputs: dict[str, ArtifactRef] = Field(default_factory=dict)
-    outputs: list[str] = Field(default_factory=list)
+    stage: StageId  # the declaration this job comes from (a stage id; data jobs name their stage)
+    depends_on: list[JobId] = Field(default_factory=list)
+    inputs: dict[SlotName, ArtifactRef] = Field(default_factory=dict)
+    outputs: list[ArtifactName] = Field(default_factory=list)
     placement: Placement = Field(default_factory=Placement)
     config: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
-    hash: str = ""
+    hash: JobHash = ""
     estimate: Estimate = Field(default_factory=Estimate)
     span: PlanSpan | None = None
 
@@ -108,7 +137,7 @@ class Totals(_Strict):
 class RecipeInfo(_Strict):
     path: str
     sha256: str
-    name: str
+    name: RecipeName  # names the default run directory
 
 
 class Plan(_Strict):
@@ -119,6 +148,19 @@ class Plan(_Strict):
     budget_usd: float | None = None
     jobs: list[Job] = Field(default_factory=list)
     totals: Totals = Field(default_factory=Totals)
+
+    @model_validator(mode="after")
+    def _closed_graph(self):
+        """Every dependency and input names a job of this plan, once, without cycles."""
+        ids = [job.id for job in self.jobs]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"job id {safety.shown(next(i for i in ids if ids.count(i) > 1))} appears twice")
+        for job in self.jobs:
+            for dep in [*job.depends_on, *(ref.job for ref in job.inputs.values())]:
+                if dep not in ids:
+                    raise ValueError(f"job {job.id} needs {safety.shown(dep)}, which is not a job of this plan")
+        _check_acyclic(self.jobs)
+        return self
 
     def job(self, job_id: str) -> Job:
         for job in self.jobs:
@@ -133,6 +175,10 @@ class Plan(_Strict):
 
 class PlanVersionError(ValueError):
     pass
+
+
+class PlanError(ValueError):
+    """A plan.json that is not a valid plan: one line saying where and what."""
 
 
 def canonical_hash(payload: Any) -> str:
@@ -162,9 +208,26 @@ def check_compatible(version: str) -> None:
 
 
 def load_plan(path: str | Path) -> Plan:
+    """The plan at `path`, validated (ids, names and placements included) before anything uses it."""
     data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict):
+        raise PlanError(f"expected a JSON object, got {type(data).__name__}")
     check_compatible(str(data.get("schema_version", "")))
-    return Plan.model_validate(data)
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as exc:
+        raise PlanError(_first_error(exc)) from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    """pydantic's report in one line: where in the plan, and what (`jobs.0.id: job id '../x' is not ...`)."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    where = ".".join(str(p) if re.fullmatch(safety.SLOT, str(p)) or isinstance(p, int) else safety.shown(p)
+                     for p in first["loc"]) or "plan"
+    message = first["msg"].removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {message}{more}"
 
 
 def save_plan(plan: Plan, path: str | Path) -> None:
@@ -185,6 +248,24 @@ def write_atomic(path: Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _check_acyclic(jobs: list[Job]) -> None:
+    """Kahn's algorithm, iterative: a hand-made plan.json may hold a long chain or a cycle."""
+    waiting = {job.id: len(set(job.depends_on)) for job in jobs}
+    users: dict[str, list[str]] = {job.id: [] for job in jobs}
+    for job in jobs:
+        for dep in set(job.depends_on):
+            users[dep].append(job.id)
+    ready = [job_id for job_id, n in waiting.items() if n == 0]
+    while ready:
+        for user in users[ready.pop()]:
+            waiting[user] -= 1
+            if waiting[user] == 0:
+                ready.append(user)
+    stuck = sorted(job_id for job_id, n in waiting.items() if n > 0)
+    if stuck:
+        raise ValueError(f"dependency cycle through job {stuck[0]}")
 
 
 def topological_order(jobs: list[Job]) -> list[Job]:

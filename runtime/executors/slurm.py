@@ -14,14 +14,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from vpolang.plan import Job, Plan
+from vpolang.safety import DOTTED, UnsafeText, check_placement, identifier_problem, path_text_problem
 
 from ..progress import Progress
 from ..rundir import JobDir, RunDir
@@ -89,8 +92,10 @@ class PlanJobRunner:
 
 
 def slurm_parameters(job: Job, dependencies: list[str], time_min: int) -> dict[str, Any]:
-    """submitit SlurmExecutor parameters for a job: one task per GPU, resources from its placement."""
+    """submitit SlurmExecutor parameters for a job: one task per GPU, resources from its placement.
+    Every string is checked again here (UnsafeText): the plan may not have come from the compiler."""
     p = job.placement
+    check_job_strings(job)
     params: dict[str, Any] = {"job_name": f"vpo-{job.id}", "nodes": p.nodes,
                               "ntasks_per_node": max(p.gpus_per_node, 1), "time": time_min,
                               "signal_delay_s": SIGNAL_DELAY_S, "srun_args": ["--kill-on-bad-exit=1"]}
@@ -103,6 +108,23 @@ def slurm_parameters(job: Job, dependencies: list[str], time_min: int) -> dict[s
     # A job whose dependency failed can never start: have Slurm drop it rather than keep it queued.
     params["additional_parameters"] = {"kill-on-invalid-dep": "yes", **p.slurm_extra}
     return params
+
+
+def check_job_strings(job: Job) -> None:
+    """The second line of defence: submitit writes these strings into `#SBATCH` lines, where quoting
+    does not help (a newline ends the directive and starts a shell line), so they must match the
+    compiler's grammars."""
+    problem = identifier_problem(job.id, "job id", DOTTED)
+    if problem:
+        raise UnsafeText(f"refusing to submit: {problem}")
+    check_placement(job.placement, job.id)
+
+
+def check_folder(folder: Path) -> None:
+    """The submitit folder reaches `#SBATCH --output=...`: no control characters in its path."""
+    problem = path_text_problem(str(Path(folder).resolve()))
+    if problem:
+        raise UnsafeText(f"refusing to submit from run directory {folder}: {problem}")
 
 
 def time_limit_min(job: Job) -> int:
@@ -147,6 +169,13 @@ class SlurmExecutor:
         import submitit
 
         folder = run.root / "submitit" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        try:  # all of them before the first submission: a refused job must not leave half a run queued
+            check_folder(folder)
+            for job in jobs:
+                check_job_strings(job)
+        except UnsafeText as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         folder.mkdir(parents=True)
         snapshot = folder / "plan.json"
         shutil.copyfile(run.plan_path, snapshot)
@@ -180,6 +209,8 @@ def _still_queued(folder: JobDir):
 
     try:
         record = json.loads(folder.slurm_path.read_text())
+        if not re.fullmatch(r"[0-9]+(_[0-9]+)?", str(record["job_id"])):  # it becomes a `--dependency`
+            return None
         out = subprocess.run(["squeue", "-h", "-j", str(record["job_id"]), "-o", "%T"], capture_output=True,
                              text=True, timeout=30).stdout.split()
     except (OSError, ValueError, KeyError, subprocess.SubprocessError):

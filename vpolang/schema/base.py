@@ -109,6 +109,20 @@ def _resolution_ok(value: list[int]) -> list[int]:
 Resolution = Annotated[list[int], BeforeValidator(_resolution), AfterValidator(_resolution_ok)]
 
 
+# ---- paths -----------------------------------------------------------------------------------------
+def _path_text(value: str) -> str:
+    from ..safety import path_text_problem
+
+    problem = path_text_problem(value)
+    if problem:
+        raise fail("vpo_path", problem, hint="write the file name without control characters; "
+                   "a string cannot hold a newline or a NUL byte that a file name could use safely")
+    return value
+
+
+PathText = Annotated[str, AfterValidator(_path_text)]  # a file or folder name the runtime opens
+
+
 # ---- references ------------------------------------------------------------------------------------
 # The evaluator emits these dicts for names that denote declarations.
 class ModelRef(Schema):

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from .base import (GiB, AnyReward, Backbone, Count, Policy, PositiveInt, Probability, Resolution, Schema, Seconds,
+from .. import safety
+
+from .base import (GiB, PathText, AnyReward, Backbone, Count, Policy, PositiveInt, Probability, Resolution, Schema, Seconds,
                    ScalarReward, fail, word_or_object)
 
 # ---- models ----------------------------------------------------------------------------------------
@@ -18,7 +20,7 @@ class VideoDiffusion(Schema):
     summary = "a text-to-video diffusion model"
     kind: Literal["video_diffusion"] = "video_diffusion"
     family: Family = Field(description="adapter family: how to load, condition and sample the model")
-    path: str | None = Field(None, description="local folder in the diffusers pipeline layout")
+    path: PathText | None = Field(None, description="local folder in the diffusers pipeline layout")
     dtype: Literal["bf16", "fp16", "fp32"] = Field("bf16", description="weights and compute precision")
     prediction: Literal["velocity", "epsilon"] = Field("velocity", description="what the network predicts")
     shift: float = Field(3.0, gt=0, description="flow-matching timestep shift k")
@@ -53,7 +55,7 @@ class VisionLanguage(Schema):
     summary = "a vision-language (judge / critic backbone) model"
     kind: Literal["vision_language"] = "vision_language"
     family: Literal["qwen2_vl", "qwen25_vl", "vila", "llava", "tiny"] = Field(description="transformers class family")
-    path: str | None = Field(None, description="local folder with config, weights and processor")
+    path: PathText | None = Field(None, description="local folder with config, weights and processor")
     dtype: Literal["bf16", "fp16", "fp32"] = "bf16"
     params: Count
     layers: PositiveInt
@@ -71,7 +73,7 @@ class Prompts(Schema):
     summary = "a prompt file"
     positional = ("path",)
     kind: Literal["prompts"] = "prompts"
-    path: str = Field(description="a .txt or .jsonl file, relative to the recipe")
+    path: PathText = Field(description="a .txt or .jsonl file, relative to the recipe")
 
 
 class Videos(Schema):
@@ -80,8 +82,8 @@ class Videos(Schema):
     summary = "a captioned video set"
     positional = ("path", "captions")
     kind: Literal["videos"] = "videos"
-    path: str = Field(description="glob of video files")
-    captions: str | None = Field(None, description="JSONL of {video, caption}; else a .txt beside each video")
+    path: PathText = Field(description="glob of video files")
+    captions: PathText | None = Field(None, description="JSONL of {video, caption}; else a .txt beside each video")
 
 
 class PairsFile(Schema):
@@ -90,7 +92,7 @@ class PairsFile(Schema):
     summary = "a JSONL file of preference pairs"
     positional = ("path",)
     kind: Literal["pairs"] = "pairs"
-    path: str
+    path: PathText
 
 
 class LabelsFile(Schema):
@@ -99,7 +101,7 @@ class LabelsFile(Schema):
     summary = "a JSONL file of pointwise labels"
     positional = ("path",)
     kind: Literal["labels"] = "labels"
-    path: str
+    path: PathText
 
 
 # The shapes world's datasets are generated in memory; their sizes are bounded where they are declared
@@ -235,8 +237,8 @@ class FeatureConsistency(Schema):
     summary = "feature-consistency reward"
     kind: Literal["feature_consistency"] = "feature_consistency"
     target: Literal["subject", "background"] = "subject"
-    backbone: str = Field("dinov2-small", description="transformers vision backbone (local path or name)")
-    path: str | None = None
+    backbone: PathText = Field("dinov2-small", description="transformers vision backbone (local path or name)")
+    path: PathText | None = None
 
 
 class ShapesReward(Schema):
@@ -252,7 +254,7 @@ class ClipScore(Schema):
 
     summary = "CLIP text-video score"
     kind: Literal["clip_score"] = "clip_score"
-    path: str | None = Field(None, description="local CLIP folder")
+    path: PathText | None = Field(None, description="local CLIP folder")
     frames: PositiveInt = 8
 
 
@@ -261,7 +263,7 @@ class Aesthetic(Schema):
 
     summary = "aesthetic predictor"
     kind: Literal["aesthetic"] = "aesthetic"
-    path: str | None = None
+    path: PathText | None = None
     frames: PositiveInt = 8
 
 
@@ -283,7 +285,7 @@ class VideoRewardModel(Schema):
     kind: Literal["video_reward_model"] = "video_reward_model"
     model: Backbone = Field(description="the vision-language backbone")
     heads: list[str] = Field(min_length=1)
-    path: str | None = None
+    path: PathText | None = None
     frames: PositiveInt = 8
 
 
@@ -401,21 +403,47 @@ class Nrg(Schema):
     clamp: float = Field(10.0, gt=0, description="cap of s/(1-s) near s = 1")
 
 
+def _slurm_name(field: str, many: bool = False):
+    """A string that reaches an `#SBATCH` line: a strict Slurm name (vpolang.safety), at check time."""
+    def check(value: str) -> str:
+        problem = safety.slurm_name_problem(value, field, many)
+        if problem:
+            raise fail("vpo_slurm_name", problem, hint="Slurm names are letters, digits, `_`, `.` and `-`"
+                       + (", several separated by commas" if many else ""))
+        return value
+    return AfterValidator(check)
+
+
+def _sbatch_extra(value: dict[str, str]) -> dict[str, str]:
+    for key, text in value.items():
+        problem = safety.sbatch_option_problem(key)
+        if problem:
+            raise fail("vpo_sbatch_option", problem, hint="keys are sbatch long options without the dashes, "
+                       "e.g. `qos`, `constraint`, `mail-type`; resources come from the cluster's own fields")
+        problem = safety.sbatch_value_problem(key, text)
+        if problem:
+            raise fail("vpo_sbatch_value", problem, hint="values are letters, digits and `_ . , : = + / @ % -` "
+                       "(`constraint` also `& | [ ] ( ) * !`); no whitespace, quotes, `#`, `;`, `$` or backticks")
+    return value
+
+
 class Slurm(Schema):
     """A Slurm cluster reached through submitit."""
 
     summary = "a Slurm cluster"
     kind: Literal["slurm"] = "slurm"
-    partition: str | None = None
-    account: str | None = None
-    gpu: str = Field(description="GPU model, e.g. H100-80GB (see `vpo explain gpus`)")
+    partition: Annotated[str, _slurm_name("partition", many=True)] | None = Field(
+        None, description="Slurm partition(s), e.g. gpu or a100,h100")
+    account: Annotated[str, _slurm_name("account")] | None = Field(None, description="Slurm account")
+    gpu: Annotated[str, _slurm_name("gpu")] = Field(description="GPU model, e.g. H100-80GB (see `vpo explain gpus`)")
     gpus_per_node: PositiveInt = 8
     cpus_per_gpu: PositiveInt = 8
     mem_per_gpu: GiB | None = None
     usd_per_gpu_hour: float | None = Field(None, ge=0, description="overrides the catalogue price")
     time_limit: Seconds | None = Field(None, description="wall-clock limit per job, e.g. 48h")
     max_nodes: PositiveInt | None = None
-    extra: dict[str, str] = Field(default_factory=dict, description="extra sbatch parameters")
+    extra: Annotated[dict[str, str], AfterValidator(_sbatch_extra)] = Field(
+        default_factory=dict, description="extra sbatch options by long name, e.g. qos, constraint")
 
 
 class Local(Schema):
@@ -423,7 +451,7 @@ class Local(Schema):
 
     summary = "the local machine"
     kind: Literal["local"] = "local"
-    gpu: str = Field("cpu", description="GPU model of this machine, or cpu")
+    gpu: Annotated[str, _slurm_name("gpu")] = Field("cpu", description="GPU model of this machine, or cpu")
     gpus_per_node: Count = Field(0, ge=0)
     usd_per_gpu_hour: float | None = Field(None, ge=0)
 
