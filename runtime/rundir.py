@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vpolang.plan import Job, Plan, write_atomic
+from vpolang.atomic import write_text
+from vpolang.plan import Job, Plan
 
 STATES = ("pending", "running", "done", "failed", "cancelled")
 HASH_CHARS = 16  # 64 bits: collisions among one job's configurations are not a practical concern
@@ -72,7 +73,7 @@ class JobDir:
             raise ValueError(f"unknown job state {changes['state']!r}")
         status = self.read_status()
         status.update(changes, updated=time.time())
-        write_atomic(self.status_path, json.dumps(status, indent=2, sort_keys=True) + "\n")
+        write_text(self.status_path, json.dumps(status, indent=2, sort_keys=True) + "\n")
         return status
 
     def last_metrics(self) -> dict[str, Any] | None:
@@ -112,7 +113,7 @@ class RunDir:
         return JobDir(self.root / job_id / name) if name else None
 
     def mark_current(self, job: Job) -> None:
-        write_atomic(self.root / job.id / "current", job.hash[:HASH_CHARS] + "\n")
+        write_text(self.root / job.id / "current", job.hash[:HASH_CHARS] + "\n")
 
     def is_done(self, job: Job) -> bool:
         folder = self.job(job)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import torch
 
-from .atomic import atomic_folder, atomic_path
+from vpolang.atomic import atomic_folder, atomic_path
 from .errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
