@@ -163,6 +163,8 @@ def check_compatible(version: str) -> None:
 
 def load_plan(path: str | Path) -> Plan:
     data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict):  # `[]` or `null`: not a plan, said as the ValueError callers report
+        raise ValueError(f"a JSON {type(data).__name__} where a plan object is expected")
     check_compatible(str(data.get("schema_version", "")))
     return Plan.model_validate(data)
 
