@@ -9,6 +9,7 @@ from pathlib import Path
 from vpolang.atomic import write_failure
 from vpolang.plan import (Job, Plan, PlanVersionError, job_hash, load_plan, save_plan, select_jobs,
                           topological_order)
+from vpolang.status import one_line
 
 from .progress import MODES, Progress
 from .rundir import RunDir, RunDirBusy, default_run_dir
@@ -139,7 +140,7 @@ def show_status(run_dir: Path | str) -> int:
     try:
         plan = load_plan(run.plan_path)
     except (PlanVersionError, OSError, ValueError) as exc:
-        print(f"error: {run.plan_path}: cannot read the plan: {exc}", file=sys.stderr)
+        print(f"error: {run.plan_path}: cannot read the plan: {one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
     console = Console(width=None if sys.stdout.isatty() else 160)
     table = Table(title=f"run {run.root}  ({plan.recipe.name})", title_justify="left")

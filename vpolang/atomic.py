@@ -106,13 +106,18 @@ def staging_path(final: str | Path) -> Path:
 
 
 def publish_folder(tmp: Path, final: Path) -> None:
-    """Puts a filled temporary folder in the place of `final`: permissions from the umask, every file
-    and folder fsynced, then one rename (for writers that must name the temporary themselves, e.g. one
-    that several ranks fill)."""
-    os.chmod(tmp, folder_mode())
+    """Puts a filled temporary folder in the place of `final`: permissions from the umask (for what it
+    holds too), every file and folder fsynced, then one rename (for writers that must name the
+    temporary themselves, e.g. one that several ranks fill)."""
+    files, folders = file_mode(), folder_mode()
+    os.chmod(tmp, folders)
     for path in sorted(tmp.rglob("*"), reverse=True):  # files before the folders holding them
-        if not path.is_symlink():
-            fsync(path)
+        if path.is_symlink():
+            continue
+        # Some writers create private files whatever the umask (safetensors' save_file: 0600).
+        mode = path.stat().st_mode
+        os.chmod(path, folders if path.is_dir() or mode & 0o111 else files)
+        fsync(path)
     fsync(tmp)
     _replace_folder(tmp, final)
 

@@ -64,9 +64,18 @@ def parse_status(text: str) -> JobStatus:
     try:
         return JobStatus.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "status"
-        raise DamagedStatus(f"`{field}`: {first['msg']}") from None
+        raise DamagedStatus(one_line(exc)) from None
+
+
+def one_line(exc: Exception) -> str:
+    """An error as one line: pydantic's many-line report becomes its first problem (and a count)."""
+    if not isinstance(exc, ValidationError):
+        return " ".join(str(exc).split())
+    errors = exc.errors()
+    first = errors[0]
+    field = ".".join(str(part) for part in first["loc"]) or "value"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"`{field}`: {first['msg']}{more}"
 
 
 _warned: set[str] = set()

@@ -44,6 +44,17 @@ def test_files_and_folders_get_the_umask_permissions(tmp_path, mask, file_mode, 
     assert (tmp_path / "a.txt").read_text() == "a" and (tmp_path / "folder" / "weights.bin").read_bytes() == b"0"
 
 
+def test_a_published_folder_opens_up_what_its_writer_made_private(tmp_path):
+    with umask(0o022):
+        with atomic_folder(tmp_path / "policy") as tmp:
+            (tmp / "sub").mkdir(mode=0o700)
+            for name, private in (("weights.safetensors", 0o600), ("sub/run.sh", 0o700)):
+                (tmp / name).write_text("x")
+                os.chmod(tmp / name, private)  # as safetensors' save_file makes its files
+    assert mode(tmp_path / "policy" / "weights.safetensors") == 0o644
+    assert mode(tmp_path / "policy" / "sub") == mode(tmp_path / "policy" / "sub" / "run.sh") == 0o755
+
+
 def test_a_saved_plan_is_readable_by_the_group_and_others_under_umask_022(tmp_path):
     plan = Plan(recipe=RecipeInfo(path=str(tmp_path / "r.vpo"), sha256="0" * 64, name="r"), jobs=[])
     with umask(0o022):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vpolang.plan import Job, Plan, PlanVersionError, load_plan
-from vpolang.status import read_status
+from vpolang.status import one_line, read_status
 
 HASH_CHARS = 16  # the run directory's folder names: the job hash's first 16 characters
 
@@ -52,7 +52,7 @@ def collect_run(run_dir: str | Path) -> RunRecord:
     try:
         plan = load_plan(plan_path)
     except (PlanVersionError, ValueError, OSError) as exc:
-        raise NotARun(f"{plan_path}: cannot read the plan: {exc}") from exc
+        raise NotARun(f"{plan_path}: cannot read the plan: {one_line(exc)}") from exc
     return RunRecord(root, plan, [_job(root, job) for job in plan.jobs])
 
 
