@@ -26,7 +26,8 @@ class DamagedStatus(ValueError):
 
 
 class JobStatus(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # Fields a later 1.x adds are kept as they are (and written back); known fields are checked strictly.
+    model_config = ConfigDict(extra="allow", strict=True)
 
     schema_version: str = STATUS_VERSION
     state: State = "pending"
@@ -109,7 +110,7 @@ def write_status(path: Path, status: JobStatus) -> None:
 
 
 def updated_status(status: JobStatus | None, changes: dict[str, Any]) -> JobStatus:
-    """`status` with `changes` applied, validated (an unknown state or field is a bug: ValueError)."""
+    """`status` with `changes` applied, validated (an unknown state, a wrong type: a bug, ValueError)."""
     data = (status or JobStatus()).model_dump()
     data.update(changes)
     data["warnings"] = list(data.get("warnings") or [])[-MAX_WARNINGS:]
