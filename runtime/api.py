@@ -6,7 +6,10 @@ import sys
 import time
 from pathlib import Path
 
-from vpolang.plan import Job, Plan, job_hash, load_plan, save_plan, select_jobs, topological_order
+from vpolang.atomic import write_failure
+from vpolang.plan import (Job, Plan, PlanVersionError, job_hash, load_plan, save_plan, select_jobs,
+                          topological_order)
+from vpolang.status import one_line
 
 from .progress import MODES, Progress
 from .rundir import RunDir, RunDirBusy, default_run_dir
@@ -36,9 +39,30 @@ def run_plan(plan: Plan, run_dir: Path | str | None = None, only: str | None = N
         return _error(missing)
     try:
         with run.lock():
+            busy = orphans(run, jobs) if name == "local" else None
+            if busy:
+                return _error(busy)
             return _execute(plan, jobs, run, name, progress, force)
     except RunDirBusy as exc:
         return _error(str(exc))
+    except OSError as exc:  # the run directory is full or read-only: one line, not a traceback
+        message = write_failure(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def orphans(run: RunDir, jobs: list[Job]) -> str | None:
+    """Jobs still trained by a live process this `vpo run` did not start (left by one that was killed
+    where no parent-death signal reached them): starting them again would put two trainers on one
+    folder, so the run is refused until they end."""
+    running = run.running_jobs(jobs)
+    if not running:
+        return None
+    who = "; ".join(f"{job.id} ({holder})" for job, holder in running)
+    return (f"a trainer from an earlier `vpo run` is still running: {who}. Wait for it to end, or stop it "
+            "(kill -TERM PID checkpoints and stops it), then run again; `vpo status` shows its progress")
 
 
 def _execute(plan: Plan, jobs: list[Job], run: RunDir, executor: str, progress: str, force: bool) -> int:
@@ -115,7 +139,11 @@ def show_status(run_dir: Path | str) -> int:
     if not run.plan_path.exists():
         print(f"error: {run_dir} is not a run directory (it has no plan.json)", file=sys.stderr)
         return EXIT_FAILED
-    plan = load_plan(run.plan_path)
+    try:
+        plan = load_plan(run.plan_path)
+    except (PlanVersionError, OSError, ValueError) as exc:
+        print(f"error: {run.plan_path}: cannot read the plan: {one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
     console = Console(width=None if sys.stdout.isatty() else 160)
     table = Table(title=f"run {run.root}  ({plan.recipe.name})", title_justify="left")
     for column in ("job", "kind", "state", "hash", "attempts", "duration", "last metrics"):
@@ -144,9 +172,12 @@ def _status_row(run: RunDir, job: Job) -> tuple[list[str], str | None]:
     duration = (finished or time.time()) - started if started else None
     metrics = folder.last_metrics() or {}
     shown = (f"step {metrics['step']}  " if "step" in metrics else "") + summarize(metrics)
-    row = [job.id, job.kind, state, job.hash[:8], str(status.get("attempts", 0)),
+    row = [job.id, job.kind, state, job.hash[:8], str(status["attempts"]),
            _duration(duration) if duration is not None else "-", shown]
-    return row, status.get("error") if state in ("failed", "cancelled") else None
+    notes = [f"warning: {w}" for w in status["warnings"]]
+    if state in ("failed", "cancelled") and status.get("error"):
+        notes.append(status["error"])
+    return row, "\n  ".join(notes) or None
 
 
 def _slurm_id(path: Path) -> str:

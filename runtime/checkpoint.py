@@ -15,6 +15,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
+from vpolang.atomic import publish_folder, write_text
+
 MANIFEST = "manifest.json"
 STATE = "state.pt"
 PREFIX = "step-"
@@ -27,14 +29,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def checkpoint_step(path: Path) -> int:
@@ -57,22 +51,19 @@ class CheckpointManager:
         tmp = self.folder / f"{TEMP_PREFIX}{final.name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        torch.save(state, tmp / STATE)
-        self._write_manifest(tmp, step)
-        for path in tmp.iterdir():
-            _fsync(path)
-        _fsync(tmp)
-        if final.exists():  # the same step again (a resumed run re-saving): the new one replaces it
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        _fsync(self.folder)
+        try:
+            torch.save(state, tmp / STATE)
+            self._write_manifest(tmp, step)
+            publish_folder(tmp, final)  # the same step again (a resumed run re-saving) replaces it
+        finally:  # a full disk leaves no half-written temporary behind
+            shutil.rmtree(tmp, ignore_errors=True)
         self._prune()
         return final
 
     @staticmethod
     def _write_manifest(folder: Path, step: int) -> None:
         files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(folder.iterdir())}
-        (folder / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=2))
+        write_text(folder / MANIFEST, json.dumps({"step": step, "files": files}, indent=2))
 
     def _prune(self) -> None:
         for old in self.list()[: -self.keep]:

@@ -37,7 +37,7 @@ class JobContext:
     checkpoints: CheckpointManager = field(init=False)
 
     def __post_init__(self):
-        self.checkpoints = CheckpointManager(self.dir.checkpoints, log=self.log)
+        self.checkpoints = CheckpointManager(self.dir.checkpoints, log=self.warn)  # fallbacks reach the terminal
 
     # ---- the job
     @property
@@ -95,6 +95,13 @@ class JobContext:
         self.dir.root.mkdir(parents=True, exist_ok=True)
         with self.dir.log_path.open("a") as handle:
             handle.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}{who}] {message}\n")
+
+    def warn(self, message: str) -> None:
+        """Logged, and kept in status.json (main rank), from where `vpo run` shows it in the terminal and
+        `vpo status` lists it: the job's own stderr only reaches log.txt."""
+        self.log(f"warning: {message}")
+        if self.is_main:
+            self.dir.add_warning(message)
 
     def metrics(self, step: int, **values: Any) -> None:
         """One JSON record per step in metrics.jsonl (main rank only), flushed so progress can read it."""

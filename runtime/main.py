@@ -5,11 +5,18 @@ processes, seeds, calls the trainer for the job's kind and records the outcome i
 the user can act on (JobError: missing data, NaN loss) is printed as one line naming the recipe line; an
 unexpected one keeps its traceback in the job's log.txt. Either way the job is recorded as failed.
 
-Exit codes: 0 done, 1 failed, 2 unusable arguments, 75 stopped early and resumable (preempted or
-terminated: state pending), 130 interrupted by the user (state cancelled; a later run resumes it)."""
+The process holds a lock on the job's folder while it runs (released by the kernel when it dies): a
+second trainer on the same folder refuses to start (exit 73) and leaves the folder to the first. A
+run directory that cannot be written (full, read-only) fails the job with one line naming the path.
+
+Exit codes: 0 done, 1 failed, 2 unusable arguments, 73 folder busy, 75 stopped early and resumable
+(preempted or terminated: state pending), 130 interrupted by the user (state cancelled; a later run
+resumes it)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import socket
 import sys
 import threading
@@ -17,15 +24,17 @@ import time
 import traceback
 from pathlib import Path
 
-from vpolang.plan import Plan, PlanVersionError, load_plan
+from vpolang.atomic import write_failure
+from vpolang.plan import Job, Plan, PlanVersionError, load_plan
 
 from .context import JobContext, device_for
-from .distributed import barrier, from_environment, process_group
+from .distributed import DistInfo, barrier, from_environment, process_group
 from .errors import JobError, StopRequested
 from .registry import supports_distributed, trainer_for
-from .rundir import RunDir
+from .rundir import JobBusy, JobDir, RunDir
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED, EXIT_CANCELLED = 0, 1, 2, 75, 130
+EXIT_BUSY = 73  # another live trainer holds the job folder (EX_CANTCREAT): nothing was done
 
 
 def run_job(plan_path: Path, job_id: str, run_dir: Path, handle_signals: bool = True,
@@ -39,7 +48,25 @@ def run_job(plan_path: Path, job_id: str, run_dir: Path, handle_signals: bool = 
         return _usage_error(f"plan {plan_path} has no job {job_id!r}")
     except (PlanVersionError, OSError, ValueError) as exc:
         return _usage_error(f"cannot run plan {plan_path}: {exc}")
-    ctx = _context(plan, job_id, RunDir(Path(run_dir)), stop_event or threading.Event())
+    run, dist = RunDir(Path(run_dir)), from_environment()
+    folder = run.job(job)
+    try:
+        with folder.hold() if dist.rank == 0 else contextlib.nullcontext():
+            return _attempt(plan, job_id, run, dist, handle_signals, stop_event or threading.Event())
+    except JobBusy as exc:  # the live trainer owns the folder and its status: touch neither
+        print(f"error: job `{job_id}`: {exc}; it is not started twice", file=sys.stderr)
+        return EXIT_BUSY
+    except OSError as exc:
+        message = write_failure(exc)
+        if message is None:
+            raise
+        return _cannot_write(folder, job, message)
+
+
+def _attempt(plan: Plan, job_id: str, run: RunDir, dist: DistInfo, handle_signals: bool,
+             stop_event: threading.Event) -> int:
+    """One attempt at the job, by the process that holds the job folder's lock."""
+    ctx = _context(plan, job_id, run, dist, stop_event)
     if handle_signals:
         ctx.install_signal_handlers()
     _record_start(ctx)
@@ -51,6 +78,9 @@ def run_job(plan_path: Path, job_id: str, run_dir: Path, handle_signals: bool = 
     except JobError as exc:
         return _fail(ctx, _at_stage(ctx, str(exc)), None)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, with the recipe line
+        unwritable = write_failure(exc)  # a full or read-only disk: one line naming the path
+        if unwritable:
+            return _fail(ctx, f"{ctx.where}: {unwritable}", None)
         return _fail(ctx, f"{ctx.where}: {type(exc).__name__}: {exc}", traceback.format_exc())
     except BaseException:  # SystemExit from submitit's requeue, or KeyboardInterrupt: resumable
         _record_stop(ctx, ctx.stop_reason or "preempted")
@@ -63,9 +93,8 @@ def _at_stage(ctx: JobContext, message: str) -> str:
     return message if message.startswith(f"stage `{ctx.job.stage}`") else f"{ctx.where}: {message}"
 
 
-def _context(plan: Plan, job_id: str, run: RunDir, stop_event: threading.Event) -> JobContext:
+def _context(plan: Plan, job_id: str, run: RunDir, dist: DistInfo, stop_event: threading.Event) -> JobContext:
     job = plan.job(job_id)
-    dist = from_environment()
     ctx = JobContext(plan, job, run, run.job(job), dist=dist, device=device_for(dist.local_rank),
                      stop_event=stop_event)
     ctx.dir.root.mkdir(parents=True, exist_ok=True)
@@ -87,10 +116,11 @@ def _record_start(ctx: JobContext) -> None:
     ctx.log(f"attempt on {socket.gethostname()}: {ctx.job.kind} job `{ctx.job.id}` ({ctx.job.hash[:16]}), "
             f"rank {ctx.rank} of {ctx.world_size}, device {ctx.device}")
     if ctx.is_main:
-        attempts = int(ctx.dir.read_status().get("attempts", 0)) + 1
+        attempts = ctx.dir.read_status()["attempts"] + 1  # validated: a damaged status reads as 0
         ctx.dir.write_status(state="running", job=ctx.job.id, kind=ctx.job.kind, hash=ctx.job.hash,
                              attempts=attempts, started=time.time(), finished=None, error=None, stop_reason=None,
-                             span=str(ctx.job.span) if ctx.job.span else None, host=socket.gethostname())
+                             span=str(ctx.job.span) if ctx.job.span else None, host=socket.gethostname(),
+                             pid=os.getpid(), warnings=[])
 
 
 def _finish(ctx: JobContext) -> int:
@@ -118,13 +148,32 @@ def _record_stop(ctx: JobContext, reason: str) -> int:
 
 
 def _fail(ctx: JobContext, message: str, trace: str | None) -> int:
-    if trace:
-        ctx.log(trace.rstrip())
-    ctx.log(f"failed: {message}")
-    ctx.dir.write_status(state="failed", error=message, finished=time.time())
     print(f"error: {message}", file=sys.stderr)
+    try:
+        if trace:
+            ctx.log(trace.rstrip())
+        ctx.log(f"failed: {message}")
+        ctx.dir.write_status(state="failed", error=message, finished=time.time())
+    except OSError as exc:  # the disk that failed the job may not take its record either
+        if write_failure(exc) is None:
+            raise
+        print(f"  (not recorded in {ctx.dir.status_path}: {write_failure(exc)})", file=sys.stderr)
+        return EXIT_FAILED
     if trace:
         print(f"  (traceback in {ctx.dir.log_path})", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _cannot_write(folder: JobDir, job: Job, message: str) -> int:
+    """The job could not even start or finish recording (run directory read-only or full): one line,
+    and the failure recorded if the status can still be written."""
+    where = f"stage `{job.stage}`" + (f" ({job.span})" if job.span else "")
+    print(f"error: {where}: {message}", file=sys.stderr)
+    try:
+        folder.write_status(state="failed", job=job.id, kind=job.kind, hash=job.hash, error=f"{where}: {message}",
+                            finished=time.time())
+    except OSError:
+        pass
     return EXIT_FAILED
 
 

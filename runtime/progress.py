@@ -55,6 +55,7 @@ class Progress:
         self.rate = StepRate()
         self._started: dict[str, float] = {}
         self._last_line: dict[str, float] = {}
+        self._warned: dict[str, int] = {}
         self._bars = _RichBars(total) if self.mode == "rich" else None
 
     def __enter__(self) -> "Progress":
@@ -94,7 +95,8 @@ class Progress:
             self._bars.remove_job(job)
 
     def tick(self, job: Job, folder: JobDir) -> None:
-        """Called often while a job runs; reads its latest metrics."""
+        """Called often while a job runs; reads its latest metrics, and shows the warnings it recorded."""
+        self._warnings(job, folder)
         record = folder.last_metrics()
         if not record or "step" not in record:
             return
@@ -107,6 +109,15 @@ class Progress:
             steps = f"{step}/{total}" if total else str(step)
             eta_text = f" eta {eta:.0f}s" if eta is not None else ""
             print(f"    {job.id}: step {steps}{eta_text}  {summarize(record)}", file=sys.stderr, flush=True)
+
+    def _warnings(self, job: Job, folder: JobDir) -> None:
+        warnings = folder.read_status()["warnings"]
+        shown = self._warned.get(job.id, 0)
+        if len(warnings) < shown:  # a new attempt started its own list
+            shown = 0
+        for message in warnings[shown:]:
+            self._say(job, f"warning: {message}", always=True)
+        self._warned[job.id] = len(warnings)
 
     # ---- output
     def _advance(self) -> None:

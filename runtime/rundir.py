@@ -11,6 +11,7 @@ job gives it a new folder, so earlier results stay on disk and switching a confi
 a changed job's hash changes the hashes of everything downstream, so they re-run too."""
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -22,10 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vpolang.plan import Job, Plan, write_atomic
+from vpolang.atomic import write_text
+from vpolang.plan import Job, Plan
 from vpolang.safety import PathEscape, contained
+from vpolang.status import JobStatus, read_status, updated_status, write_status
 
-STATES = ("pending", "running", "done", "failed", "cancelled")
 HASH_CHARS = 16  # 64 bits: collisions among one job's configurations are not a practical concern
 
 
@@ -37,6 +39,10 @@ def inside(root: Path, *parts: str) -> Path:
     """root/parts, refused (PathEscape) unless it stays inside root: every path made from plan data
     (job ids, hashes, artifact names, the recipe name, a `current` file) goes through here."""
     return contained(root, root.joinpath(*parts))
+
+
+class JobBusy(RuntimeError):
+    """A live trainer holds the job folder."""
 
 
 @dataclass(frozen=True)
@@ -65,22 +71,44 @@ class JobDir:
         status.json, which only the job itself writes)."""
         return self.root / "slurm.json"
 
+    @property
+    def lock_path(self) -> Path:
+        """Held by the trainer process itself while it runs (see `hold`)."""
+        return self.root / ".job.lock"
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """The trainer's lock on its folder: a second trainer (from a second `vpo run`, or one started
+        by hand) cannot start while the first lives, even when the `vpo run` that started it is gone."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            with held(self.lock_path):
+                yield
+        except LockHeld as exc:
+            raise JobBusy(f"another trainer is running in {self.root} ({exc})") from None
+
+    def holder(self) -> str | None:
+        """`pid N on HOST` of the live trainer holding this folder, or None."""
+        return holder(self.lock_path)
+
     def artifact(self, name: str) -> Path:
         return inside(self.root, "artifacts", name)
 
     def read_status(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.status_path.read_text())
-        except (OSError, ValueError):
-            return {"state": "pending", "attempts": 0}
+        """The validated status (vpolang/status.py) as a dict; a missing or damaged one reads as
+        pending, attempt 0 (damaged: with a warning on stderr)."""
+        return (read_status(self.status_path) or JobStatus()).model_dump()
 
     def write_status(self, **changes: Any) -> dict[str, Any]:
-        if "state" in changes and changes["state"] not in STATES:
-            raise ValueError(f"unknown job state {changes['state']!r}")
-        status = self.read_status()
-        status.update(changes, updated=time.time())
-        write_atomic(self.status_path, json.dumps(status, indent=2, sort_keys=True) + "\n")
-        return status
+        status = updated_status(read_status(self.status_path, warn=False), {**changes, "updated": time.time()})
+        write_status(self.status_path, status)
+        return status.model_dump()
+
+    def add_warning(self, message: str) -> None:
+        """A warning of this attempt, kept in status.json: `vpo run` shows it in the terminal (the job's
+        own stderr goes to log.txt) and `vpo status` lists it."""
+        warnings = self.read_status()["warnings"]
+        self.write_status(warnings=[*warnings, message])
 
     def last_metrics(self) -> dict[str, Any] | None:
         """The last complete record of metrics.jsonl, read from its tail (the file can be large)."""
@@ -119,7 +147,7 @@ class RunDir:
             return None
 
     def mark_current(self, job: Job) -> None:
-        write_atomic(inside(self.root, job.id, "current"), job.hash[:HASH_CHARS] + "\n")
+        write_text(inside(self.root, job.id, "current"), job.hash[:HASH_CHARS] + "\n")
 
     def is_done(self, job: Job) -> bool:
         folder = self.job(job)
@@ -143,20 +171,73 @@ class RunDir:
     def lock(self) -> Iterator[None]:
         """One `vpo run` at a time per run directory: two would train the same job into one folder."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".lock").open("a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                raise RunDirBusy(f"another `vpo run` is using {self.root} ({handle.read().strip() or 'pid unknown'})")
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
-            handle.flush()
-            try:
+        try:
+            with held(self.root / ".lock"):
                 yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        except LockHeld as exc:
+            raise RunDirBusy(f"another `vpo run` is using {self.root} ({exc})") from None
+
+    def running_jobs(self, jobs: list[Job]) -> list[tuple[Job, str]]:
+        """The jobs whose folder a live trainer holds (e.g. one left running by a killed `vpo run`),
+        each with who holds it."""
+        return [(job, holder) for job in jobs if (holder := self.job(job).holder()) is not None]
+
+
+class LockHeld(RuntimeError):
+    """The lock file is held by another live process (the message says which, as it wrote itself)."""
+
+
+# File systems without flock (some cluster mounts): the lock is then skipped rather than the run refused.
+NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS}
+
+
+@contextmanager
+def held(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path`, with our pid written in it. The kernel releases it when the process
+    dies, however it dies (kill -9 included), so a lock is never left stale."""
+    with path.open("a+") as handle:
+        if not _lock(handle):
+            yield
+            return
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock(handle) -> bool:
+    """True when locked, False on a file system without locks; LockHeld when another process has it."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        raise LockHeld(handle.read().strip() or "pid unknown") from None
+    except OSError as exc:
+        if exc.errno not in NO_LOCKS:
+            raise
+        return False
+    return True
+
+
+def holder(path: Path) -> str | None:
+    """Who holds the lock on `path` now, or None (a probe: it takes nothing and creates nothing)."""
+    try:
+        handle = path.open("r")
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "pid unknown"
+        except OSError:
+            return None
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
 
 
 def default_run_dir(plan: Plan, base: Path = Path("runs")) -> Path:

@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from .api import CheckResult, check_file
-from .plan import write_atomic
+from .atomic import write_text
 from .diagnostics import Diagnostic, render_github, render_json, render_sarif, render_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -202,7 +202,7 @@ def report(run_dir: Path = typer.Argument(..., help="a run directory"),
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_ERRORS)
     target = output or run_dir / "report.html"
-    write_atomic(target, page)
+    write_text(target, page)
     typer.echo(f"wrote {target} ({len(page) / 1024:.0f} KiB); open it in a browser")
 
 

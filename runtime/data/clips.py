@@ -46,7 +46,7 @@ def load_clip(root: Path, key: str, record: dict, exact: dict[str, torch.Tensor]
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     from safetensors.torch import save_file
 
-    from .atomic import atomic_path
+    from vpolang.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_path
+from vpolang.atomic import atomic_path
 from .video import to_uint8
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_folder
+from vpolang.atomic import atomic_folder
 from .clips import load_clip, load_tensors, store_clips
 from .errors import DataError
 from .jsonl import dumps, read_jsonl, require

@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import torch
 
+from vpolang.atomic import atomic_folder, atomic_path
 from vpolang.datacheck.sniff import IMAGE_SUFFIXES  # one list for the preflight and the reader
 
-from .atomic import atomic_folder, atomic_path
 from .errors import DataError
 
 FOURCC = {".mp4": "mp4v", ".avi": "FFV1"}

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
+from vpolang.atomic import atomic_folder
 from vpolang.datacheck.sniff import NOT_VIDEOS  # one list for the preflight and the reader
 
-from .atomic import atomic_folder
 from .clips import load_clip, load_tensors, store_clips
 from .errors import DataError
 from .jsonl import dumps, read_jsonl, require

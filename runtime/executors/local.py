@@ -3,7 +3,8 @@
 A job that asks for more than one GPU runs as one process per GPU under torch.distributed.run. Ctrl-C
 (or SIGTERM) is forwarded to the running job as SIGINT: it checkpoints and stops, is recorded as
 cancelled, and the next `vpo run` resumes it; a second Ctrl-C, or a job that takes longer than
-STOP_GRACE_S to stop, is killed."""
+STOP_GRACE_S to stop, is killed. The job also stops when `vpo run` dies without a word (kill -9, the
+terminal closed): the kernel sends it SIGTERM (a parent-death signal), so no orphan trains on."""
 from __future__ import annotations
 
 import os
@@ -22,7 +23,8 @@ from .common import failed_upstream, record_lost, record_not_run
 
 POLL_S = 0.5
 STOP_GRACE_S = 120.0
-EXIT_STOPPED, EXIT_CANCELLED = 75, 130
+EXIT_BUSY, EXIT_STOPPED, EXIT_CANCELLED = 73, 75, 130
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 RUNTIME_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `runtime` package
 
 
@@ -79,7 +81,8 @@ class LocalExecutor:
         progress.started(job, f"{_processes_text(command)}")
         with folder.log_path.open("ab") as log:
             proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=_child_env(),
-                                    start_new_session=True)  # a terminal's Ctrl-C reaches us only
+                                    start_new_session=True,  # a terminal's Ctrl-C reaches us only
+                                    preexec_fn=stop_with_parent())
             try:
                 while proc.poll() is None:
                     progress.tick(job, folder)
@@ -88,6 +91,9 @@ class LocalExecutor:
                 progress.note(job, "interrupted: checkpointing, then stopping (Ctrl-C again to kill it)")
                 self._stop(proc)
                 return EXIT_CANCELLED, _record_interrupted(folder)
+            finally:  # `vpo run` stopping for any other reason (an error here) stops its job too
+                if proc.poll() is None:
+                    self._stop(proc)
         progress.tick(job, folder)
         return proc.returncode, _outcome(proc.returncode, job, run, folder)
 
@@ -136,6 +142,8 @@ def _outcome(code: int, job: Job, run: RunDir, folder: JobDir) -> str:
         return ""
     if code in (EXIT_STOPPED, EXIT_CANCELLED):
         return folder.read_status().get("stop_reason") or "stopped"
+    if code == EXIT_BUSY:  # a trainer started outside this run owns the folder: its status is its own
+        return f"another trainer is running in {folder.root} ({folder.holder() or 'it has just ended'})"
     if code < 0:
         why = "killed by " + signal.Signals(-code).name + (" (out of memory?)" if -code == signal.SIGKILL else "")
     else:
@@ -148,6 +156,26 @@ def _record_interrupted(folder: JobDir) -> str:
     if folder.read_status().get("state") == "running":
         folder.write_status(state="cancelled", stop_reason="killed after Ctrl-C", finished=time.time())
     return "interrupted"
+
+
+def stop_with_parent():
+    """A preexec_fn asking the kernel to send the job SIGTERM when `vpo run` dies, however it dies
+    (kill -9 included): the job checkpoints and stops, as on Ctrl-C, instead of training on as an orphan
+    beside the next `vpo run`. Linux only (elsewhere None: the job then outlives a killed `vpo run`, and
+    its folder lock makes the next `vpo run` refuse while it lives)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+    parent = os.getpid()
+
+    def set_parent_death_signal() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return set_parent_death_signal
 
 
 def _child_env() -> dict[str, str]:
@@ -170,7 +198,7 @@ class _interrupts_raised:
     def __enter__(self):
         self.saved = {}
         if _in_main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal closed
                 self.saved[sig] = signal.signal(sig, _raise_interrupted)
         return self
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vpolang.atomic import write_bytes, write_text
 from vpolang.plan import Job, Plan
 from vpolang.safety import DOTTED, UnsafeText, check_placement, identifier_problem, path_text_problem
 
@@ -178,7 +179,7 @@ class SlurmExecutor:
             return 2
         folder.mkdir(parents=True)
         snapshot = folder / "plan.json"
-        shutil.copyfile(run.plan_path, snapshot)
+        write_bytes(snapshot, run.plan_path.read_bytes())
         executor = submitit.SlurmExecutor(folder=folder)
         handles: dict[str, Any] = {}
         for job in jobs:
@@ -197,7 +198,7 @@ class SlurmExecutor:
         handle = executor.submit(PlanJobRunner(str(snapshot), job.id, str(run.root.resolve())))
         folder = run.job(job)
         folder.root.mkdir(parents=True, exist_ok=True)
-        folder.slurm_path.write_text(json.dumps({"job_id": handle.job_id, "folder": str(executor.folder),
+        write_text(folder.slurm_path, json.dumps({"job_id": handle.job_id, "folder": str(executor.folder),
                                                  "tasks": handle.num_tasks, "submitted": time.time()}) + "\n")
         return handle
 

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -15,6 +13,8 @@ from runtime.context import JobContext, rng_state, set_rng_state
 from runtime.errors import JobError
 from runtime.models.families import build_policy
 from runtime.models.policy import VideoPolicy
+
+from vpolang.atomic import atomic_folder
 
 from .parallel import mean_over_ranks, share
 from .updater import DeepSpeedUpdater, TorchUpdater, updater_for, zero_stage_for
@@ -230,13 +230,8 @@ def save_output(ctx: JobContext, name: str, write: Callable[[Path], None]) -> No
     into place. Only the main rank writes (the ranks hold the same weights)."""
     if not ctx.is_main:
         return
-    final = ctx.output_path(name)
-    tmp = final.with_name(f".{name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    write(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_folder(ctx.output_path(name)) as tmp:
+        write(tmp)
 
 
 def encode_cached(policy: VideoPolicy, prompts: list[str], cache: dict[str, Any]):

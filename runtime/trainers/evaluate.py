@@ -11,6 +11,8 @@ import json
 
 import torch
 
+from vpolang.atomic import atomic_folder, atomic_path, publish_folder, staging_folder, write_text
+
 from runtime.algorithms.metrics import bootstrap_ci, paired_difference
 from runtime.context import JobContext
 from runtime.data.sources import load_prompts, write_video
@@ -45,8 +47,7 @@ def run(ctx: JobContext) -> None:
     metrics = [m for ref in cfg["metrics"] for m in metric_names(ref)]
     results: dict[str, dict] = {}
     per_sample: dict[str, dict[str, list[float]]] = {}
-    samples_dir = ctx.output_path("samples")
-    samples_dir.mkdir(parents=True, exist_ok=True)
+    samples_dir, index = staging_folder(ctx.output_path("samples")), []  # published whole at the end
     ours, comparisons = None, {}
     for ref in refs:
         name = policy_name(ref)
@@ -62,10 +63,10 @@ def run(ctx: JobContext) -> None:
             lo, hi = bootstrap_ci(scores, cfg["ci_resamples"], seed=cfg["seed"])
             results[name][metric] = {"mean": float(scores.mean()), "ci95": [lo, hi], "n": int(scores.numel())}
             per_sample[name][metric] = [float(x) for x in scores.flatten()]
-        save_samples(ctx, samples_dir, name, videos, prompts)
+        index += save_samples(ctx, samples_dir, name, videos, prompts)
         ctx.log(f"{name}: " + ", ".join(f"{m} {v['mean']:.3f}" for m, v in results[name].items()))
-    out = ctx.output_path("metrics")
-    out.mkdir(parents=True, exist_ok=True)
+    write_text(samples_dir / "index.jsonl", "".join(json.dumps(rec) + "\n" for rec in index))
+    publish_folder(samples_dir, ctx.output_path("samples"))
     record = {"models": results, "prompts": len(set(prompts)), "samples": len(prompts), "policy": refs[0]["name"]}
     if len(refs) > 1:
         record["paired"] = paired_differences(per_sample, [policy_name(r) for r in refs], cfg)
@@ -73,8 +74,9 @@ def run(ctx: JobContext) -> None:
         record["gsb"] = comparisons  # the policy against each of `against`, judged by `gsb`
     if cfg.get("human_pairs"):
         record["judges"] = rank_judges(ctx, metrics)
-    (out / "metrics.json").write_text(json.dumps(record, indent=2))
-    (out / "scores.json").write_text(json.dumps({"prompts": prompts, "models": per_sample}))
+    with atomic_folder(ctx.output_path("metrics")) as out:
+        write_text(out / "metrics.json", json.dumps(record, indent=2))
+        write_text(out / "scores.json", json.dumps({"prompts": prompts, "models": per_sample}))
     ctx.metrics(1, **{f"{refs[0]['name']}/{m}": v["mean"] for m, v in results[refs[0]["name"]].items()})
 
 
@@ -112,7 +114,8 @@ def sample_all(ctx: JobContext, policy, prompts: list[str], batch: int = 32, gui
     return torch.cat(out)
 
 
-def save_samples(ctx: JobContext, folder, name: str, videos: torch.Tensor, prompts: list[str]) -> None:
+def save_samples(ctx: JobContext, folder, name: str, videos: torch.Tensor, prompts: list[str]) -> list[dict]:
+    """Writes the policy's first samples (mp4 and gif) into `folder`; returns their index records."""
     keep = ctx.config["save_samples"]
     index = []
     for i in range(min(keep, len(prompts))):
@@ -120,9 +123,7 @@ def save_samples(ctx: JobContext, folder, name: str, videos: torch.Tensor, promp
         write_video(file, videos[i], fps=ctx.config["model"].get("fps", 8) if ctx.config.get("model") else 8)
         save_gif(folder / file.with_suffix(".gif").name, videos[i])
         index.append({"policy": name, "prompt": prompts[i], "mp4": file.name, "gif": file.with_suffix(".gif").name})
-    with (folder / "index.jsonl").open("a") as handle:
-        for rec in index:
-            handle.write(json.dumps(rec) + "\n")
+    return index
 
 
 def save_gif(path, video: torch.Tensor, scale: int = 8) -> None:
@@ -131,4 +132,5 @@ def save_gif(path, video: torch.Tensor, scale: int = 8) -> None:
     frames = ((video.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
     images = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST)
               if f.shape[0] < 128 else Image.fromarray(f) for f in frames]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=125, loop=0)
+    with atomic_path(path) as tmp:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=125, loop=0)

@@ -5,10 +5,9 @@ the prompt's position, so the videos do not depend on how many ranks there are),
 beside the output, and rank 0 joins the shares into the artifact once every rank is done."""
 from __future__ import annotations
 
-import os
-import shutil
-
 import torch
+
+from vpolang.atomic import atomic_path, publish_folder, staging_folder, staging_path
 
 from runtime.context import JobContext
 from runtime.data.sources import load_prompts
@@ -46,14 +45,13 @@ def run(ctx: JobContext) -> None:
         if done % 16 == 0:
             ctx.metrics(done * ctx.world_size, prompts_done=done * ctx.world_size)
     final = ctx.output_path("videos")
-    tmp = final.with_name(".videos.tmp")
+    tmp = staging_path(final)  # every rank writes its share there
     if ctx.is_main:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        staging_folder(final)
     barrier(ctx.dist)
     part = tmp / f"part-{ctx.rank:05d}.pt"
-    torch.save(torch.cat(videos) if videos else torch.empty(0, *shape), part.with_suffix(".tmp"))
-    os.replace(part.with_suffix(".tmp"), part)  # a share is read only once it is whole
+    with atomic_path(part) as part_tmp:  # a share is read only once it is whole
+        torch.save(torch.cat(videos) if videos else torch.empty(0, *shape), part_tmp)
     barrier(ctx.dist)
     if not ctx.is_main:
         return
@@ -63,9 +61,7 @@ def run(ctx: JobContext) -> None:
                tmp / "videos.pt")
     for r in range(ctx.world_size):
         (tmp / f"part-{r:05d}.pt").unlink()
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    publish_folder(tmp, final)
     ctx.metrics(len(prompts), videos=len(owners))
 
 

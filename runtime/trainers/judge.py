@@ -6,7 +6,7 @@ import torch
 
 from runtime.algorithms.pairs import all_pairs, best_worst, tercile_labels
 from runtime.context import JobContext
-from runtime.data.atomic import atomic_folder
+from vpolang.atomic import atomic_folder
 from runtime.data.labels import LabelSet, put_labels
 from runtime.data.pairs import PairSet, put_pairs
 from runtime.errors import JobError

@@ -8,7 +8,7 @@ import torch
 
 from runtime.data import (DataError, LabelSet, PairSet, VideoSet, put_labels, put_pairs, read_labels, read_pairs,
                           read_pairs_jsonl, read_video_set, write_labels, write_pairs, write_video_set)
-from runtime.data.atomic import atomic_folder, atomic_path
+from vpolang.atomic import atomic_folder, atomic_path
 
 from .conftest import moving_square
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vpolang.plan import Job, Plan, PlanVersionError, load_plan
+from vpolang.status import one_line, read_status
 
 HASH_CHARS = 16  # the run directory's folder names: the job hash's first 16 characters
 
@@ -51,14 +52,14 @@ def collect_run(run_dir: str | Path) -> RunRecord:
     try:
         plan = load_plan(plan_path)
     except (PlanVersionError, ValueError, OSError) as exc:
-        raise NotARun(f"{plan_path}: cannot read the plan: {exc}") from exc
+        raise NotARun(f"{plan_path}: cannot read the plan: {one_line(exc)}") from exc
     return RunRecord(root, plan, [_job(root, job) for job in plan.jobs])
 
 
 def _job(root: Path, job: Job) -> JobRecord:
     folder = root / job.id / job.hash[:HASH_CHARS]
-    status = _json(folder / "status.json")
-    record = JobRecord(job, folder, status if isinstance(status, dict) else {}, _jsonl(folder / "metrics.jsonl"))
+    status = read_status(folder / "status.json")  # damaged: a warning, and reported as not started
+    record = JobRecord(job, folder, status.model_dump() if status else {}, _jsonl(folder / "metrics.jsonl"))
     if job.kind == "evaluate":
         evaluation = _json(folder / "artifacts" / "metrics" / "metrics.json")
         record.evaluation = evaluation if isinstance(evaluation, dict) else None
