@@ -80,6 +80,7 @@ CODES: dict[str, tuple[str, str]] = {
     "W0301": ("warning", "vision-language family without a runtime adapter"),
     "W0302": ("warning", "the plan assumed a number it cannot count (a dataset size, a backbone)"),
     "W0303": ("warning", "planned memory leaves under 10% headroom"),
+    "W0304": ("warning", "a single-process stage placed on several GPUs"),
 }
 
 
