@@ -81,6 +81,7 @@ CODES: dict[str, tuple[str, str]] = {
     "W0302": ("warning", "the plan assumed a number it cannot count (a dataset size, a backbone)"),
     "W0303": ("warning", "planned memory leaves under 10% headroom"),
     "W0304": ("warning", "a single-process stage placed on several GPUs"),
+    "W0305": ("warning", "weights a job must load have no `path`"),
 }
 
 
