@@ -69,6 +69,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E0320": ("error", "model folder of another family than declared"),
     "E0321": ("error", "model folder whose sizes differ from the declaration"),
     "E0322": ("error", "inconsistent Wan 2.2 two-expert folder"),
+    "E0323": ("error", "more nodes than the cluster's `max_nodes`"),
     # W01xx warnings
     "W0101": ("warning", "unused declaration"),
     "W0102": ("warning", "declaration shadows an imported or built-in name"),
