@@ -70,6 +70,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E0321": ("error", "model folder whose sizes differ from the declaration"),
     "E0322": ("error", "inconsistent Wan 2.2 two-expert folder"),
     "E0323": ("error", "more nodes than the cluster's `max_nodes`"),
+    "E0324": ("error", "reward guidance with a reward that has no gradient"),
     # W01xx warnings
     "W0101": ("warning", "unused declaration"),
     "W0102": ("warning", "declaration shadows an imported or built-in name"),

@@ -45,7 +45,7 @@ ALTERNATIVES = {
     "time_limit": "2h", "resolution": "[32, 32]", "frames": "5", "steps": "7", "gradient_checkpointing": "true",
     "zero_stage": "1", "ema": "0.9", "sample_steps": "3", "noise_level": "0.5", "best_of_n": "4",
     "threshold": "0.5", "weight_clip": "3.0", "backbone": "models.qwen2_vl_7b", "dims": "[a, b]",
-    "against": "[shapes.tiny_dit]", "metrics": "[shapes.flicker]", "guidance": "nrg(shapes.alignment)",
+    "against": "[shapes.tiny_dit]", "metrics": "[shapes.flicker]", "guidance": "nrg(temporal_flicker)",
     "gsb": "shapes.alignment", "human_pairs": "pairs(\"h.jsonl\")", "lr": "3e-3", "phases": "[[shapes.alignment]]",
 }
 # Per stage kind: where one field only means something with another (`kind.field`: {field: value}).
@@ -205,7 +205,7 @@ CALLED = {
     "linear": ("dpo", "beta", "linear({args})", {"start": "100", "end": "200"}),
     "cosine": ("dpo", "beta", "cosine({args})", {"start": "100", "end": "200"}),
     "refresh": ("dpo", "reference", "refresh({args})", {}),
-    "nrg": ("evaluate", "guidance", "nrg({args})", {"reward": "shapes.alignment"}),
+    "nrg": ("evaluate", "guidance", "nrg({args})", {"reward": "temporal_flicker"}),  # E0324: one with a gradient
     "prompts": ("grpo", "prompts", "prompts({args})", {"path": "\"p.txt\""}),
     "videos": ("sft", "data", "videos({args})", {"path": "\"v/*.mp4\""}),
     "pairs": ("dpo", "pairs", "pairs({args})", {"path": "\"p.jsonl\""}),
@@ -224,6 +224,7 @@ CONSTRUCTOR_ALTERNATIVES = {
     "rewards": "[shapes.smoothness, shapes.alignment]", "weights": "[1.0, 2.0]", "value": "200", "start": "50",
     "end": "300", "reward": "shapes.smoothness", "sample_steps": "3", "min_fraction": "0.3", "max_fraction": "0.4",
     "weight_free.metric": "temporal_flicker", "shapes.metric": "smoothness", "video_reward_model.heads": "[a, b, c]",
+    "nrg.reward": "sharpness",
 }
 CONSTRUCTOR_COMPANIONS = {"joint.weights": {"balance": "weights", "weights": "[1.0, 1.0]"},
                           "local.gpus_per_node": {"gpu": "\"H100-80GB\""}}
