@@ -5,9 +5,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .check import Checker, CheckedRecipe
-from .datacheck import preflight
+from .datacheck import preflight as data_preflight
 from .diagnostics import Diagnostic, Reporter
 from .source import SourceFile
+from .values import DeclValue
 
 
 @dataclass
@@ -42,11 +43,24 @@ def check_source(source: SourceFile, overrides: dict[str, str] | None = None,
     root = root_dir or (source.path.parent if source.path else None)
     checker = Checker(reporter, root, overrides)
     recipe = checker.check(source)
+    if not reporter.errors:
+        _preflight(recipe, checker, root, reporter)
     if not reporter.errors and root is not None:  # the data is checked once the recipe itself is right
-        for diag in preflight(recipe, root):
+        for diag in data_preflight(recipe, root):
             reporter.add(diag.code, diag.message, diag.span, diag.hint, diag.notes)
     sources = dict(checker.loader.sources)
     return CheckResult(recipe if not reporter.errors else None, reporter.sorted(), sources)
+
+
+def _preflight(recipe: CheckedRecipe, checker: Checker, root: Path | None, reporter: Reporter) -> None:
+    """After schema checking: what a trainer or loader would refuse when the job starts (vpolang/preflight)."""
+    from .preflight import Preflight, preflight
+
+    main = next((s for s in checker.loader.cache.values() if not s.is_stdlib and s.source is recipe.source), None)
+    decls = {name: sym.value for name, sym in (main.symbols.items() if main else ())
+             if isinstance(sym.value, DeclValue)}
+    for d in preflight(Preflight(recipe, root, decls)):
+        reporter.add(d.code, d.message, d.span, d.hint, d.notes)
 
 
 def check_file(path: str | Path, overrides: dict[str, str] | None = None) -> CheckResult:

@@ -58,6 +58,22 @@ CODES: dict[str, tuple[str, str]] = {
     "E0302": ("error", "the job does not fit in GPU memory"),
     "E0303": ("error", "impossible batch arithmetic"),
     "E0304": ("error", "budget exceeded"),
+    # E031x preflight: what a trainer or loader would refuse when the job starts (vpolang/preflight/)
+    "E0310": ("error", "model family without a runtime adapter"),
+    "E0311": ("error", "`compile` with ZeRO-3"),
+    "E0312": ("error", "`ema` with ZeRO-3"),
+    "E0313": ("error", "online pairs on several processes"),
+    "E0314": ("error", "`mixed_resolution` with online pairs"),
+    "E0315": ("error", "LoRA with `reference = refresh(...)`"),
+    "E0316": ("error", "a pairwise judge used as a pointwise score"),
+    "E0317": ("error", "shapes-world videos at a non-square resolution"),
+    "E0318": ("error", "frames the model family cannot encode"),
+    "E0319": ("error", "resolution the model family cannot encode and patch"),
+    "E0320": ("error", "model folder of another family than declared"),
+    "E0321": ("error", "model folder whose sizes differ from the declaration"),
+    "E0322": ("error", "inconsistent Wan 2.2 two-expert folder"),
+    "E0323": ("error", "more nodes than the cluster's `max_nodes`"),
+    "E0324": ("error", "reward guidance with a reward that has no gradient"),
     # E04xx the user's data and model folders, checked where they are on this machine (data preflight)
     "E0401": ("error", "no videos match a dataset's glob"),
     "E0402": ("error", "a dataset file is not a video"),
@@ -74,6 +90,12 @@ CODES: dict[str, tuple[str, str]] = {
     "W0105": ("warning", "GRPO without a KL term or a gate"),
     "W0106": ("warning", "DPO beta outside the usual range for the model's prediction type"),
     "W0107": ("warning", "evaluation against nothing"),
+    # W03xx preflight and plan warnings
+    "W0301": ("warning", "vision-language family without a runtime adapter"),
+    "W0302": ("warning", "the plan assumed a number it cannot count (a dataset size, a backbone)"),
+    "W0303": ("warning", "planned memory leaves under 10% headroom"),
+    "W0304": ("warning", "a single-process stage placed on several GPUs"),
+    "W0305": ("warning", "weights a job must load have no `path`"),
 }
 
 

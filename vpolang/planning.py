@@ -1,7 +1,9 @@
 """Recipe file -> Plan with estimates: check, lower, estimate every job, then the fit and batch checks.
 
 Over-memory jobs (E0302) and impossible batch arithmetic (E0303) are errors at the stage's recipe line
-with the numbers; the budget guard is applied by the CLI (exit code 3)."""
+with the numbers; a dataset size the planner had to assume (W0302, at the dataset's line) and a job
+planned with under 10% of its GPU memory free (W0303) are warnings; the budget guard is applied by the
+CLI (exit code 3)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,7 +13,9 @@ from .diagnostics import Diagnostic
 from .estimate.jobs import BatchError, estimate_job, fixes
 from .lower import lower
 from .plan import Estimate, Plan, Totals, topological_order
+from .preflight.estimates import PLAN_RULES
 from .source import Span
+from .values import StageValue
 
 
 def build_plan(path: Path, overrides: dict[str, str], budget_usd: float | None) -> tuple[CheckResult, Plan | None]:
@@ -22,14 +26,15 @@ def build_plan(path: Path, overrides: dict[str, str], budget_usd: float | None) 
     if budget_usd is not None:
         plan.budget_usd = budget_usd
     recipe_dir = Path(path).resolve().parent
-    problems = attach_estimates(plan, recipe_dir)
-    if problems:
-        result.diagnostics.extend(problems)
+    problems = attach_estimates(plan, recipe_dir, {s.id: s for s in result.recipe.stages})
+    result.diagnostics.extend(problems)
+    if any(d.severity == "error" for d in problems):
         return result, None
     return result, plan
 
 
-def attach_estimates(plan: Plan, recipe_dir: Path) -> list[Diagnostic]:
+def attach_estimates(plan: Plan, recipe_dir: Path, stages: dict[str, StageValue] | None = None) -> list[Diagnostic]:
+    """Estimate every job; the errors (E0302, E0303) and warnings (W0302, W0303) found on the way."""
     problems: list[Diagnostic] = []
     for job in plan.jobs:
         span = _span(job)
@@ -39,6 +44,10 @@ def attach_estimates(plan: Plan, recipe_dir: Path) -> list[Diagnostic]:
             problems.append(Diagnostic("E0303", f"stage `{job.stage}`: {exc}", span))
             continue
         job.estimate = Estimate(**est.model_dump(exclude={"assumed"}))
+        stage = (stages or {}).get(job.stage)
+        for warning in (w for rule in PLAN_RULES for w in rule(job, est, stage, span)):
+            if warning not in problems:  # one dataset several jobs count is reported once
+                problems.append(warning)
         if not est.fits:
             mem = ", ".join(f"{k[4:-4]} {v:.1f}" for k, v in est.breakdown.items() if k.startswith("mem_"))
             options = fixes(job, recipe_dir)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from vpolang.schema.families import VIDEO_FAMILIES
+
 
 class IdentityCodec(nn.Module):
     """Pixel-space models (the shapes world): latents are the pixels, channel-first."""
@@ -54,7 +56,7 @@ class CogVideoXCodec(nn.Module):
     Its decoder restores 1 + 4 (F' - 1) frames only for an odd number F' of latent frames (13 for the
     usual 49), so `latent_shape` asks for frames = 1 + 8k."""
 
-    odd_latent_frames = True
+    odd_latent_frames = VIDEO_FAMILIES["cogvideox"].odd_latent_frames
 
     def __init__(self, vae: nn.Module):
         super().__init__()

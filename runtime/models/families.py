@@ -15,6 +15,7 @@ import torch
 
 from runtime.shapes import model as shapes_model
 from vpolang.model_folder import not_a_diffusers_folder
+from vpolang.schema.families import VIDEO_FAMILIES
 
 from . import cogvideox, wan
 from .policy import VideoPolicy
@@ -25,16 +26,22 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 @dataclass(frozen=True)
 class Family:
     name: str
-    pipelines: tuple[str, ...]  # model_index.json `_class_name`s this family loads
     load: Callable[[Path, dict, torch.dtype], VideoPolicy]
     build: Callable[[dict, int, torch.dtype], VideoPolicy] | None = None  # from the spec alone
 
+    @property
+    def pipelines(self) -> tuple[str, ...]:
+        """model_index.json `_class_name`s this family loads: the compiler's table, which its preflight
+        checks folders against (vpolang/schema/families.py)."""
+        return VIDEO_FAMILIES[self.name].pipelines
 
+
+# Every family the compiler's table marks `adapter = True`, and no other (tests/models/test_families.py).
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("wan", ("WanPipeline",), wan.load_wan),
-    Family("wan22", ("WanPipeline",), wan.load_wan),
-    Family("cogvideox", ("CogVideoXPipeline",), cogvideox.load_cogvideox),
-    Family("shapes", ("ShapesPipeline",), shapes_model.load, shapes_model.build),
+    Family("wan", wan.load_wan),
+    Family("wan22", wan.load_wan),
+    Family("cogvideox", cogvideox.load_cogvideox),
+    Family("shapes", shapes_model.load, shapes_model.build),
 )}
 
 

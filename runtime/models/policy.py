@@ -17,6 +17,8 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from vpolang.schema.families import video_shape_problem
+
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # the attention projections of Wan and CogVideoX
 WEIGHTS_FILE, META_FILE = "weights.safetensors", "policy.json"
 
@@ -139,17 +141,14 @@ class VideoPolicy(nn.Module):
         return self.codec.decode(latents.to(self.device)).float().clamp(-1, 1)
 
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int, int]:
-        """(C, F', H', W') of a video of `frames` x `height` x `width` pixels; checks divisibility."""
+        """(C, F', H', W') of a video of `frames` x `height` x `width` pixels; checks divisibility by the
+        rule the compiler's preflight applies at the recipe line (vpolang/schema/families.py)."""
         st, sh, sw = self.codec.stride
-        pt, ph, pw = self.spec["patch"]
-        if (frames - 1) % st or height % (sh * ph) or width % (sw * pw):
-            raise ValueError(f"{self.family}: {frames} frames of {height}x{width} px do not fit the VAE stride "
-                             f"{(st, sh, sw)} and patch {(pt, ph, pw)}; use frames = 1 + {st}k and sizes "
-                             f"divisible by {sh * ph}x{sw * pw}")
+        problem = video_shape_problem(frames, height, width, self.codec.stride, self.spec["patch"],
+                                      self.codec.odd_latent_frames)
+        if problem is not None:
+            raise ValueError(f"{self.family}: {problem[1]}")
         latent_frames = (frames - 1) // st + 1
-        if self.codec.odd_latent_frames and latent_frames % 2 == 0:
-            raise ValueError(f"{self.family}: the VAE decodes an odd number of latent frames; {frames} frames give "
-                             f"{latent_frames}: use frames = 1 + {2 * st}k")
         return self.codec.channels, latent_frames, height // sh, width // sw
 
     # ---- training state

@@ -18,12 +18,13 @@ import torch
 import torch.nn.functional as F
 
 from runtime.errors import JobError
+from vpolang.schema.families import VISION_LANGUAGE_ADAPTERS, VISION_LANGUAGE_MODEL_TYPES
 
 from .loading import from_local
 from .pixels import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, normalize, read_processor_config, to_unit
 
-QWEN_FAMILIES = ("qwen2_vl", "qwen25_vl", "tiny")  # `tiny`: a small Qwen2-VL for tests and smoke runs
-QWEN_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
+QWEN_FAMILIES = VISION_LANGUAGE_ADAPTERS  # the compiler's table: its preflight warns about any other family
+QWEN_MODEL_TYPES = VISION_LANGUAGE_MODEL_TYPES
 VIDEO_MIN_PIXELS = 128 * 28 * 28  # qwen-vl-utils' per-frame bounds for videos
 VIDEO_MAX_PIXELS = 768 * 28 * 28
 VIDEO_PAD = "<|video_pad|>"

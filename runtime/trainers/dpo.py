@@ -70,6 +70,10 @@ def run(ctx: JobContext) -> None:
     if cfg.get("mixed_resolution") and online:
         unsupported(ctx, "mixed_resolution with online pairs", "online candidates are sampled at the stage's "
                     "resolution; use offline, synthetic or on-policy pairs, or remove the field")
+    if cfg["reference"]["kind"] == "refresh" and cfg.get("lora_rank"):
+        # the compiler rejects this (E0315); a hand-edited plan stops here, not at the first refresh
+        unsupported(ctx, "reference = refresh(...) with LoRA", "the LoRA reference is the base model; train the "
+                    "full model (lora_rank = 0) or keep `reference = frozen`")
     ctx.seed_everything()
     policy = load_policy(ctx)
     if online:

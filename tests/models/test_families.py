@@ -158,3 +158,59 @@ def test_a_folder_that_is_not_a_diffusers_folder_says_so(tmp_path, present, miss
     message = str(err.value)
     assert f"{folder} is not a diffusers model folder: it has no {missing}" in message
     assert "internet" not in message
+
+
+def test_runtime_reads_the_compilers_family_table():
+    """The runtime loads exactly the families the compiler's table says it can (the preflight rejects the
+    others at the recipe line), from the pipelines the preflight checks folders against."""
+    from runtime.models.codecs import CogVideoXCodec
+    from runtime.rewards.vlm import QWEN_FAMILIES
+    from vpolang.schema.families import VIDEO_FAMILIES, VISION_LANGUAGE_ADAPTERS, runtime_families
+
+    assert sorted(FAMILIES) == runtime_families()
+    assert all(FAMILIES[name].pipelines == VIDEO_FAMILIES[name].pipelines for name in FAMILIES)
+    assert CogVideoXCodec.odd_latent_frames == VIDEO_FAMILIES["cogvideox"].odd_latent_frames
+    assert QWEN_FAMILIES == VISION_LANGUAGE_ADAPTERS
+
+
+@pytest.mark.parametrize("name", ["wan", "cogvideox"])
+def test_preflight_and_latent_shape_agree(folders, name):
+    """Over a sweep of frame counts and sizes, the compiler's rule rejects exactly the shapes the loaded
+    policy's latent_shape refuses."""
+    from vpolang.schema.families import VIDEO_FAMILIES, video_shape_problem
+
+    policy = load(folders, name)
+    odd = VIDEO_FAMILIES[name].odd_latent_frames
+    for frames in range(1, 20):
+        for side in (16, 24, 32, 40):
+            problem = video_shape_problem(frames, side, 32, policy.codec.stride, policy.spec["patch"], odd)
+            try:
+                policy.latent_shape(frames, side, 32)
+                refused = False
+            except ValueError:
+                refused = True
+            assert refused == (problem is not None), (name, frames, side, problem)
+
+
+def _preflight_codes(tmp_path, model: str) -> list[str]:
+    from vpolang.api import check_file
+
+    recipe = tmp_path / "r.vpo"
+    recipe.write_text(f"vpo 0.1\nuse std.models\nmodel base = {model}\n"
+                      "stage tune = sft(base) {\n  data = videos(\"clips/*.mp4\")\n  steps = 1\n  lr = 1e-5\n"
+                      "  frames = 9\n  resolution = [32, 32]\n}\n")
+    return [d.code for d in check_file(recipe).diagnostics if d.code[1:3] == "03"]  # the preflight's
+
+
+def test_preflight_reads_real_diffusers_folders(folders, tmp_path):
+    """The folder rule reads the JSON diffusers writes: the tiny Wan folder declared with its own sizes
+    passes; declared as CogVideoX (its loader failed with a bare TypeError) or with other sizes, it is
+    rejected at the model's line."""
+    wan = folders["wan"]
+    sizes = ("params = 1M, layers = 2, hidden = 32, heads = 2, ffn = 64, patch = [1, 2, 2], "
+             "vae_stride = [4, 8, 8], latent_channels = 16, text_dim = 32, resolution = [32, 32], frames = 9")
+    assert _preflight_codes(tmp_path, f'video_diffusion {{ family = wan, path = "{wan}", {sizes} }}') == []
+    assert "E0320" in _preflight_codes(tmp_path, f'models.cogvideox_2b {{ path = "{wan}" }}')
+    assert "E0321" in _preflight_codes(tmp_path, f'models.wan21_t2v_1_3b {{ path = "{wan}" }}')
+    assert _preflight_codes(tmp_path, f'models.wan22_t2v_a14b {{ path = "{folders["wan22"]}", layers = 2, '
+                            'hidden = 32, heads = 2, ffn = 64, text_dim = 32 }') == []

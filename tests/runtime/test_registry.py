@@ -44,3 +44,12 @@ def test_job_processes_take_trainers_from_the_environment():
     code = "from runtime import registry; print(registry.trainer_for('dpo').__module__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env(toy=True))
     assert out.stdout.strip() == "tests.runtime.toy", out.stderr
+
+
+def test_single_process_kinds_agree_with_the_compiler():
+    """The preflight's list of one-process kinds (W0304) is the runtime's: every other trainer is data
+    parallel."""
+    from vpolang.preflight.single_process import SINGLE_PROCESS_KINDS
+
+    for kind in registry.KINDS:
+        assert registry.supports_distributed(registry.trainer_for(kind)) == (kind not in SINGLE_PROCESS_KINDS), kind
