@@ -215,7 +215,7 @@ CALLED_COMPANIONS = {"refresh": {"pairs": "online(shapes.prompts(n = 8), judges 
 CONSTRUCTOR_ALTERNATIVES = {
     "video_diffusion.family": "wan", "video_diffusion.params": "2M", "layers": "2", "hidden": "64", "heads": "2",
     "ffn": "128", "patch": "[1, 2, 2]", "vae_stride": "[1, 2, 2]", "latent_channels": "4", "text_dim": "16",
-    "path": "\"elsewhere\"", "vision_language.family": "qwen25_vl", "vision_language.params": "3B",
+    "path": "\"/cluster/data/elsewhere\"", "vision_language.family": "qwen25_vl", "vision_language.params": "3B",
     "captions": "\"c.jsonl\"", "backbone": "\"shapes\"", "model": "models.qwen2_vl_7b", "question": "\"Good?\"",
     "heads_rm": "[c, d]", "partition": "\"p\"", "account": "\"a\"", "gpu": "\"A100-80GB\"",
     "mem_per_gpu": "64GiB", "usd_per_gpu_hour": "2.5", "time_limit": "2h", "max_nodes": "4",
