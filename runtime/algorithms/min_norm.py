@@ -58,3 +58,12 @@ def _best_pair_start(v: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
 
 def combine(advantages: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
     return sum(w * a for w, a in zip(weights.tolist(), advantages))
+
+
+def balance_weights(advantages: torch.Tensor, balance: str, weights: list[float] | None = None) -> torch.Tensor:
+    """Weights of K per-head advantage vectors (K, N): `min_norm` (§5), `weights` (fixed) or `sum` (ones)."""
+    if balance == "min_norm":
+        return min_norm_weights(advantages)
+    if balance == "weights":
+        return torch.tensor(weights, dtype=torch.float32)
+    return torch.ones(advantages.shape[0])
