@@ -73,3 +73,9 @@ def map_statistics(maps: torch.Tensor) -> dict[str, float]:
     m = maps.float()
     return {"mean": float(m.mean()), "std": float(m.std()) if m.numel() > 1 else 0.0, "min": float(m.min()),
             "max": float(m.max()), "below_half": float((m < 0.5).float().mean())}
+
+
+def dense_advantages(maps: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+    """(N, T, H, W) maps and (N,) composed scalar advantages -> (N, T, H, W): each sample's map times
+    its advantage (what grpo.update takes the per-position PPO term against)."""
+    return maps.float() * advantages.float().view(-1, *([1] * (maps.dim() - 1)))
