@@ -55,6 +55,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E0302": ("error", "the job does not fit in GPU memory"),
     "E0303": ("error", "impossible batch arithmetic"),
     "E0304": ("error", "budget exceeded"),
+    "E0340": ("error", "self_paced phases differ from the joint reward's rewards"),
     # W01xx warnings
     "W0101": ("warning", "unused declaration"),
     "W0102": ("warning", "declaration shadows an imported or built-in name"),
