@@ -177,3 +177,13 @@ def test_logit_heads_are_squashed_before_bpgo():
     adv, _, info = compute_advantages(cfg, sc, PROMPTS, priors([0.0], [1.0]))
     assert bool(torch.isfinite(adv).all()) and torch.equal(adv[:G].argsort(), torch.arange(G))
     assert info["bpgo/prior/vq"] == pytest.approx(0.5)  # logged in the head's own (logit) units
+
+
+def test_a_flat_head_does_not_zero_the_min_norm_balance():
+    # a reward constant over the batch has all-zero advantages: min-norm over it would always be 0
+    flat = Scores(torch.stack([A, torch.full_like(A, .5)], dim=1), ["a", "b"], [True, True], {})
+    adv, _, info = compute_advantages(config(), flat, PROMPTS, None)
+    assert torch.allclose(adv, plain(A), atol=1e-6)
+    assert info["joint_weight/0"] == 1.0 and info["joint_weight/1"] == 0.0
+    none = Scores(torch.full((8, 2), .5), ["a", "b"], [True, True], {})
+    assert bool((compute_advantages(config(), none, PROMPTS, None)[0] == 0).all())
