@@ -125,7 +125,7 @@ def rollouts(policy, cfg: dict, prompts: list[str], gen: torch.Generator):
 
 
 def advantages(cfg, reward, prompts):
-    adv, keep, _ = grpo.compute_advantages(cfg, grpo.Scores(reward, {"r": reward}, None, None), prompts, None)
+    adv, keep, _ = grpo.compute_advantages(cfg, grpo.Scores.of_reward(reward, "r"), prompts, None)
     return adv, keep
 
 

@@ -21,6 +21,7 @@ from .schema.base import Schema, Word, takes_words
 from .schema.entities import CONSTRUCTORS, VALUE_CONSTRUCTORS
 from .schema.stages import PRODUCES, STAGES
 from .source import SourceFile, Span
+from .composition_rules import grpo_composition_rules, pair_source_rules
 from .values import ConstructorValue, DeclValue, IterateValue, ModuleValue, RoundValue, StageValue
 
 MAX_ROUNDS = 100
@@ -422,6 +423,12 @@ class Checker:
             self.rep.add("E0301", "nll_real needs `real` videos", spans.get(("nll_real",), node.name_span),
                          hint="add `real = <a videos dataset>`")
             ok = False
+        if kind == "grpo" and not grpo_composition_rules(config, spans, node.name_span, self.rep):
+            ok = False
+        for field in ("pairs", "labels", "data"):
+            if not pair_source_rules(kind, config, _pair_leaves(config.get(field)), spans.get((field,), node.name_span),
+                                     self.rep):
+                ok = False
         if kind != "dpo":
             for src in _pair_leaves(config.get("data")) + _pair_leaves(config.get("labels")):
                 if src.get("kind") == "online":

@@ -83,6 +83,9 @@ CODES: dict[str, tuple[str, str]] = {
     "E0406": ("error", "a data file holds no items"),
     "E0407": ("error", "a model path is not a diffusers folder"),
     "E0408": ("error", "a video has no caption"),
+    "E0340": ("error", "self_paced phases differ from the joint reward's rewards"),
+    "E0342": ("error", "on_policy(...) inside rwr with judging fields the stage does not use"),
+    "E0343": ("error", "a pairwise judge asked to score candidates"),
     # W01xx warnings
     "W0101": ("warning", "unused declaration"),
     "W0102": ("warning", "declaration shadows an imported or built-in name"),

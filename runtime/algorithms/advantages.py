@@ -39,3 +39,15 @@ def best_of_n_mask(advantages: torch.Tensor, k: int) -> torch.Tensor:
     keep = torch.cat([order[:, :min(k, g)], order[:, max(g - k, 0):]], dim=1)
     mask.scatter_(1, keep, True)
     return mask.reshape(advantages.shape)
+
+
+def apply_gate(advantages: torch.Tensor, passed: torch.Tensor | None, action: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gate acts last, on the composed advantages: `zero` sets a failing sample's advantage to 0
+    (it still takes part in the loss, pulling nothing), `drop` leaves it out of the loss. Returns the
+    advantages and the mask of samples kept in the loss."""
+    keep = torch.ones_like(advantages, dtype=torch.bool)
+    if passed is None:
+        return advantages, keep
+    if action == "zero":
+        return torch.where(passed, advantages, torch.zeros_like(advantages)), keep
+    return advantages, keep & passed

@@ -58,3 +58,21 @@ def _best_pair_start(v: torch.Tensor, gram: torch.Tensor) -> torch.Tensor:
 
 def combine(advantages: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
     return sum(w * a for w, a in zip(weights.tolist(), advantages))
+
+
+def balance_weights(advantages: torch.Tensor, balance: str, weights: list[float] | None = None) -> torch.Tensor:
+    """Weights of K per-head advantage vectors (K, N): `min_norm` (§5), `weights` (fixed) or `sum` (ones).
+
+    Min-norm leaves out heads whose advantages are all zero (no group saw that reward vary): the zero
+    vector is always the minimum-norm point, so one flat head would zero every other head's signal. If
+    every head is flat the weights are uniform (the combination is zero either way)."""
+    if balance == "min_norm":
+        live = advantages.abs().amax(dim=1) > 0
+        if not bool(live.any()):
+            return torch.full((advantages.shape[0],), 1.0 / advantages.shape[0])
+        weights = torch.zeros(advantages.shape[0])
+        weights[live] = min_norm_weights(advantages[live])
+        return weights
+    if balance == "weights":
+        return torch.tensor(weights, dtype=torch.float32)
+    return torch.ones(advantages.shape[0])

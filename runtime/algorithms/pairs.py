@@ -20,6 +20,17 @@ def all_pairs(scores: torch.Tensor, margin: float = 0.0) -> list[tuple[int, int]
     return [(i, j) for i in range(len(s)) for j in range(len(s)) if s[i] - s[j] > margin]
 
 
+def pick_pairs(scores: torch.Tensor, pick: str, margin: float = 0.0) -> list[tuple[int, int]]:
+    """The (winner, loser) pairs of one prompt's N candidates: `best_worst` (none on a tie, or when
+    the gap is not above `margin`) or `all_pairs` (every gap above `margin`)."""
+    if pick == "all_pairs":
+        return all_pairs(scores, margin)
+    pair = best_worst(scores)
+    if pair is None or float(scores[pair[0]] - scores[pair[1]]) <= margin:
+        return []
+    return [pair]
+
+
 def swap_consistent(prefers_first_ab: torch.Tensor, prefers_first_ba: torch.Tensor) -> torch.Tensor:
     """A pairwise judge asked (A, B) and (B, A): keep a verdict only when both orders agree."""
     return prefers_first_ab.bool() != prefers_first_ba.bool()

@@ -41,3 +41,15 @@ def self_paced_weights(components: torch.Tensor, tau: float | torch.Tensor = 0.7
 
 def combine_components(components: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return components.float() @ weights
+
+
+def group_weights(components: torch.Tensor, group_size: int, tau: float | torch.Tensor = 0.75, beta: float = 0.3,
+                  saturate_below: float = 0.0) -> torch.Tensor:
+    """(N, K) components of whole groups of `group_size` rollouts -> (N / group_size, K) weights."""
+    return torch.stack([self_paced_weights(c, tau, beta, saturate_below) for c in components.split(group_size)])
+
+
+def curriculum_reward(components: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(N, K) components and (num_groups, K) per-group weights -> (N,) sum_j w_j r_j within each group."""
+    g = components.shape[0] // weights.shape[0]
+    return (components.float() * weights.repeat_interleave(g, dim=0)).sum(1)

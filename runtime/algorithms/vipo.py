@@ -65,3 +65,17 @@ def advantage_map(patch_tokens: torch.Tensor, grid: tuple[int, int], latent_shap
 def dense_advantage(advantage_map_: torch.Tensor, advantage: torch.Tensor | float) -> torch.Tensor:
     """A_p = M_p * A."""
     return advantage_map_ * torch.as_tensor(advantage, dtype=torch.float32)
+
+
+def map_statistics(maps: torch.Tensor) -> dict[str, float]:
+    """What the maps did to the scalar advantages: their mean, spread and range, and the share of
+    positions they damp below half (all ones, mean 1 and std 0, is exactly scalar GRPO)."""
+    m = maps.float()
+    return {"mean": float(m.mean()), "std": float(m.std()) if m.numel() > 1 else 0.0, "min": float(m.min()),
+            "max": float(m.max()), "below_half": float((m < 0.5).float().mean())}
+
+
+def dense_advantages(maps: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+    """(N, T, H, W) maps and (N,) composed scalar advantages -> (N, T, H, W): each sample's map times
+    its advantage (what grpo.update takes the per-position PPO term against)."""
+    return maps.float() * advantages.float().view(-1, *([1] * (maps.dim() - 1)))

@@ -35,6 +35,8 @@ class Reward(ABC):
     name: str
     heads: tuple[str, ...]
     needs: DeviceNeeds = DeviceNeeds()
+    # False for heads that are logits (reward models): BPGO squashes them before comparing with a prior
+    bounded: bool = True
     device: torch.device = torch.device("cpu")
 
     @abstractmethod

@@ -97,6 +97,8 @@ def _save_patcher(patcher: VideoPatcher, folder: Path) -> None:
 class VideoRewardModelReward(Reward):
     """A saved VideoRewardModel behind the reward protocol: every head plus `overall`."""
 
+    bounded = False  # Bradley-Terry heads are logits on the whole real line
+
     def __init__(self, model: VideoRewardModel, name: str = "video_reward_model", dtype: str = "bf16"):
         self.model = model.eval().requires_grad_(False)
         self.name, self.heads, self.dtype = name, tuple(model.heads), DTYPES[dtype]

@@ -8,7 +8,7 @@ import torch
 
 from runtime.algorithms import flow
 from runtime.algorithms.dpo import beta_at, dpo_backward
-from runtime.algorithms.pairs import best_worst
+from runtime.algorithms.pairs import pick_pairs
 from runtime.context import JobContext
 from runtime.data.pairs import read_pairs, read_pairs_file
 from runtime.data.sources import load_prompts, load_videos
@@ -155,6 +155,8 @@ def run(ctx: JobContext) -> None:
                   # the implicit-reward margin under the weights that took this step's loss (before the
                   # update): no extra forwards (re-running both branches after it cost 25% of a step)
                   "margin": mean_over_ranks(float(((e_w - e_ref_w) - (e_l - e_ref_l)).mean()))}
+        if online:
+            values["pairs"] = float(len(batch_prompts))  # what `pick` and `margin` kept of this step's candidates
         if not online and len(latent_sets) > 1:
             values["low_resolution"] = float(i % len(latent_sets))
         if real is not None:
@@ -173,7 +175,8 @@ run.distributed = True  # data parallel over pairs (offline sources): see parall
 
 
 def online_batch(ctx: JobContext, policy, prompts_pool: list[str], i: int, gen: torch.Generator):
-    """OnlineVPO: sample n candidates per prompt from the current policy, judge them, keep (best, worst)."""
+    """OnlineVPO: sample n candidates per prompt from the current policy, judge them, and keep the pairs
+    the source's `pick` and `margin` choose (by default best vs worst, ties dropped)."""
     cfg, src = ctx.config, ctx.config["pairs"]
     idx = batch_indices(len(prompts_pool), cfg["batch"], i, cfg["seed"])
     batch_prompts = [prompts_pool[j] for j in idx]
@@ -187,12 +190,10 @@ def online_batch(ctx: JobContext, policy, prompts_pool: list[str], i: int, gen: 
                           for j in src["judges"]]).mean(0).view(len(batch_prompts), n)
     keep_p, keep_w, keep_l = [], [], []
     for k, p in enumerate(batch_prompts):
-        pick = best_worst(scores[k])
-        if pick is None:
-            continue  # a tie: no pair
-        keep_p.append(p)
-        keep_w.append(latents[k * n + pick[0]])
-        keep_l.append(latents[k * n + pick[1]])
+        for win, lose in pick_pairs(scores[k], src["pick"], src["margin"]):  # ties give no pair
+            keep_p.append(p)
+            keep_w.append(latents[k * n + win])
+            keep_l.append(latents[k * n + lose])
     if not keep_p:
         return None, None, None
     return keep_p, torch.stack(keep_w), torch.stack(keep_l)

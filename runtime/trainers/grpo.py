@@ -1,18 +1,17 @@
 """GRPO for flow models with the ViPO, BPGO and self-paced modifiers, joint rewards and gates (§1-5).
 
+The reward -> advantage composition lives in grpo_advantages.py (docs/algorithms.md §S2).
+
 Each step: sample `group_size` SDE rollouts per prompt storing per-step log-probs, score them, turn
 rewards into group-relative advantages, then recompute a random `train_fraction` of each rollout's
 steps under the current weights and minimise the clipped ratio loss plus the KL to the reference."""
 from __future__ import annotations
 
 import math
-import zlib
-from dataclasses import dataclass
 
 import torch
 
-from runtime.algorithms import advantages as adv_fn
-from runtime.algorithms import bpgo, min_norm, self_paced, vipo
+from runtime.algorithms import vipo
 from runtime.algorithms.ppo import clipped_policy_loss, gaussian_kl, per_position_logprob
 from runtime.algorithms.sde import sde_step_mean
 from runtime.context import JobContext
@@ -20,142 +19,11 @@ from runtime.data.sources import load_prompts
 from runtime.models.sampler import guided_velocity, sample
 from runtime.models.sampler import initial_noise as draw_noise
 from runtime.rewards.backbones import load_backbone
-from runtime.rewards.registry import gate_mask, score_expression, score_reward
 
-from .common import (Loop, batch_indices, encode_cached, load_policy, pin_reference, policy_from_ref, policy_updater,
-                     save_policy, step_generator)
-from .parallel import gather_rows, mean_over_ranks, share
-
-
-class Priors:
-    """BPGO's per-prompt prior reward: a running mean of the prompt's group means, or the rewards of a
-    prior policy (e.g. the SFT stage) on the same prompt, sampled once and cached."""
-
-    def __init__(self, ctx: JobContext, bpgo_cfg: dict, reward_fn):
-        self.ctx, self.cfg, self.reward_fn = ctx, bpgo_cfg, reward_fn
-        self.values: dict[str, float] = {}
-        self.prior_policy = None if bpgo_cfg["prior"] == "running_mean" else policy_from_ref(ctx, bpgo_cfg["prior"])
-
-    def get(self, prompt: str, group_mean: float) -> float:
-        if prompt not in self.values:
-            self.values[prompt] = group_mean if self.prior_policy is None else self._sample_prior(prompt)
-        return self.values[prompt]
-
-    def update(self, prompt: str, group_mean: float) -> None:
-        if self.prior_policy is None:
-            self.values[prompt] = 0.9 * self.values.get(prompt, group_mean) + 0.1 * group_mean
-
-    def _sample_prior(self, prompt: str) -> float:
-        cfg = self.ctx.config
-        pol = self.prior_policy
-        # a stable seed per prompt (Python's hash() is salted per process: resumes and ranks would differ)
-        gen = torch.Generator().manual_seed(zlib.crc32(prompt.encode()))
-        shape = (4, *pol.latent_shape(cfg["frames"], *cfg["resolution"]))
-        text = pol.encode_prompts([prompt] * 4)
-        videos = pol.decode(sample(pol, text, torch.randn(shape, generator=gen).to(self.ctx.device), cfg["sample_steps"]).final)
-        return float(self.reward_fn(videos, [prompt] * 4).mean())
-
-
-@dataclass
-class Scores:
-    """What the rewards said about a batch of rollouts: the combined reward, each term (for logging),
-    each reward of a joint objective, and the gate's verdict."""
-
-    reward: torch.Tensor
-    terms: dict[str, torch.Tensor]
-    joint: list[torch.Tensor] | None
-    gate: torch.Tensor | None
-
-    def gathered(self) -> "Scores":
-        """Every rank's rows, in global order (the whole batch's statistics need all of them)."""
-        return Scores(gather_rows(self.reward), {k: gather_rows(v) for k, v in self.terms.items()},
-                      None if self.joint is None else [gather_rows(r) for r in self.joint],
-                      None if self.gate is None else gather_rows(self.gate))
-
-
-def score_rollouts(cfg: dict, videos, prompts, ctx) -> Scores:
-    """Scores of this rank's rollouts (whole groups, so self-paced weights stay per group)."""
-    scored = score_expression(cfg["reward"], videos, prompts, ctx)
-    gate = gate_mask(cfg["gate"], videos, prompts, ctx) if cfg.get("gate") else None
-    if cfg.get("self_paced"):
-        sp = cfg["self_paced"]
-        comps = torch.stack([score_reward(r, videos, prompts, ctx) for r in sp["phases"]], dim=1)
-        g = cfg["group_size"]
-        combined = torch.cat([self_paced.combine_components(c, self_paced.self_paced_weights(
-            c, sp["tau"], sp["beta"], sp["saturate_below"])) for c in comps.split(g)])
-        return Scores(combined, scored["terms"], None, gate)
-    if "joint" in scored:
-        return Scores(torch.stack(scored["joint"]).mean(0), scored["terms"], scored["joint"], gate)
-    return Scores(scored["total"], scored["terms"], None, gate)
-
-
-def group_adv(cfg: dict, r: torch.Tensor) -> torch.Tensor:
-    g = cfg["group_size"]
-    return adv_fn.group_advantages(r.view(-1, g), cfg["adv_ddof"], cfg["adv_eps"], cfg["adv_clip"],
-                                   cfg["global_std"]).flatten()
-
-
-def joint_advantages(cfg: dict, per_reward: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each reward gets its own group advantage, then they are combined (min-norm, sum or weights)."""
-    advs = [group_adv(cfg, r) for r in per_reward]
-    balance = cfg["reward"]["balance"]
-    if balance == "min_norm":
-        weights = min_norm.min_norm_weights(torch.stack(advs))
-    elif balance == "weights":
-        weights = torch.tensor(cfg["reward"]["weights"], dtype=torch.float32)
-    else:
-        weights = torch.ones(len(advs))
-    return min_norm.combine(advs, weights), weights
-
-
-def compute_advantages(cfg, scores: Scores, prompts: list[str], priors: Priors | None):
-    """Advantages of the whole batch (every rank computes the same ones from the gathered scores)."""
-    r, per_reward = scores.reward, scores.joint
-    info = {f"reward/{k}": float(v.mean()) for k, v in scores.terms.items()}
-    info["reward_mean"], info["reward_std"] = float(r.mean()), float(r.std())
-    g = cfg["group_size"]
-    if per_reward is not None:
-        advantage, weights = joint_advantages(cfg, per_reward)
-        info.update({f"joint_weight/{i}": float(w) for i, w in enumerate(weights)})
-    elif priors is not None and cfg["bpgo"]["form"] == "teleboost":
-        b = cfg["bpgo"]
-        groups = r.view(-1, g)
-        scaled = []
-        for k, grp in enumerate(groups):
-            prompt = prompts[k * g]
-            prior = priors.get(prompt, float(grp.mean()))
-            a = adv_fn.group_advantages(bpgo.crt_teleboost(grp, prior, b["a"], b["tau"]), cfg["adv_ddof"],
-                                        cfg["adv_eps"], cfg["adv_clip"])
-            scaled.append(a * bpgo.ras_scale_teleboost(grp, prior, b["alpha"]))
-            priors.update(prompt, float(grp.mean()))
-        advantage = torch.cat(scaled)
-    elif priors is not None:
-        b = cfg["bpgo"]
-        groups = r.view(-1, g)
-        base = group_adv(cfg, r).view(-1, g)
-        out = []
-        for k, grp in enumerate(groups):
-            prior = priors.get(prompts[k * g], float(grp.mean()))
-            w = bpgo.ras_weight_paper(grp.mean(), prior, b["alpha"], b["k"])
-            crt = adv_fn.group_advantages(bpgo.crt_paper(grp, prior, b["lam"]), cfg["adv_ddof"], cfg["adv_eps"],
-                                          cfg["adv_clip"])
-            out.append(w * base[k] + b["zeta"] * crt)
-            priors.update(prompts[k * g], float(grp.mean()))
-        advantage = torch.cat(out)
-    else:
-        advantage = group_adv(cfg, r)
-    keep = torch.ones_like(advantage, dtype=torch.bool)
-    if scores.gate is not None:
-        ok = scores.gate
-        info["gate_pass"] = float(ok.float().mean())
-        if cfg["gate_action"] == "zero":
-            advantage = torch.where(ok, advantage, torch.zeros_like(advantage))
-        else:
-            keep &= ok
-    if cfg.get("best_of_n"):
-        keep &= adv_fn.best_of_n_mask(advantage.view(-1, g), cfg["best_of_n"]).flatten()
-    info["adv_abs_mean"] = float(advantage.abs().mean())
-    return advantage, keep, info
+from .common import (Loop, batch_indices, encode_cached, load_policy, pin_reference, policy_updater, save_policy,
+                     step_generator)
+from .grpo_advantages import Priors, Scores, compute_advantages, prior_head_values, score_rollouts  # noqa: F401
+from .parallel import mean_over_ranks, share
 
 
 def vipo_maps(backbone, videos: torch.Tensor, latent_shape, sigma: float) -> torch.Tensor:
@@ -180,10 +48,9 @@ def run(ctx: JobContext) -> None:
     steps = cfg["steps"] or max(1, math.ceil(cfg["epochs"] * len(prompts_pool) / cfg["batch"]))
     g, T = cfg["group_size"], cfg["sample_steps"]
     cache: dict = {}
-    priors = Priors(ctx, cfg["bpgo"], lambda v, p: score_expression(cfg["reward"], v, p, ctx).get(
-        "total", torch.zeros(len(p)))) if cfg.get("bpgo") else None
-    backbone = load_backbone(cfg["vipo"]["backbone"], ctx.recipe_dir, policy.spec["family"]) if cfg.get("vipo") else None
-    clip_range = cfg["vipo"]["clip_range"] if cfg.get("vipo") else cfg["clip_range"]
+    priors = Priors(ctx, cfg["bpgo"], prior_head_values(cfg, ctx)) if cfg["bpgo"] else None
+    backbone = load_backbone(cfg["vipo"]["backbone"], ctx.recipe_dir, policy.spec["family"]) if cfg["vipo"] else None
+    clip_range = cfg["vipo"]["clip_range"] if cfg["vipo"] else cfg["clip_range"]
     latent = policy.latent_shape(cfg["frames"], *cfg["resolution"])
 
     def step(i: int) -> dict[str, float]:
@@ -204,6 +71,8 @@ def run(ctx: JobContext) -> None:
         scores = score_rollouts(cfg, videos, prompts[mine], ctx).gathered()
         advantage, keep, info = compute_advantages(cfg, scores, prompts, priors)
         dense = vipo_maps(backbone, videos, latent, cfg["vipo"]["sigma"]) if backbone else None
+        if dense is not None:  # the maps' statistics over this rank's rollouts, averaged over ranks
+            info.update({f"vipo/map_{k}": mean_over_ranks(v) for k, v in vipo.map_statistics(dense).items()})
         policy.train()
         for _ in range(cfg["updates_per_batch"]):
             info.update(update(policy, updater, cfg, traj, text, uncond, advantage, keep, dense, clip_range, gen,

@@ -39,6 +39,8 @@ def test_vipo_bpgo_gate_and_guidance(tmp_path):
         assert 0.0 <= row["gate_pass"] <= 1.0
         assert "reward/shapes.alignment" in row and "reward/shapes.smoothness" in row
         assert row["kl"] >= 0.0 and row["grad_norm"] >= 0.0
+        assert row["bpgo/trust/reward"] > 0 and "bpgo/prior/reward" in row  # the sum's total is one head
+        assert 0.0 <= row["vipo/map_min"] <= row["vipo/map_mean"] <= row["vipo/map_max"] <= 1.0
 
 
 def test_joint_min_norm_logs_its_weights(tmp_path):
@@ -51,3 +53,6 @@ def test_self_paced_runs(tmp_path):
     rows = metrics(tmp_path, "sp", "reward = shapes.alignment",
                    "with self_paced { phases = [shapes.alignment, shapes.smoothness], saturate_below = 0.05 }")
     assert len(rows) == 2 and all(r["reward_mean"] == r["reward_mean"] for r in rows)
+    for row in rows:  # the reward is kept beside the curriculum reward: two heads, summed
+        assert abs(row["self_paced_weight/0"] + row["self_paced_weight/1"] - 1.0) < 1e-5
+        assert row["joint_weight/0"] == row["joint_weight/1"] == 1.0

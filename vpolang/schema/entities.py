@@ -187,7 +187,9 @@ class OnPolicy(Schema):
     judges: list[AnyReward] = Field(min_length=1, description="rewards or critics; scores are averaged")
     pick: Literal["best_worst", "all_pairs"] = "best_worst"
     margin: float = Field(0.0, ge=0, description="minimum score gap for a pair")
-    swap_check: bool = Field(False, description="ask pairwise judges both ways; keep consistent verdicts")
+    swap_check: bool = Field(False, description="ask each judge that compares two videos (vlm_judge) about every "
+                             "pair both ways round; keep the pairs both orders give to the winner (pointwise "
+                             "scores have no position: consistent by construction)")
     sample_steps: PositiveInt | None = Field(None, description="sampler steps (model default if unset)")
     labels: bool = Field(False, description="also emit good/normal/bad labels by score tercile (for KTO)")
 

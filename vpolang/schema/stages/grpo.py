@@ -15,7 +15,9 @@ class Vipo(Schema):
 
     summary = "structured credit: dense advantage maps"
     backbone: str = Field("dinov2-small", description="frozen feature backbone (transformers DINOv2 class)")
-    level: Literal["latent", "pixel"] = Field("latent", description="where the map is applied")
+    # `pixel` was accepted and ignored: the policy's log-ratio, hence the map, lives on latent positions
+    level: Literal["latent"] = Field("latent", description="where the map is applied: the latent grid the "
+                                     "policy's per-position log-ratio is taken over")
     sigma: float = Field(1.0, gt=0, description="gaussian smoothing of the map (patch cells)")
     clip_range: float = Field(2e-4, gt=0, description="PPO clip range for per-position ratios")
 

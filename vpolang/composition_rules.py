@@ -1,0 +1,63 @@
+"""Check-time rules of the GRPO reward -> advantage composition (docs/algorithms.md §S2)."""
+from __future__ import annotations
+
+from .diagnostics import Reporter
+
+
+def _label(ref: dict) -> str:
+    return ref["name"] + (f".{ref['head']}" if ref.get("head") else "")
+
+
+def grpo_composition_rules(config: dict, spans: dict, default_span, rep: Reporter) -> bool:
+    """E0340: under joint, self-paced weights act on the joint's heads, so its phases must be them."""
+    ok = True
+    sp, reward = config.get("self_paced"), config.get("reward") or {}
+    if sp and reward.get("kind") == "joint":
+        phases, heads = [_label(r) for r in sp["phases"]], [_label(r) for r in reward["rewards"]]
+        if sorted(phases) != sorted(heads):
+            rep.add("E0340", f"self_paced phases [{', '.join(phases)}] are not the joint's rewards "
+                    f"[{', '.join(heads)}]", spans.get(("self_paced", "phases"), spans.get(("self_paced",), default_span)),
+                    hint="under reward = joint(...) the curriculum weights the joint's heads: list the same rewards "
+                         "in curriculum order")
+            ok = False
+    return ok
+
+
+def _scores_as(ref: dict) -> tuple:
+    """What a reward reference scores: a multi-head reward without a head scores its `overall`."""
+    return ref["name"], ref.get("head") or ("overall" if ref.get("heads") else None)
+
+
+def _pairwise(ref: dict) -> bool:
+    spec = ref.get("spec") or {}
+    return spec.get("kind") == "vlm_judge" and bool(spec.get("pairwise"))
+
+
+def pair_source_rules(kind: str, config: dict, sources: list[dict], span, rep: Reporter) -> bool:
+    """E0342: RWR weighs on_policy samples by its own `reward`: the source's judging fields must agree.
+    E0343: a pairwise judge only compares two videos: it can verify pairs (swap_check), not rank them."""
+    from .schema.entities import OnPolicy
+
+    ok = True
+    for src in sources:
+        if src.get("kind") not in ("on_policy", "online"):
+            continue
+        judges = src.get("judges") or []
+        if kind == "rwr" and src["kind"] == "on_policy":
+            if [_scores_as(j) for j in judges] != [_scores_as(config["reward"])]:
+                rep.add("E0342", "on_policy(...) inside rwr: the samples are weighted by the stage's `reward`, so "
+                        "`judges` must be that one reward", span, hint="write `judges = [<the stage's reward>]`")
+                ok = False
+            pairing = [f for f in ("pick", "margin", "swap_check", "labels") if src[f] != OnPolicy.model_fields[f].default]
+            if pairing:
+                rep.add("E0342", f"on_policy(...) inside rwr builds no pairs: {', '.join(pairing)} would be ignored",
+                        span, hint="remove " + ", ".join(f"`{f}`" for f in pairing))
+                ok = False
+            continue
+        pairwise = [j["name"] for j in judges if _pairwise(j)]
+        if pairwise and (len(pairwise) == len(judges) or not src.get("swap_check")):
+            rep.add("E0343", f"the pairwise judge `{pairwise[0]}` only compares two videos: it cannot score "
+                    "candidates", span, hint="add a pointwise judge and `swap_check = true` (on_policy) to let it "
+                    "verify the pairs, or set `pairwise = false` on the judge")
+            ok = False
+    return ok
