@@ -10,7 +10,7 @@ from .api import CheckResult, check_file
 from .diagnostics import Diagnostic
 from .estimate.jobs import BatchError, estimate_job, fixes
 from .lower import lower
-from .plan import Estimate, Plan, Totals, topological_order
+from .plan import Estimate, Plan, Totals, assign_hashes, topological_order
 from .source import Span
 
 
@@ -22,23 +22,28 @@ def build_plan(path: Path, overrides: dict[str, str], budget_usd: float | None) 
     if budget_usd is not None:
         plan.budget_usd = budget_usd
     recipe_dir = Path(path).resolve().parent
-    problems = attach_estimates(plan, recipe_dir)
+    pinned = {stage.id: stage.spans[("micro_batch",)] for stage in result.recipe.stages
+              if ("micro_batch",) in stage.spans}
+    problems = attach_estimates(plan, recipe_dir, pinned)
     if problems:
         result.diagnostics.extend(problems)
         return result, None
     return result, plan
 
 
-def attach_estimates(plan: Plan, recipe_dir: Path) -> list[Diagnostic]:
+def attach_estimates(plan: Plan, recipe_dir: Path, pinned: dict[str, Span] | None = None) -> list[Diagnostic]:
+    """Estimates and execution blocks of every job, then the hashes again (they cover the blocks).
+    `pinned`: stage id -> span of its `micro_batch` field, where a pinned schedule's errors point."""
     problems: list[Diagnostic] = []
     for job in plan.jobs:
-        span = _span(job)
+        span = (pinned or {}).get(job.stage) or _span(job)
         try:
             est = estimate_job(job, recipe_dir, job.placement.usd_per_gpu_hour)
         except BatchError as exc:
             problems.append(Diagnostic("E0303", f"stage `{job.stage}`: {exc}", span))
             continue
-        job.estimate = Estimate(**est.model_dump(exclude={"assumed"}))
+        job.estimate = Estimate(**est.model_dump(exclude={"assumed", "execution"}))
+        job.execution = est.execution
         if not est.fits:
             mem = ", ".join(f"{k[4:-4]} {v:.1f}" for k, v in est.breakdown.items() if k.startswith("mem_"))
             options = fixes(job, recipe_dir)
@@ -47,6 +52,7 @@ def attach_estimates(plan: Plan, recipe_dir: Path) -> list[Diagnostic]:
                 f"{est.capacity_gib:.0f} GiB of a {job.placement.gpu} (GiB: {mem})", span,
                 hint=("would fit: " + "; ".join(options)) if options else "no single change makes it fit; "
                 "combine LoRA, more nodes and a lower resolution"))
+    assign_hashes(plan.jobs)
     plan.totals = _totals(plan)
     return problems
 
