@@ -36,11 +36,13 @@ def attach_estimates(plan: Plan, recipe_dir: Path, pinned: dict[str, Span] | Non
     `pinned`: stage id -> span of its `micro_batch` field, where a pinned schedule's errors point."""
     problems: list[Diagnostic] = []
     for job in plan.jobs:
-        span = (pinned or {}).get(job.stage) or _span(job)
+        stage_span = _span(job)
+        span = (pinned or {}).get(job.stage) or stage_span  # a pinned micro-batch's schedule: at the field
         try:
             est = estimate_job(job, recipe_dir, job.placement.usd_per_gpu_hour)
         except BatchError as exc:
-            problems.append(Diagnostic("E0303", f"stage `{job.stage}`: {exc}", span))
+            where = span if str(exc).startswith("micro_batch") else stage_span
+            problems.append(Diagnostic("E0303", f"stage `{job.stage}`: {exc}", where))
             continue
         job.estimate = Estimate(**est.model_dump(exclude={"assumed", "execution"}))
         job.execution = est.execution

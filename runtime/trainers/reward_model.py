@@ -90,7 +90,8 @@ def run(ctx: JobContext) -> None:
         add_lora(model, int(cfg["lora_rank"]))
     model.to(ctx.device).train()
     if ctx.execution.checkpointing:  # the plan's block: nothing fit without it
-        model.vlm.gradient_checkpointing_enable()
+        # non-reentrant: recomputes correctly when the inputs need no grad (a frozen backbone under LoRA)
+        model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     trainable = TrainableRewardModel(model)
     updater = updater_for(ctx, model)
     runner = updater.forward_module  # through the engine: ZeRO-3 gathers weights there

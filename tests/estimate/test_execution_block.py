@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from vpolang.cli import app
 from vpolang.plan import TRAINING_KINDS
 from vpolang.planning import build_plan
+from vpolang.planview import render_diff
 
 from .common import ROOT
 
@@ -68,12 +69,12 @@ def test_teleboost_grpo_splits_rollouts_so_groups_span_ranks():
 def test_pinned_micro_batch_moves_the_block_the_memory_the_time_and_the_hash(tmp_path):
     """Short clips, where a step's time depends on how many videos share a pass (the host floor)."""
     small = SFT.replace("480p", "240p").replace("frames     = 33", "frames     = 9")
-    blocks, peaks, steps, hashes = {}, {}, {}, {}
+    blocks, peaks, steps, hashes, plans = {}, {}, {}, {}, {}
     for micro in (1, 2, 4):
         extra = f"  micro_batch = {micro}\n  gradient_checkpointing = true\n"
         result, plan = planned(tmp_path, small.replace("EXTRA", extra), f"m{micro}.vpo")
         assert plan is not None, [d.message for d in result.diagnostics]
-        job = plan.job("s")
+        job, plans[micro] = plan.job("s"), plan
         blocks[micro], peaks[micro] = job.execution, job.estimate.peak_memory_gib
         steps[micro], hashes[micro] = job.estimate.step_time_s, job.hash
     assert [(b.micro_batch, b.grad_accum, b.micro_batch_pinned) for b in blocks.values()] == \
@@ -81,6 +82,8 @@ def test_pinned_micro_batch_moves_the_block_the_memory_the_time_and_the_hash(tmp
     assert peaks[1] < peaks[2] < peaks[4]  # activations of the videos in one forward
     assert steps[1] > steps[2] > steps[4]  # the time model runs on the block's micro-batches too
     assert len(set(hashes.values())) == 3  # the hash covers the block
+    diff = render_diff(plans[1], plans[4])
+    assert "`execution.grad_accum`: 4 -> 1" in diff and "`micro_batch`: 1 -> 4" in diff
 
 
 def test_optimiser_is_torch_on_one_gpu_zero2_on_several_and_the_recipe_pin_wins(tmp_path):
