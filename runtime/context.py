@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vpolang.plan import Job, Plan
+from vpolang.plan import TRAINING_KINDS, ExecutionBlock, Job, Plan
 
 from .checkpoint import CheckpointManager
 from .distributed import DistInfo, all_agree
@@ -43,6 +43,26 @@ class JobContext:
     @property
     def config(self) -> dict[str, Any]:
         return self.job.config
+
+    @property
+    def execution(self) -> ExecutionBlock:
+        """The schedule the plan chose for this training job; the trainers execute it as is."""
+        block = self.job.execution
+        if block is None:
+            raise JobError(f"{self.where}: the plan gives this {self.job.kind} job no execution block; "
+                           "re-create the plan with `vpo plan`")
+        return block
+
+    def check_execution(self) -> None:
+        """A training job runs on as many processes as its block was planned for, or not at all: the
+        rank split, the micro-batches and the optimiser were chosen for that world."""
+        if self.job.kind not in TRAINING_KINDS:
+            return
+        block = self.execution
+        if block.world_size != self.world_size:
+            raise JobError(f"{self.where}: the plan's execution block is for {block.world_size} process(es), "
+                           f"this job was started on {self.world_size}; re-plan for this placement")
+        self.log(f"execution block: {block.summary()} ({block.model_dump_json()})")
 
     @property
     def recipe_dir(self) -> Path:

@@ -106,6 +106,7 @@ def _train(ctx: JobContext) -> None:
     if ctx.world_size > 1 and not supports_distributed(trainer):
         raise JobError(f"{ctx.where}: the `{ctx.job.kind}` trainer runs in one process, but this job was "
                        f"started as {ctx.world_size}; place it on one GPU (nodes = 1, gpus_per_node = 1)")
+    ctx.check_execution()
     with process_group(ctx.dist, ctx.device):
         ctx.seed_everything()
         trainer(ctx)

@@ -128,8 +128,9 @@ def plan(file: Path = typer.Argument(..., help="a recipe"),
          output: Optional[Path] = typer.Option(None, "-o", "--output", help="save the plan JSON here"),
          budget: Optional[float] = typer.Option(None, "--budget", help="fail if the plan costs more (USD)"),
          only: Optional[str] = typer.Option(None, "--only", help="select jobs: rl, rl+, +rl"),
-         diff: Optional[Path] = typer.Option(None, "--diff", help="compare with this older plan/recipe")) -> None:
-    """Show what a recipe will run: jobs, dependencies, GPU-hours, dollars, peak memory."""
+         diff: Optional[Path] = typer.Option(None, "--diff", help="compare with this older plan/recipe"),
+         explain: Optional[str] = typer.Option(None, "--explain", help="a job's execution block and estimate")) -> None:
+    """Show what a recipe will run: jobs, dependencies, schedules, GPU-hours, dollars, peak memory."""
     from . import planview
     from .planning import build_plan
 
@@ -146,6 +147,12 @@ def plan(file: Path = typer.Argument(..., help="a recipe"),
     if diff is not None:
         old = planview.load_any(diff, _overrides(set_))
         typer.echo(planview.render_diff(old, plan_obj))
+    elif explain is not None:
+        try:
+            typer.echo(planview.explain_job(plan_obj, explain))
+        except KeyError:
+            typer.echo(f"error: no job `{explain}`; jobs: {', '.join(j.id for j in plan_obj.jobs)}", err=True)
+            raise typer.Exit(EXIT_ERRORS)
     else:
         typer.echo(planview.render(plan_obj, format, only))
     exceeded = planview.budget_exceeded(plan_obj)

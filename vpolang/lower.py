@@ -15,7 +15,7 @@ from typing import Any
 
 from .check import CheckedRecipe
 from .safety import recipe_name
-from .plan import ArtifactRef, Job, Placement, Plan, PlanSpan, RecipeInfo, job_hash, topological_order
+from .plan import ArtifactRef, Job, Placement, Plan, PlanSpan, RecipeInfo, assign_hashes, topological_order
 from .values import StageValue
 
 OUTPUTS = {"sft": ["policy"], "grpo": ["policy"], "dpo": ["policy"], "kto": ["policy"], "rwr": ["policy"],
@@ -29,10 +29,7 @@ def lower(recipe: CheckedRecipe) -> Plan:
     for stage in recipe.stages:
         jobs.extend(_stage_jobs(stage))
     ordered = topological_order(jobs)
-    hashes: dict[str, str] = {}
-    for job in ordered:
-        job.hash = job_hash(job, hashes)
-        hashes[job.id] = job.hash
+    assign_hashes(ordered)  # again once estimation has added the execution blocks (planning.py)
     stem = recipe.source.path.stem if recipe.source.path else Path(recipe.source.name).stem
     info = RecipeInfo(path=recipe.source.name, sha256=recipe.source.sha256, name=recipe_name(stem))
     return Plan(recipe=info, params=dict(recipe.params), jobs=ordered, budget_usd=recipe.budget_usd)
@@ -179,19 +176,13 @@ def _placement(stage: StageValue, nodes: int, max_gpus: int | None = None) -> Pl
                          account=cluster.get("account"), gpu=cluster["gpu"], nodes=nodes, gpus_per_node=gpn,
                          cpus_per_task=cluster.get("cpus_per_gpu"), mem_gib=mem * gpn if mem else None,
                          time_limit_s=int(time_limit) if time_limit else None,
-                         zero_stage=_zero_stage(stage), slurm_extra=dict(cluster.get("extra", {})),
+                         slurm_extra=dict(cluster.get("extra", {})),
                          usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"))
     return Placement(executor="local", cluster=stage.cluster.name if stage.cluster else None,
                      gpu=cluster.get("gpu", "cpu"), nodes=1, gpus_per_node=cluster.get("gpus_per_node", 0),
                      time_limit_s=int(time_limit) if time_limit else None,
-                     zero_stage=_zero_stage(stage), usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"))
+                     usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"))
 
-
-def _zero_stage(stage: StageValue) -> int:
-    """The ZeRO stage the estimates assume: the recipe's, else 2 (one GPU trains with torch AdamW then,
-    whose weights, gradients and fp32 masters take what ZeRO-2 takes on one GPU: nothing is sharded)."""
-    chosen = stage.config.get("zero_stage")
-    return 2 if chosen is None else int(chosen)
 
 
 def _span(stage: StageValue) -> PlanSpan:

@@ -7,6 +7,8 @@ every run directory keeps it as its lock file.
 
 Compatibility: `schema_version` is MAJOR.MINOR. A reader accepts any plan with its own MAJOR and a MINOR
 up to its own; MINOR bumps only add optional fields. Anything else is refused with a clear message.
+2.0: training jobs carry a required `execution` block (the schedule the runtime executes) and
+`placement.zero_stage` moved into it; a 1.x plan has no schedule to execute, so it is refused.
 """
 from __future__ import annotations
 
@@ -22,12 +24,13 @@ from . import safety
 
 from .atomic import write_text
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
 
 JobKind = Literal[
     "sft", "grpo", "dpo", "kto", "rwr", "reward_model", "evaluate",  # stages
     "generate", "judge", "synthesize",  # data jobs lowered from on_policy(...) and synthetic(...)
 ]
+TRAINING_KINDS = ("sft", "grpo", "dpo", "kto", "rwr", "reward_model")  # the jobs that carry an execution block
 
 
 class _Strict(BaseModel):
@@ -83,7 +86,6 @@ class Placement(_Strict):
     cpus_per_task: int | None = None
     mem_gib: float | None = None
     time_limit_s: int | None = None
-    zero_stage: int = 2
     usd_per_gpu_hour: float | None = None  # the cluster's price, overriding the GPU catalogue's
     slurm_extra: dict[str, str] = Field(default_factory=dict)
 
@@ -108,9 +110,44 @@ class Estimate(_Strict):
     cost_usd: float = 0.0
     peak_memory_gib: float = 0.0
     capacity_gib: float | None = None
-    micro_batch: int | None = None
-    grad_accum: int | None = None
     breakdown: dict[str, float] = Field(default_factory=dict)
+
+
+class ExecutionBlock(_Strict):
+    """How a training job runs, decided once by the planner (vpolang/estimate/execution.py) and executed
+    as is by the runtime, which logs it. The plan's memory and time estimates are those of this block.
+
+    A step trains on the global batch: `rows_per_rank` rows on each of `world_size` ranks (videos for
+    sft, rwr and kto, pairs for dpo, rollouts for grpo, items for reward_model), in `grad_accum`
+    forward/backward passes of at most `micro_batch` rows, then one optimiser step."""
+
+    world_size: int = Field(ge=1, description="processes, one per GPU (or CPU process)")
+    optimizer: Literal["torch_adamw", "deepspeed_zero"]
+    zero_stage: int | None = Field(None, ge=0, le=3, description="DeepSpeed ZeRO stage; None with torch AdamW")
+    rows_per_rank: int = Field(ge=1, description="rows of the global batch each rank trains on per step")
+    micro_batch: int = Field(ge=1, description="rows per forward/backward")
+    grad_accum: int = Field(ge=1, description="forward/backward passes accumulated per optimiser step "
+                            "(grpo: per trained timestep)")
+    micro_batch_pinned: bool = False  # the recipe's `micro_batch`, not the planner's choice
+    checkpointing: bool = False  # activation (gradient) checkpointing of the trained network
+    groups_span_ranks: bool = False  # grpo: a group's rollouts may lie on several ranks
+    candidates_per_rank: int | None = None  # online dpo: videos each rank samples per step
+    reward_execution: Literal["per_rank_gathered", "dataset_once", "one_process"] | None = Field(
+        None, description="how rewards run: grpo scores each rank's rollouts and gathers the scores so "
+        "whole groups are normalised; sft/rwr score the dataset once before training; online dpo samples "
+        "and judges in its one process")
+
+    def summary(self) -> str:
+        """One line for logs and the plan table: `16 ranks x 1 x 2 accum, ZeRO-2, ckpt`."""
+        optimiser = "torch AdamW" if self.optimizer == "torch_adamw" else f"ZeRO-{self.zero_stage}"
+        ranks = f"{self.world_size} rank{'s' if self.world_size > 1 else ''}"
+        pinned = " (pinned)" if self.micro_batch_pinned else ""
+        parts = [f"{ranks} x {self.micro_batch}{pinned} x {self.grad_accum} accum", optimiser]
+        if self.checkpointing:
+            parts.append("ckpt")
+        if self.groups_span_ranks:
+            parts.append("groups span ranks")
+        return ", ".join(parts)
 
 
 class Job(_Strict):
@@ -125,6 +162,7 @@ class Job(_Strict):
     seed: int = 0
     hash: JobHash = ""
     estimate: Estimate = Field(default_factory=Estimate)
+    execution: ExecutionBlock | None = None  # training jobs: required (see `check_executable`)
     span: PlanSpan | None = None
 
 
@@ -188,11 +226,22 @@ def canonical_hash(payload: Any) -> str:
 
 
 def job_hash(job: Job, input_hashes: dict[str, str]) -> str:
-    """Content hash over what determines a job's result. Placement is left out on purpose: moving a
-    job to another cluster with the same global batch must not invalidate finished work."""
-    return canonical_hash({"kind": job.kind, "config": job.config, "seed": job.seed,
+    """Content hash over what determines a job's result. Placement is left out on purpose (the GPU
+    model, partition or price do not change the weights); the execution block is in, because the
+    optimiser, the rank split, the micro-batches and checkpointing decide what runs and in which
+    floating-point order, and a checkpoint of one schedule does not resume under another."""
+    execution = job.execution.model_dump(mode="json") if job.execution is not None else None
+    return canonical_hash({"kind": job.kind, "config": job.config, "seed": job.seed, "execution": execution,
                            "inputs": {k: [r.job, r.name, input_hashes.get(r.job, "")]
                                       for k, r in sorted(job.inputs.items())}})
+
+
+def assign_hashes(jobs: list[Job]) -> None:
+    """Each job's hash, in dependency order (a job's hash covers its inputs' hashes)."""
+    hashes: dict[str, str] = {}
+    for job in topological_order(jobs):
+        job.hash = job_hash(job, hashes)
+        hashes[job.id] = job.hash
 
 
 def check_compatible(version: str) -> None:

@@ -12,7 +12,7 @@ from .api import CheckResult, check_file
 from .diagnostics import Diagnostic
 from .estimate.jobs import BatchError, estimate_job, fixes
 from .lower import lower
-from .plan import Estimate, Plan, Totals, topological_order
+from .plan import Estimate, Plan, Totals, assign_hashes, topological_order
 from .preflight.estimates import PLAN_RULES
 from .source import Span
 from .values import StageValue
@@ -26,24 +26,32 @@ def build_plan(path: Path, overrides: dict[str, str], budget_usd: float | None) 
     if budget_usd is not None:
         plan.budget_usd = budget_usd
     recipe_dir = Path(path).resolve().parent
-    problems = attach_estimates(plan, recipe_dir, {s.id: s for s in result.recipe.stages})
+    pinned = {stage.id: stage.spans[("micro_batch",)] for stage in result.recipe.stages
+              if ("micro_batch",) in stage.spans}
+    problems = attach_estimates(plan, recipe_dir, {s.id: s for s in result.recipe.stages}, pinned)
     result.diagnostics.extend(problems)
     if any(d.severity == "error" for d in problems):
         return result, None
     return result, plan
 
 
-def attach_estimates(plan: Plan, recipe_dir: Path, stages: dict[str, StageValue] | None = None) -> list[Diagnostic]:
-    """Estimate every job; the errors (E0302, E0303) and warnings (W0302, W0303) found on the way."""
+def attach_estimates(plan: Plan, recipe_dir: Path, stages: dict[str, StageValue] | None = None,
+                     pinned: dict[str, Span] | None = None) -> list[Diagnostic]:
+    """Estimates and execution blocks of every job, then the hashes again (they cover the blocks); the
+    errors (E0302, E0303) and warnings (W0302, W0303) found on the way. `pinned`: stage id -> span of
+    its `micro_batch` field, where a pinned schedule's errors point."""
     problems: list[Diagnostic] = []
     for job in plan.jobs:
-        span = _span(job)
+        stage_span = _span(job)
+        span = (pinned or {}).get(job.stage) or stage_span  # a pinned micro-batch's schedule: at the field
         try:
             est = estimate_job(job, recipe_dir, job.placement.usd_per_gpu_hour)
         except BatchError as exc:
-            problems.append(Diagnostic("E0303", f"stage `{job.stage}`: {exc}", span))
+            where = span if str(exc).startswith("micro_batch") else stage_span
+            problems.append(Diagnostic("E0303", f"stage `{job.stage}`: {exc}", where))
             continue
-        job.estimate = Estimate(**est.model_dump(exclude={"assumed"}))
+        job.estimate = Estimate(**est.model_dump(exclude={"assumed", "execution"}))
+        job.execution = est.execution
         stage = (stages or {}).get(job.stage)
         for warning in (w for rule in PLAN_RULES for w in rule(job, est, stage, span)):
             if warning not in problems:  # one dataset several jobs count is reported once
@@ -56,6 +64,7 @@ def attach_estimates(plan: Plan, recipe_dir: Path, stages: dict[str, StageValue]
                 f"{est.capacity_gib:.0f} GiB of a {job.placement.gpu} (GiB: {mem})", span,
                 hint=("would fit: " + "; ".join(options)) if options else "no single change makes it fit; "
                 "combine LoRA, more nodes and a lower resolution"))
+    assign_hashes(plan.jobs)
     plan.totals = _totals(plan)
     return problems
 

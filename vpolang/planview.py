@@ -44,20 +44,56 @@ def _table(plan: Plan, jobs: list[Job]) -> str:
 
     table = Table(title=f"plan: {plan.recipe.name}", title_justify="left")
     for col, just in (("job", "left"), ("kind", "left"), ("depends on", "left"), ("where", "left"),
-                      ("time", "right"), ("GPU-h", "right"), ("$", "right"), ("memory / GPU", "right")):
+                      ("schedule", "left"), ("time", "right"), ("GPU-h", "right"), ("$", "right"),
+                      ("memory / GPU", "right")):
         table.add_column(col, justify=just)
     for job in jobs:
         e = job.estimate
         mem = f"{e.peak_memory_gib:.1f}/{e.capacity_gib:.0f} GiB" if e.capacity_gib else (
             f"{e.peak_memory_gib:.2f} GiB" if e.peak_memory_gib else "-")
-        table.add_row(job.id, job.kind, ", ".join(job.depends_on) or "-", placement_text(job), hours_text(e.hours),
+        table.add_row(job.id, job.kind, ", ".join(job.depends_on) or "-", placement_text(job), schedule_text(job),
+                      hours_text(e.hours),
                       f"{e.gpu_hours:,.1f}" if e.gpu_hours else "-", f"{e.cost_usd:,.0f}" if e.cost_usd else "-", mem)
     t = plan.totals
     table.add_section()
-    table.add_row("total", "", "", "", hours_text(t.hours_critical_path), f"{t.gpu_hours:,.1f}", f"{t.cost_usd:,.0f}", "")
+    table.add_row("total", "", "", "", "", hours_text(t.hours_critical_path), f"{t.gpu_hours:,.1f}", f"{t.cost_usd:,.0f}", "")
     buf = io.StringIO()
     Console(file=buf, width=160, force_terminal=False, color_system=None).print(table)
     return buf.getvalue().rstrip("\n")
+
+
+def schedule_text(job: Job) -> str:
+    """The execution block in a table cell: `16r 1x2acc ZeRO-2 ckpt` is 16 ranks, each accumulating 2
+    micro-batches of 1 row, ZeRO-2, activation checkpointing (`--explain JOB` spells it out)."""
+    b = job.execution
+    if b is None:
+        return "-"
+    optimiser = "AdamW" if b.optimizer == "torch_adamw" else f"ZeRO-{b.zero_stage}"
+    flags = [" ckpt" if b.checkpointing else "", " groups-span" if b.groups_span_ranks else ""]
+    pinned = "*" if b.micro_batch_pinned else ""
+    return f"{b.world_size}r {b.micro_batch}{pinned}x{b.grad_accum}acc {optimiser}{''.join(flags)}"
+
+
+def explain_job(plan: Plan, job_id: str) -> str:
+    """`vpo plan --explain JOB`: the execution block the runtime will execute, field by field, and the
+    estimate computed on it."""
+    job = plan.job(job_id)
+    lines = [f"job {job.id} ({job.kind}) at {job.span or '?'}, on {placement_text(job)}", f"  hash {job.hash}"]
+    block = job.execution
+    if block is None:
+        lines.append("  no execution block (not a training job)")
+    else:
+        lines.append("  execution block (what `vpo run` executes):")
+        for name, value in block.model_dump().items():
+            lines.append(f"    {name:<20} {value}")
+    e = job.estimate
+    capacity = f" of {e.capacity_gib:.0f}" if e.capacity_gib else ""
+    lines.append(f"  estimate on it: peak {e.peak_memory_gib:.1f}{capacity} GiB per GPU, step {e.step_time_s:.2f} s, "
+                 f"{hours_text(e.hours)}, {e.gpu_hours:,.1f} GPU-h, ${e.cost_usd:,.0f}")
+    memory = ", ".join(f"{k[4:-4]} {v:.1f}" for k, v in e.breakdown.items() if k.startswith("mem_"))
+    if memory:
+        lines.append(f"  memory (GiB): {memory}")
+    return "\n".join(lines)
 
 
 def _dot(plan: Plan, jobs: list[Job]) -> str:
@@ -120,7 +156,8 @@ def render_diff(old: Plan, new: Plan) -> str:
         out.append(f"| - | `{j}` | {old_jobs[j].kind} | -{e.gpu_hours:,.1f} | -{e.cost_usd:,.0f} | removed |")
     for j in changed:
         a, b = old_jobs[j], new_jobs[j]
-        fields = _changed_fields(a.config, b.config) or ["inputs"]
+        blocks = [x.execution.model_dump(mode="json") if x.execution else {} for x in (a, b)]
+        fields = _changed_fields(a.config, b.config) + _changed_fields(*blocks, "execution.") or ["inputs"]
         out.append(f"| ~ | `{j}` | {b.kind} | {b.estimate.gpu_hours - a.estimate.gpu_hours:+,.1f} | "
                    f"{b.estimate.cost_usd - a.estimate.cost_usd:+,.0f} | {', '.join(fields[:6])} |")
     if not (added or removed or changed):

@@ -16,8 +16,8 @@ from runtime.models.policy import VideoPolicy
 
 from vpolang.atomic import atomic_folder
 
-from .parallel import mean_over_ranks, share
-from .updater import DeepSpeedUpdater, TorchUpdater, updater_for, zero_stage_for
+from .parallel import mean_over_ranks, micro_batches, share
+from .updater import DeepSpeedUpdater, TorchUpdater, updater_for
 
 Updater = TorchUpdater | DeepSpeedUpdater
 
@@ -43,7 +43,7 @@ def load_policy(ctx: JobContext, field: str = "policy", trainable: bool = True) 
         policy.load(ctx.input_path(ref["input"]))
     if trainable and cfg.get("lora_rank"):
         policy.add_lora(int(cfg["lora_rank"]))
-    if trainable and wants_checkpointing(ctx):
+    if trainable and ctx.execution.checkpointing:  # the plan's block: the recipe's choice or the planner's
         policy.transformer.enable_gradient_checkpointing()
     if trainable and cfg.get("compile"):
         compile_transformer(ctx, policy.transformer)
@@ -55,7 +55,7 @@ def load_policy(ctx: JobContext, field: str = "policy", trainable: bool = True) 
 def compile_transformer(ctx: JobContext, transformer: torch.nn.Module) -> None:
     """Compile in place (state_dict keys unchanged): each repeated block once where the model lists them
     (diffusers' regional compilation: one compile serves every layer), else the whole module."""
-    if zero_stage_for(ctx) == 3:
+    if ctx.execution.zero_stage == 3:
         unsupported(ctx, "compile with zero_stage = 3", "ZeRO-3's parameter hooks break the compiled graphs; "
                     "use zero_stage <= 2 or remove `compile`")
     if getattr(transformer, "_repeated_blocks", None):
@@ -64,15 +64,6 @@ def compile_transformer(ctx: JobContext, transformer: torch.nn.Module) -> None:
     else:
         transformer.compile()
         ctx.log("compiled the transformer")
-
-
-def wants_checkpointing(ctx: JobContext) -> bool:
-    """The recipe's choice, or (unset) the planner's: it turns checkpointing on only when the job would
-    not fit in GPU memory without it."""
-    chosen = ctx.config.get("gradient_checkpointing")
-    if chosen is not None:
-        return bool(chosen)
-    return bool(ctx.job.estimate.breakdown.get("gradient_checkpointing", 0.0))
 
 
 class Ema:
@@ -282,9 +273,16 @@ def weighted_flow_matching_step(ctx: JobContext, policy: VideoPolicy, updater: U
     s = flow.sample_sigmas(len(idx), gen, policy.spec.get("shift", 1.0))
     mine = share(ctx, len(idx))
     idx, eps, s = idx[mine], eps[mine].to(latents.device), s[mine].to(latents.device)
-    x0 = latents[idx.to(latents.device)]
-    text = encode_cached(policy, [prompts[j] for j in idx], cache)
-    err = flow.flow_matching_error(policy.velocity(flow.noised(x0, eps, s), s, text), x0, eps)
-    loss = (err * weights[idx].to(err.device)).mean() if weights is not None else err.mean()
-    updater.backward(loss * scale if scale != 1.0 else loss)
-    return mean_over_ranks(float(loss.detach())), idx
+    total = 0.0
+    for part in micro_batches(ctx, len(idx)):  # gradient accumulation: each pass adds its share of the mean
+        rows = idx[part]
+        x0 = latents[rows.to(latents.device)]
+        text = encode_cached(policy, [prompts[j] for j in rows], cache)
+        err = flow.flow_matching_error(policy.velocity(flow.noised(x0, eps[part], s[part]), s[part], text), x0,
+                                       eps[part])
+        if weights is not None:
+            err = err * weights[rows].to(err.device)
+        loss = err.sum() / len(idx)
+        updater.backward(loss * scale if scale != 1.0 else loss)
+        total += float(loss.detach())
+    return mean_over_ranks(total), idx

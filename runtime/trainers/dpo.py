@@ -19,7 +19,7 @@ from runtime.rewards.registry import score_reward
 
 from .common import (Loop, batch_indices, encode_cached, load_policy, pin_reference, policy_updater, real_nll_step,
                      save_policy, step_generator, total_steps, unsupported)
-from .parallel import mean_over_ranks, share
+from .parallel import mean_over_ranks, micro_batches, share
 
 # `decoupled` runs the stashed schedule pair by pair: one branch's activations alive at a time, no extra
 # forward (H100, Wan2.1-1.3B, 17 frames: 0.60x peak memory at 1.04x step time; bench/results).
@@ -127,10 +127,9 @@ def run(ctx: JobContext) -> None:
             batch_prompts = [prompts[j] for j in idx]
             x_w, x_l = lat_w[idx.to(lat_w.device)], lat_l[idx.to(lat_l.device)]
         text = encode_cached(policy, batch_prompts, cache)
-        with torch.no_grad(), policy.reference() as ref:
-            e_ref_w, e_ref_l = errors(x_w, eps, s, text, ref), errors(x_l, eps, s, text, ref)
         beta = beta_at(cfg["beta"], i, steps)
         seen: dict[tuple[str, int], torch.Tensor] = {}  # the policy's errors the loss was computed from
+        refs: list[tuple[torch.Tensor, torch.Tensor]] = []
 
         def branch(key: tuple[str, int], x0, rows: slice):
             def policy_errors():
@@ -139,17 +138,31 @@ def run(ctx: JobContext) -> None:
                 return e
             return policy_errors
 
-        if mode == "stashed":
-            params, n = policy.trainable_parameters(), len(batch_prompts)
-            loss = sum(dpo_backward(branch(("w", j), x_w, slice(j, j + 1)), branch(("l", j), x_l, slice(j, j + 1)),
-                                    e_ref_w[j:j + 1], e_ref_l[j:j + 1], beta, mode="stashed", scale=1.0 / n,
-                                    nll_winner=cfg["nll_chosen"], params=params, backward=updater.backward)
-                       for j in range(n)) / n
-        else:
-            everything = slice(None)
-            loss = dpo_backward(branch(("w", 0), x_w, everything), branch(("l", 0), x_l, everything),
-                                e_ref_w, e_ref_l, beta, mode=mode, nll_winner=cfg["nll_chosen"],
-                                backward=updater.backward)
+        n = len(batch_prompts)
+        params = policy.trainable_parameters() if mode == "stashed" else None
+        loss = 0.0
+        # gradient accumulation over the execution block's micro-batches of pairs; each adds its share
+        # of the mean (the stashed schedule goes pair by pair inside a micro-batch)
+        for m, part in enumerate(micro_batches(ctx, n)):
+            with torch.no_grad(), policy.reference() as ref:
+                sub = text.index(part)
+                ref_w = errors(x_w[part], eps[part], s[part], sub, ref)
+                ref_l = errors(x_l[part], eps[part], s[part], sub, ref)
+            refs.append((ref_w, ref_l))
+            if mode == "stashed":
+                for j in range(part.start, part.stop):
+                    k = j - part.start
+                    one = slice(j, j + 1)
+                    loss += float(dpo_backward(branch(("w", j), x_w, one), branch(("l", j), x_l, one),
+                                               ref_w[k:k + 1], ref_l[k:k + 1], beta, mode="stashed", scale=1.0 / n,
+                                               nll_winner=cfg["nll_chosen"], params=params,
+                                               backward=updater.backward)) / n
+            else:
+                share_of_mean = (part.stop - part.start) / n
+                loss += float(dpo_backward(branch(("w", m), x_w, part), branch(("l", m), x_l, part), ref_w, ref_l,
+                                           beta, mode=mode, scale=share_of_mean, nll_winner=cfg["nll_chosen"],
+                                           backward=updater.backward)) * share_of_mean
+        e_ref_w, e_ref_l = torch.cat([r[0] for r in refs]), torch.cat([r[1] for r in refs])
         e_w, e_l = (torch.cat([seen[k] for k in sorted(seen) if k[0] == tag]) for tag in ("w", "l"))
         values = {"loss": mean_over_ranks(float(loss)), "beta": beta,
                   # the implicit-reward margin under the weights that took this step's loss (before the

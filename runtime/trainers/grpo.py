@@ -15,6 +15,7 @@ from runtime.algorithms import vipo
 from runtime.algorithms.ppo import clipped_policy_loss, gaussian_kl, per_position_logprob
 from runtime.algorithms.sde import sde_step_mean
 from runtime.context import JobContext
+from vpolang.plan import ExecutionBlock
 from runtime.data.sources import load_prompts
 from runtime.models.sampler import guided_velocity, sample
 from runtime.models.sampler import initial_noise as draw_noise
@@ -24,6 +25,7 @@ from .common import (Loop, batch_indices, encode_cached, load_policy, pin_refere
                      step_generator)
 from .grpo_advantages import Priors, Scores, compute_advantages, prior_head_values, score_rollouts  # noqa: F401
 from .parallel import mean_over_ranks, share
+
 
 
 def vipo_maps(backbone, videos: torch.Tensor, latent_shape, sigma: float) -> torch.Tensor:
@@ -58,9 +60,10 @@ def run(ctx: JobContext) -> None:
         idx = batch_indices(len(prompts_pool), cfg["batch"], i, cfg["seed"])
         prompts = [prompts_pool[j] for j in idx for _ in range(g)]
         n = len(prompts)
-        # every rank draws the whole batch's noise and samples its own whole groups
+        # every rank draws the whole batch's noise and samples its rows (the block's rank split: a
+        # group may lie on several ranks)
         noise = initial_noise(cfg, n, latent, gen)
-        mine = share(ctx, n, unit=g)
+        mine = share(ctx, n)
         text = encode_cached(policy, prompts[mine], cache)
         local = mine.stop - mine.start
         policy.eval()
@@ -76,7 +79,7 @@ def run(ctx: JobContext) -> None:
         policy.train()
         for _ in range(cfg["updates_per_batch"]):
             info.update(update(policy, updater, cfg, traj, text, uncond, advantage, keep, dense, clip_range, gen,
-                               mine))
+                               mine, ctx.execution))
         return info
 
     if cfg["kl"] > 0:
@@ -86,65 +89,80 @@ def run(ctx: JobContext) -> None:
         save_policy(ctx, policy, updater)
 
 
-run.distributed = True  # data parallel over whole groups: see parallel.py
+run.distributed = True  # data parallel over rollouts (groups may span ranks): see parallel.py
 
 
 def update(policy, updater, cfg, traj, text, uncond, advantage, keep, dense, clip_range, gen,
-           mine: slice) -> dict[str, float]:
+           mine: slice, block: ExecutionBlock) -> dict[str, float]:
     """Recompute a random fraction of each of this rank's rollouts' SDE steps and take one optimiser
-    step. `advantage` and `keep` cover the global batch; `mine` are this rank's rows of it."""
+    step. `advantage` and `keep` cover the global batch; `mine` are this rank's rows of it. The rollouts
+    that drew the same timestep share a pass, in passes of at most the block's micro-batch (gradients
+    accumulate until the step)."""
     T = len(traj.levels)
     trainable_steps = [k for k in range(T) if traj.levels[k] > 0]
     k_per_sample = max(1, round(cfg["train_fraction"] * len(trainable_steps)))
     n = advantage.shape[0]
-    order = torch.stack([torch.tensor(trainable_steps)[torch.randperm(len(trainable_steps), generator=gen)]
-                         for _ in range(n)])[:, :k_per_sample][mine]
-    advantage, keep = advantage[mine], keep[mine]
-    world = n // (mine.stop - mine.start)
+    drawn = torch.stack([torch.tensor(trainable_steps)[torch.randperm(len(trainable_steps), generator=gen)]
+                         for _ in range(n)])[:, :k_per_sample]
+    order, mine_adv, keep_mine = drawn[mine], advantage[mine], keep[mine]
+    world, micro = block.world_size, block.micro_batch
     totals = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0}
-    chunks = 0
     # under ZeRO-2/3 gradients are reduced inside each backward: every rank must run the same sequence
-    # of backwards, so each visits every trainable step, with a zero-weight pass where it has no rows
+    # of backwards, so each runs as many passes per timestep as the busiest rank, zero-weight passes
+    # where it has no rows (every rank holds the whole draw, so none needs to ask the others)
     uniform = updater.needs_uniform_backwards
     for j in range(k_per_sample):
         for k in (trainable_steps if uniform else order[:, j].unique().tolist()):
-            rows = ((order[:, j] == k) & keep.to(order.device)).nonzero().flatten()
-            placeholder = rows.numel() == 0
-            if placeholder and not uniform:
-                continue
-            if placeholder:
-                rows = torch.zeros(1, dtype=torch.long)
-            s, s_next, level = float(traj.sigmas[k]), float(traj.sigmas[k + 1]), traj.levels[k]
-            x, x_next = traj.states[k][rows], traj.states[k + 1][rows]
-            sub_text = text.index(rows)
-            sub_uncond = uncond.index(rows) if uncond is not None else None
-            # the same guided velocity as the rollout, so the ratio compares like with like
-            v = guided_velocity(policy, x, s, sub_text, sub_uncond, cfg["guidance"])
-            mu, std = sde_step_mean(x, v, s, s_next, level)
-            a = advantage[rows].to(mu.device)
-            if dense is not None:
-                old = per_position_logprob(x_next, traj.mus[k][rows], std)
-                new = per_position_logprob(x_next, mu, std)
-                a_map = dense[rows].unsqueeze(1).to(mu.device) * a.view(-1, 1, 1, 1, 1)
-                loss, clip_frac = clipped_policy_loss(new, old, a_map.expand_as(new), clip_range)
+            hits = ((order[:, j] == k) & keep_mine.to(order.device)).nonzero().flatten()
+            if uniform:
+                per_rank = ((drawn[:, j] == k) & keep.to(drawn.device)).view(world, -1).sum(1)
+                passes = int(((per_rank + micro - 1) // micro).max())
             else:
-                z = (x_next - mu) / std
-                logp = (-0.5 * z.pow(2) - math.log(std) - 0.5 * math.log(2 * math.pi)).flatten(1).mean(1)
-                loss, clip_frac = clipped_policy_loss(logp, traj.logps[rows, k].to(logp.device), a, clip_range)
-            kl = torch.zeros(())
-            if cfg["kl"] > 0:
-                with torch.no_grad(), policy.reference() as ref:
-                    mu_ref, _ = sde_step_mean(x, guided_velocity(policy, x, s, sub_text, sub_uncond, cfg["guidance"], ref),
-                                              s, s_next, level)
-                kl = gaussian_kl(mu, mu_ref, level).mean()
-                loss = loss + cfg["kl"] * kl
-            # the global batch's mean, as a share: the ranks' gradients are averaged, hence x world
-            weight = 0.0 if placeholder else rows.numel() * world / (n * k_per_sample)
-            updater.backward(loss * weight)
-            totals["loss"] += float(loss.detach()) * weight
-            totals["kl"] += float(kl.detach()) * weight
-            totals["clip_frac"] += float(clip_frac) * weight
-            chunks += 1
+                passes = -(-hits.numel() // micro)
+            for c in range(passes):
+                rows = hits[c * micro:(c + 1) * micro]
+                values = _update_pass(policy, updater, cfg, traj, text, uncond, mine_adv, dense, clip_range, k, rows,
+                                      weight=rows.numel() * world / (n * k_per_sample))
+                for name, value in values.items():
+                    totals[name] += value
     totals = {k: mean_over_ranks(v) for k, v in totals.items()}
     totals["grad_norm"] = updater.step()  # every rank joins, with or without rows
     return totals
+
+
+def _update_pass(policy, updater, cfg, traj, text, uncond, advantage, dense, clip_range, k: int, rows: torch.Tensor,
+                 weight: float) -> dict[str, float]:
+    """One forward/backward of timestep k on `rows` of this rank's rollouts, its loss scaled by `weight`
+    (its share of the global batch's mean; the ranks' gradients are averaged, hence x world). No rows:
+    a zero-weight pass on row 0, so that this rank joins the others' backward."""
+    placeholder = rows.numel() == 0
+    if placeholder:
+        rows = torch.zeros(1, dtype=torch.long)
+    s, s_next, level = float(traj.sigmas[k]), float(traj.sigmas[k + 1]), traj.levels[k]
+    x, x_next = traj.states[k][rows], traj.states[k + 1][rows]
+    sub_text = text.index(rows)
+    sub_uncond = uncond.index(rows) if uncond is not None else None
+    # the same guided velocity as the rollout, so the ratio compares like with like
+    v = guided_velocity(policy, x, s, sub_text, sub_uncond, cfg["guidance"])
+    mu, std = sde_step_mean(x, v, s, s_next, level)
+    a = advantage[rows].to(mu.device)
+    if dense is not None:
+        old = per_position_logprob(x_next, traj.mus[k][rows], std)
+        new = per_position_logprob(x_next, mu, std)
+        a_map = dense[rows].unsqueeze(1).to(mu.device) * a.view(-1, 1, 1, 1, 1)
+        loss, clip_frac = clipped_policy_loss(new, old, a_map.expand_as(new), clip_range)
+    else:
+        z = (x_next - mu) / std
+        logp = (-0.5 * z.pow(2) - math.log(std) - 0.5 * math.log(2 * math.pi)).flatten(1).mean(1)
+        loss, clip_frac = clipped_policy_loss(logp, traj.logps[rows, k].to(logp.device), a, clip_range)
+    kl = torch.zeros(())
+    if cfg["kl"] > 0:
+        with torch.no_grad(), policy.reference() as ref:
+            mu_ref, _ = sde_step_mean(x, guided_velocity(policy, x, s, sub_text, sub_uncond, cfg["guidance"], ref),
+                                      s, s_next, level)
+        kl = gaussian_kl(mu, mu_ref, level).mean()
+        loss = loss + cfg["kl"] * kl
+    weight = 0.0 if placeholder else weight
+    updater.backward(loss * weight)
+    return {"loss": float(loss.detach()) * weight, "kl": float(kl.detach()) * weight,
+            "clip_frac": float(clip_frac) * weight}

@@ -17,7 +17,7 @@ from runtime.errors import JobError
 
 from .common import (Loop, batch_indices, encode_cached, load_policy, pin_reference, policy_updater, real_nll_step,
                      save_policy, step_generator, total_steps)
-from .parallel import gather_rows, mean_over_ranks, share
+from .parallel import gather_rows, mean_over_ranks, micro_batches, share
 
 
 def desirable(ctx: JobContext, labels) -> torch.Tensor:
@@ -70,14 +70,23 @@ def run(ctx: JobContext) -> None:
         idx, eps, s = idx[mine], eps[mine].to(latents.device), s[mine].to(latents.device)
         x0, y_batch = latents[idx.to(latents.device)], y[idx].to(latents.device)
         text = encode_cached(policy, [labels.prompts[j] for j in idx], cache)
+        parts = micro_batches(ctx, len(idx))
         with torch.no_grad(), policy.reference() as ref:
-            e_ref = errors(x0, eps, s, text, ref)
-        e_theta = errors(x0, eps, s, text)
-        g = (e_ref - e_theta).detach()
+            e_ref = torch.cat([errors(x0[p], eps[p], s[p], text.index(p), ref) for p in parts])
+        if len(parts) == 1:  # one pass: the reference point comes from the pass that back-propagates
+            e_theta = errors(x0, eps, s, text)
+            g = (e_ref - e_theta).detach()
+        else:  # the reference point needs every row's g before any row's loss: a no-grad pass first
+            with torch.no_grad():
+                g = e_ref - torch.cat([errors(x0[p], eps[p], s[p], text.index(p)) for p in parts])
         kl = kto_reference_point(gather_rows(g), all_reduce_mean=lambda m: m)  # global batch, every rank alike
-        loss = kto_loss(e_theta, e_ref, y_batch, cfg["beta"], cfg["utility"], cfg["lambda_desirable"],
-                        cfg["lambda_undesirable"], reference_point=kl)
-        updater.backward(loss)
+        loss = 0.0
+        for p in parts:  # gradient accumulation: each micro-batch adds its share of the mean loss
+            e = e_theta if len(parts) == 1 else errors(x0[p], eps[p], s[p], text.index(p))
+            part_loss = kto_loss(e, e_ref[p], y_batch[p], cfg["beta"], cfg["utility"], cfg["lambda_desirable"],
+                                 cfg["lambda_undesirable"], reference_point=kl) * ((p.stop - p.start) / len(idx))
+            updater.backward(part_loss)
+            loss += float(part_loss.detach())
         values = {"loss": mean_over_ranks(float(loss)), "kl": float(kl)}
         values.update(reward_by_label(gather_rows(g), gather_rows(y_batch.float())))
         if real is not None:

@@ -1,5 +1,6 @@
 """Data parallelism for the trainers: every rank draws the same global batch (same indices, same noise)
-and trains on its contiguous share; gradients are averaged before the optimiser step, so N ranks take
+and trains on its contiguous share (the plan's execution block says how many rows, and how many per
+forward/backward: gradient accumulation); gradients are averaged before the optimiser step, so N ranks take
 the step one process would take on the whole batch (up to the order of the floating-point sums).
 
 Rewards and advantages that depend on the whole batch (group statistics, min-norm weights, priors) are
@@ -18,16 +19,21 @@ def _dist():
     return dist if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1 else None
 
 
-def share(ctx: JobContext, total: int, unit: int = 1) -> slice:
-    """This rank's rows of a global batch of `total` rows, split in whole `unit`s (GRPO: whole groups)."""
-    if ctx.world_size == 1:
-        return slice(0, total)
-    units = total // unit
-    if total % unit or units % ctx.world_size:
-        raise JobError(f"{ctx.where}: a global batch of {units} {'groups' if unit > 1 else 'samples'} does not "
-                       f"split over {ctx.world_size} processes; make the batch a multiple of {ctx.world_size}")
-    per = units // ctx.world_size * unit
+def share(ctx: JobContext, total: int) -> slice:
+    """This rank's contiguous rows of a global batch of `total` rows: the execution block's
+    `rows_per_rank` each (GRPO splits rollouts, so a group may lie on several ranks)."""
+    per = ctx.execution.rows_per_rank
+    if per * ctx.world_size != total:
+        raise JobError(f"{ctx.where}: a global batch of {total} rows does not match the plan's execution block "
+                       f"({ctx.world_size} x {per} rows); re-create the plan with `vpo plan`")
     return slice(ctx.rank * per, (ctx.rank + 1) * per)
+
+
+def micro_batches(ctx: JobContext, rows: int) -> list[slice]:
+    """`rows` (this rank's share, or a subset of it) in forward/backward passes of at most the block's
+    micro-batch; their gradients accumulate until the step."""
+    micro = ctx.execution.micro_batch
+    return [slice(start, min(start + micro, rows)) for start in range(0, rows, micro)]
 
 
 def average_gradients(params: list[torch.nn.Parameter]) -> None:

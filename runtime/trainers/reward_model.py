@@ -24,7 +24,7 @@ from runtime.rewards.vlm import check_family
 from runtime.rewards.video_reward_model import VideoRewardModel
 
 from .common import Loop, batch_indices, save_output
-from .parallel import mean_over_ranks, share
+from .parallel import mean_over_ranks, micro_batches, share
 from .updater import updater_for
 
 DEFAULT_FRAMES = 8  # frames the reward model reads per video when the stage does not say
@@ -89,6 +89,9 @@ def run(ctx: JobContext) -> None:
     if cfg.get("lora_rank"):
         add_lora(model, int(cfg["lora_rank"]))
     model.to(ctx.device).train()
+    if ctx.execution.checkpointing:  # the plan's block: nothing fit without it
+        # non-reentrant: recomputes correctly when the inputs need no grad (a frozen backbone under LoRA)
+        model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     trainable = TrainableRewardModel(model)
     updater = updater_for(ctx, model)
     runner = updater.forward_module  # through the engine: ZeRO-3 gathers weights there
@@ -103,25 +106,45 @@ def run(ctx: JobContext) -> None:
             out = runner(videos.to(ctx.device), prompts)
         return torch.stack([out[d] for d in cfg["dims"]], 1)  # (N, H)
 
+    def pair_pass(idx: torch.Tensor, part: slice, weight: float):
+        """Scores of a micro-batch of pairs; back-propagates its share of the batch's pair loss."""
+        rows = idx[part]
+        prompts = [pairs.prompts[j] for j in rows]
+        both = scores(torch.cat([pairs.chosen[rows], pairs.rejected[rows]]), prompts + prompts)
+        r_w, r_l = both[:len(rows)], both[len(rows):]
+        part_loss = pairwise_loss(r_w, r_l, targets[rows].to(both.device), ties=cfg["loss"] == "bt_ties")
+        updater.backward(part_loss * weight)
+        return r_w.detach(), r_l.detach(), float(part_loss.detach()) * weight
+
+    def label_pass(idx: torch.Tensor, part: slice, weight: float) -> float:
+        rows = idx[part]
+        r = scores(labels.videos[rows], [labels.prompts[j] for j in rows])
+        part_loss = pointwise_loss(r, label_y[rows].to(r.device))
+        updater.backward(part_loss * weight)
+        return float(part_loss.detach()) * weight
+
     def step(i: int) -> dict[str, float]:
-        values, loss = {}, torch.zeros((), device=ctx.device)
+        """Gradient accumulation over the execution block's micro-batches: each pass back-propagates its
+        share of the batch's mean loss (pairs without ties: its share of the decided verdicts)."""
+        values, loss = {}, 0.0
         if pairs is not None:
             idx = batch_indices(len(pairs), cfg["batch"], i, cfg["seed"])[share(ctx, cfg["batch"])]
-            prompts = [pairs.prompts[j] for j in idx]
-            both = scores(torch.cat([pairs.chosen[idx], pairs.rejected[idx]]), prompts + prompts)
-            r_w, r_l, t = both[:len(idx)], both[len(idx):], targets[idx].to(both.device)
-            pair_loss = pairwise_loss(r_w, r_l, t, ties=cfg["loss"] == "bt_ties")
-            loss = loss + pair_loss
-            values.update(pair_loss=mean_over_ranks(float(pair_loss.detach())),
-                          accuracy=mean_over_ranks(pair_accuracy(r_w.detach(), r_l.detach(), t)))
+            t = targets[idx]
+            counts = torch.ones_like(t) if cfg["loss"] == "bt_ties" else (t != 0.5).float()
+            total = float(counts.sum().clamp(min=1))
+            passes = [pair_pass(idx, part, float(counts[part].sum()) / total) for part in micro_batches(ctx, len(idx))]
+            r_w, r_l = torch.cat([p[0] for p in passes]), torch.cat([p[1] for p in passes])
+            pair_loss = sum(p[2] for p in passes)
+            loss += pair_loss
+            values.update(pair_loss=mean_over_ranks(pair_loss),
+                          accuracy=mean_over_ranks(pair_accuracy(r_w, r_l, t.to(r_w.device))))
         if labels is not None:
             idx = batch_indices(len(labels), cfg["batch"], i, cfg["seed"] + 1)[share(ctx, cfg["batch"])]
-            r = scores(labels.videos[idx], [labels.prompts[j] for j in idx])
-            label_loss = pointwise_loss(r, label_y[idx].to(r.device))
-            loss = loss + label_loss
-            values["label_loss"] = mean_over_ranks(float(label_loss.detach()))
-        updater.backward(loss)
-        values["loss"] = mean_over_ranks(float(loss.detach()))
+            label_loss = sum(label_pass(idx, part, (part.stop - part.start) / len(idx))
+                             for part in micro_batches(ctx, len(idx)))
+            loss += label_loss
+            values["label_loss"] = mean_over_ranks(label_loss)
+        values["loss"] = mean_over_ranks(loss)
         values["grad_norm"] = updater.step()
         return values
 

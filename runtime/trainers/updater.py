@@ -6,8 +6,7 @@ Two implementations behind one contract: any number of `backward(loss)` calls pe
 - `TorchUpdater`: torch AdamW, gradients averaged by our own all-reduce (parallel.py); half-precision
   weights get fp32 master copies (an Adam update at lr 1e-5 is below a bf16 weight's resolution, so
   stepping bf16 weights in place would drop most updates). The default on the CPU and on one GPU.
-- `DeepSpeedUpdater`: DeepSpeed ZeRO stage 0-3 (`zero_stage`; 2 when unset and the job spans several
-  GPUs). Optimiser states
+- `DeepSpeedUpdater`: DeepSpeed ZeRO stage 0-3. Optimiser states
   (stage >= 1), gradients (>= 2) and weights (3) are partitioned over the ranks, with fp32 master
   weights for bf16 models. DeepSpeed's gradient accumulation is "unmanaged": the trainer's `step()` is
   the boundary, so a step may back-propagate several graphs (GRPO's timesteps, DPO's branches).
@@ -17,7 +16,9 @@ number of graphs, in the same order, each step (the trainers draw the same globa
 and split it evenly, which gives that), and `.grad` is not readable (DPO's stashed schedule, which
 combines two full gradients, falls back to winner-first there).
 
-Why not ZeRO on one GPU: it partitions nothing there, and its step costs 0.25-0.32 s of host time on
+Which one a job uses is the plan's decision (its execution block: vpolang/estimate/execution.py); this
+module only builds it. Why the planner never picks ZeRO on one GPU: it partitions nothing there, and
+its step costs 0.25-0.32 s of host time on
 Wan2.1-1.3B's 825 parameter tensors (per-tensor overflow checks and norms) against 0.057 s for fused
 torch AdamW over fp32 masters (bench/results/gpu_optimizer_step.json, H100)."""
 from __future__ import annotations
@@ -42,26 +43,18 @@ def adamw(params, cfg: dict, fused: bool = False) -> torch.optim.Optimizer:
                              fused=fused or None)
 
 
-def zero_stage_for(ctx: JobContext) -> int | None:
-    """The ZeRO stage this job trains with, or None for plain torch data parallelism: the recipe's
-    `zero_stage` when set (any device), else stage 2 when the job spans several GPUs, else torch."""
-    chosen = ctx.config.get("zero_stage")
-    if chosen is not None:
-        return int(chosen)
-    return 2 if str(ctx.device).startswith("cuda") and ctx.world_size > 1 else None
-
-
 def updater_for(ctx: JobContext, module: nn.Module) -> "TorchUpdater | DeepSpeedUpdater":
-    """The updater of `module`'s trainable parameters (a policy's transformer, a reward model)."""
-    stage = zero_stage_for(ctx)
+    """The updater of `module`'s trainable parameters (a policy's transformer, a reward model), as the
+    plan's execution block says."""
+    block = ctx.execution
     processes = f"{ctx.world_size} process{'es' if ctx.world_size > 1 else ''}"
-    if stage is None:
+    if block.optimizer == "torch_adamw":
         updater = TorchUpdater(module, ctx.config, fused=str(ctx.device).startswith("cuda"))
         masters = " with fp32 master weights" if updater.has_masters else ""
         ctx.log(f"optimiser: torch AdamW{masters}, {processes}")
         return updater
-    ctx.log(f"optimiser: DeepSpeed ZeRO-{stage} (AdamW), {processes}")
-    return DeepSpeedUpdater(ctx, module, stage)
+    ctx.log(f"optimiser: DeepSpeed ZeRO-{block.zero_stage} (AdamW), {processes}")
+    return DeepSpeedUpdater(ctx, module, block.zero_stage)
 
 
 class TorchUpdater:

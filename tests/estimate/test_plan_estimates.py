@@ -57,10 +57,12 @@ def test_full_dpo_at_720p_81f_on_24gib_is_rejected_at_its_line_with_fixes(tmp_pa
 def test_the_same_with_decoupled_backward_and_more_nodes_fits(tmp_path):
     out = plan(tmp_path, OVER.replace("EXTRA", "  backward   = decoupled\n  nodes      = 2\n  zero_stage = 3\n"))
     assert out.exit_code == 0, out.stderr
-    estimate = json.loads(out.stdout)["jobs"][-1]["estimate"]
+    job = json.loads(out.stdout)["jobs"][-1]
+    estimate, block = job["estimate"], job["execution"]
     assert estimate["peak_memory_gib"] < estimate["capacity_gib"] == pytest.approx(23.6)
-    assert estimate["breakdown"]["gradient_checkpointing"] == 1.0  # the recipe's choice, passed to the runtime
-    assert (estimate["micro_batch"], estimate["grad_accum"]) == (1, 1)  # 16 pairs over 16 GPUs
+    assert block["checkpointing"] is True  # the recipe's choice, in the block the runtime executes
+    assert (block["micro_batch"], block["grad_accum"]) == (1, 1)  # 16 pairs over 16 GPUs
+    assert (block["optimizer"], block["zero_stage"]) == ("deepspeed_zero", 3)
 
 
 def test_batch_and_gpu_errors_are_reported_at_the_stage(tmp_path):

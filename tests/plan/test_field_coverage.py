@@ -46,7 +46,7 @@ ALTERNATIVES = {
     "zero_stage": "1", "ema": "0.9", "sample_steps": "3", "noise_level": "0.5", "best_of_n": "4",
     "threshold": "0.5", "weight_clip": "3.0", "backbone": "models.qwen2_vl_7b", "dims": "[a, b]",
     "against": "[shapes.tiny_dit]", "metrics": "[shapes.flicker]", "guidance": "nrg(temporal_flicker)",
-    "gsb": "shapes.alignment", "human_pairs": "pairs(\"h.jsonl\")", "lr": "3e-3", "phases": "[[shapes.alignment]]",
+    "gsb": "shapes.alignment", "human_pairs": "pairs(\"h.jsonl\")", "lr": "3e-3", "micro_batch": "2", "phases": "[[shapes.alignment]]",
 }
 # Per stage kind: where one field only means something with another (`kind.field`: {field: value}).
 TOGETHER = {
@@ -151,6 +151,8 @@ def _modifier_recipe(kind: str, mod: str, values: dict[str, str]) -> str:
 @pytest.mark.parametrize("kind,mod,name,info", list(_modifier_fields()),
                          ids=lambda v: v if isinstance(v, str) else "")
 def test_modifier_field_changes_the_plan(kind, mod, name, info):
+    if f"{mod}.{name}" in KNOWN_IGNORED:
+        pytest.skip(KNOWN_IGNORED[f"{mod}.{name}"])
     alt = MODIFIER_ALTERNATIVES.get(name) or _alternative(mod, name, info)
     assert alt is not None, f"no other value known for `with {mod} {{ {name} }}`"
     base = _lowered(_modifier_recipe(kind, mod, MODIFIER_BASE[mod]))
@@ -305,9 +307,11 @@ CONSUMED_BY_COMPILER = {
     "text_encoder_params": "vpolang/estimate/arch.py", "vae_params": "vpolang/estimate/arch.py",
     "tokens_per_frame": "vpolang/estimate/arch.py",  # sizes for the planner's memory and FLOPs
     "max_nodes": "vpolang/preflight/max_nodes.py",  # E0323
+    # decided once into the plan's execution block, which the runtime executes
+    "micro_batch": "vpolang/estimate/execution.py", "gradient_checkpointing": "vpolang/estimate/execution.py",
 }
 # Fields accepted and read by nothing: issue 16 item 4 wants each honoured or removed.
-KNOWN_IGNORED = {"vipo.level": "ViPO always maps in latent space; `level = pixel` is accepted and ignored"}
+KNOWN_IGNORED = {"vipo.level": "one value left (`latent`, where ViPO maps); `pixel` is refused at check time"}
 
 
 def _all_schemas() -> dict[str, type]:

@@ -105,10 +105,11 @@ def test_selectors():
 def test_incompatible_plan_version_is_refused(tmp_path):
     plan = plan_of("quickstart.vpo")
     data = json.loads(plan.to_json())
-    data["schema_version"] = "2.0"
-    (tmp_path / "p.json").write_text(json.dumps(data))
-    with pytest.raises(ValueError, match="cannot be read"):
-        load_plan(tmp_path / "p.json")
+    for version in ("3.0", "2.1", "1.0"):  # a newer major or minor; an older major (1.x: no execution blocks)
+        data["schema_version"] = version
+        (tmp_path / "p.json").write_text(json.dumps(data))
+        with pytest.raises(ValueError, match="cannot be read"):
+            load_plan(tmp_path / "p.json")
 
 
 def test_plan_json_schema_file_is_current():

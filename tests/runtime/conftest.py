@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from vpolang.plan import ArtifactRef, Job, Placement, Plan, PlanSpan, RecipeInfo, job_hash, topological_order
+from vpolang.plan import (ArtifactRef, ExecutionBlock, Job, Placement, Plan, PlanSpan, RecipeInfo, job_hash,
+                          topological_order)
 
 ROOT = Path(__file__).resolve().parents[2]
 TOY = "tests.runtime.toy:run"
@@ -86,6 +87,8 @@ def toy_job(job_id: str, kind: str = "sft", deps: tuple[str, ...] = (), line: in
                inputs={f"init{i}": ArtifactRef(job=d, name="policy") for i, d in enumerate(deps)},
                outputs=["policy"], config=config, seed=7,
                placement=Placement(executor=executor, gpus_per_node=gpus),
+               execution=ExecutionBlock(world_size=max(gpus, 1), optimizer="torch_adamw", rows_per_rank=1,
+                                        micro_batch=1, grad_accum=1),  # what the toy trainer's plan would say
                span=PlanSpan(file="toy.vpo", line=line, col=1, end_line=line + 3, end_col=2))
 
 

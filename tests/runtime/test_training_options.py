@@ -31,19 +31,26 @@ def test_gradient_checkpointing_gives_the_same_weights(tiny_recipe, tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)
 
 
-def test_checkpointing_follows_the_recipe_then_the_planner(tiny_recipe, tmp_path):
+def test_checkpointing_follows_the_execution_block(tiny_recipe, tmp_path):
+    """The runtime switches checkpointing on exactly when the plan's execution block says so: the
+    recipe's choice lands in the block, the planner's choice too, and nothing else is read."""
     from runtime.context import JobContext
     from runtime.rundir import RunDir
     from runtime.trainers.common import load_policy
-    from vpolang.api import check_file
-    from vpolang.lower import lower
+    from vpolang.planning import build_plan
 
-    plan = lower(check_file(tiny_recipe()).recipe)
+    plan = build_plan(tiny_recipe(), {}, None)[1]
     job = plan.job("sft")
     run = RunDir(tmp_path)
     ctx = JobContext(plan, job, run, run.job(job))
+    assert job.execution.checkpointing is False
     assert not load_policy(ctx).transformer.is_gradient_checkpointing
-    job.estimate.breakdown["gradient_checkpointing"] = 1.0  # the planner found it would not fit otherwise
+    job.estimate.breakdown["gradient_checkpointing"] = 1.0  # free-form estimate fields decide nothing
+    assert not load_policy(ctx).transformer.is_gradient_checkpointing
+    job.execution.checkpointing = True  # what the planner writes when nothing fits without it
     assert load_policy(ctx).transformer.is_gradient_checkpointing
-    job.config["gradient_checkpointing"] = False  # the recipe's explicit choice wins
-    assert not load_policy(ctx).transformer.is_gradient_checkpointing
+
+    pinned = tmp_path / "pinned.vpo"
+    pinned.write_text(tiny_recipe().read_text().replace("checkpoint_every = 4\n}",
+                                                       "checkpoint_every = 4\n  gradient_checkpointing = true\n}", 1))
+    assert build_plan(pinned, {}, None)[1].job("sft").execution.checkpointing is True

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from runtime.trainers.updater import TorchUpdater, zero_stage_for
+from runtime.trainers.updater import TorchUpdater
 
 CFG = {"lr": 1e-4, "grad_clip": 1e9}
 
@@ -76,14 +76,13 @@ def test_a_checkpoint_without_masters_takes_them_from_the_loaded_weights():
     assert updater.masters[0].item() == 2.0
 
 
-def job(device: str, world: int, zero=None):
-    return SimpleNamespace(config={"zero_stage": zero}, device=device, world_size=world)
-
-
 def test_zero_partitions_only_jobs_spanning_several_gpus_unless_asked():
-    assert zero_stage_for(job("cpu", 1)) is None
-    assert zero_stage_for(job("cpu", 2)) is None
-    assert zero_stage_for(job("cuda:0", 1)) is None  # nothing to partition; DeepSpeed's step costs more
-    assert zero_stage_for(job("cuda:0", 2)) == 2
-    assert zero_stage_for(job("cuda:0", 1, zero=3)) == 3
-    assert zero_stage_for(job("cpu", 1, zero=0)) == 0
+    """The planner's choice (the runtime builds what the plan's execution block names)."""
+    from vpolang.estimate.execution import optimizer_for
+
+    assert optimizer_for(None, 1, on_gpu=False) == ("torch_adamw", None)
+    assert optimizer_for(None, 2, on_gpu=False) == ("torch_adamw", None)
+    assert optimizer_for(None, 1, on_gpu=True) == ("torch_adamw", None)  # nothing to partition; ZeRO steps slower
+    assert optimizer_for(None, 2, on_gpu=True) == ("deepspeed_zero", 2)
+    assert optimizer_for(3, 1, on_gpu=True) == ("deepspeed_zero", 3)
+    assert optimizer_for(0, 1, on_gpu=False) == ("deepspeed_zero", 0)

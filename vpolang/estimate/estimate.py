@@ -3,15 +3,16 @@
     estimate_job(workload, arch, cluster) -> JobEstimate
 
 `workload` is one of workload.py's kinds, `arch` the diffusion transformer it runs (None for jobs that
-only train or run scorers), `cluster` the GPUs it gets. Training jobs get the largest micro-batch that
-fits, with activation checkpointing switched on only when nothing fits without it (unless the recipe
-decides); a job that still does not fit carries the fixes that would make it fit (fixes.py)."""
+only train or run scorers), `cluster` the GPUs it gets. Training jobs get the recipe's micro-batch, or the largest
+that fits, with activation checkpointing switched on only when nothing fits without it (unless the recipe
+decides): the schedule the plan's execution block records and the runtime executes; a job that still
+does not fit carries the fixes that would make it fit (fixes.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
 from .arch import VideoDiT
-from .batch import BatchPlan, solve
+from .batch import BatchError, BatchPlan, divisors_descending, solve
 from .calibration import (COMPILED_ACTIVATION_BYTES, COMPILED_FORWARD_TIME, COMPILED_TRAIN_TIME,
                           DIT_ACTIVATION_BYTES, GIB, HOST_FLOOR_FORWARD_S, HOST_FLOOR_TRAIN_S, LM_ACTIVATION_BYTES,
                           OPTIMIZER_STEP_S, WAN_PARAMS, ZERO_OPTIMIZER_STEP_S, Efficiency, dit_slowdown)
@@ -94,11 +95,11 @@ class JobEstimate:
 
     @property
     def breakdown(self) -> dict[str, float]:
-        """The flat record a plan stores: FLOPs by part, steps, memory by part, checkpointing (0/1)."""
+        """The flat record a plan stores for people: FLOPs by part, steps, memory by part. Decisions the
+        runtime executes (micro-batch, checkpointing) are in the plan's execution block, not here."""
         out = {part: value for part, value in self.flops_by_part.items() if value}
         out["steps"] = float(self.steps)
         out.update({f"mem_{part}_gib": value for part, value in self.memory_gib.items()})
-        out["gradient_checkpointing"] = float(self.checkpointing)
         return out
 
 
@@ -172,24 +173,35 @@ def _trained_network(workload, arch: VideoDiT | None) -> tuple[Network, int]:
 
 
 def layout_training(workload, arch: VideoDiT | None, cluster: Cluster) -> tuple[BatchPlan, bool, dict[str, float]]:
-    """Micro-batch, checkpointing and memory parts (bytes) of a training job: the largest micro-batch that
-    fits without checkpointing, else with it; if nothing fits, micro-batch 1 at the smallest peak. On
-    CPUs the `cpu` entry's memory (the CI machine's) guides the choice without being enforced."""
+    """Micro-batch, checkpointing and memory parts (bytes) of a training job: the recipe's micro-batch
+    when it pins one (which must divide a GPU's share of the batch), else the largest that fits without
+    checkpointing, else with it; if nothing fits, micro-batch 1 (or the pinned one) at the smallest peak.
+    On CPUs the `cpu` entry's memory (the CI machine's) guides the choice without being enforced."""
     net, tokens = _trained_network(workload, arch)
     per_gpu = workload.per_gpu(cluster.world)
     frozen = workload.frozen_bytes(arch, per_gpu) if workload.trains == "dit" else {}
     target = cluster.gpu.memory_gib
+    pinned = workload.micro_batch
+    if pinned is not None and per_gpu % pinned:
+        options = ", ".join(str(d) for d in reversed(divisors_descending(per_gpu)))
+        raise BatchError(f"micro_batch = {pinned} does not divide the {per_gpu} rows each of {cluster.world} "
+                         f"GPU(s) trains on per step; use micro_batch = {options}")
 
     def parts(micro: int, checkpointing: bool) -> dict[str, float]:
         return training_parts(net, tokens, workload.training_peak(micro, checkpointing), cluster.zero_stage,
                               cluster.world, frozen)
 
     options = [workload.checkpointing] if workload.checkpointing is not None else [False, True]
+    smallest = pinned or 1
     for checkpointing in options:
-        plan = solve(per_gpu, lambda micro: total_gib(parts(micro, checkpointing)) <= target)
+        if pinned is not None:
+            fits = total_gib(parts(pinned, checkpointing)) <= target
+            plan = BatchPlan(per_gpu, pinned, per_gpu // pinned) if fits else None
+        else:
+            plan = solve(per_gpu, lambda micro: total_gib(parts(micro, checkpointing)) <= target)
         if plan:
             return plan, checkpointing, parts(plan.micro_batch, checkpointing)
-    return BatchPlan(per_gpu, 1, per_gpu), options[-1], parts(1, options[-1])
+    return BatchPlan(per_gpu, smallest, per_gpu // smallest), options[-1], parts(smallest, options[-1])
 
 
 def inference_parts(workload, arch: VideoDiT | None) -> dict[str, float]:

@@ -1,7 +1,7 @@
 """Changes that would make an over-memory job fit, each checked by re-running the estimate.
 
 Tried in this order: changes that keep the experiment (same gradients) — the decoupled DPO backward,
-activation checkpointing, ZeRO-3, more nodes with ZeRO-3 — then changes to the experiment — LoRA, a
+a smaller pinned micro-batch (more accumulation), activation checkpointing, ZeRO-3, more nodes with ZeRO-3 — then changes to the experiment — LoRA, a
 lower resolution, fewer frames. When no single change fits, pairs of them are tried. Last, the
 smallest GPU of the catalogue on which the job fits unchanged."""
 from __future__ import annotations
@@ -54,6 +54,8 @@ def candidate_changes(workload, arch: VideoDiT | None, cluster: Cluster) -> list
     training = workload.trains is not None
     if getattr(workload, "backward", None) == "standard":
         out.append(Change("backward = decoupled", {"backward": "decoupled"}, group="backward"))
+    if training and (workload.micro_batch or 1) > 1:  # a pinned micro-batch: accumulate more instead
+        out.append(Change("micro_batch = 1", {"micro_batch": 1}, group="micro_batch"))
     if training and workload.checkpointing is False:
         out.append(Change("gradient_checkpointing = true", {"checkpointing": True}, group="checkpointing"))
     if training and cluster.on_gpu:

@@ -10,13 +10,14 @@ from pathlib import Path
 from pydantic import Field
 
 from vpolang.datacheck import FILE_KINDS, scan_source
-from vpolang.plan import Estimate
+from vpolang.plan import Estimate, ExecutionBlock
 
 from . import workload as wl
 from .arch import VISION_BACKBONES, Clip, VideoDiT, VisionLanguage
-from .batch import BatchError
+from .batch import BatchError, BatchPlan
 from .estimate import Cluster
 from .estimate import estimate_job as estimate_workload
+from .execution import execution_block, memory_zero_stage, on_gpu, optimizer_for
 from .hardware import UnknownGpu, lookup_gpu
 
 DEFAULT_SIZES = {"prompts": 1000, "videos": 1000, "pairs": 10000, "labels": 10000}
@@ -33,6 +34,7 @@ class JobEstimate(Estimate):
     """The plan's Estimate plus what the planner had to assume (dataset sizes it could not count)."""
 
     assumed: list[str] = Field(default_factory=list)
+    execution: ExecutionBlock | None = None  # training jobs: the schedule these numbers are of
 
     @property
     def fits(self) -> bool:
@@ -44,10 +46,13 @@ def estimate_job(job, recipe_dir: Path, usd_override: float | None) -> JobEstima
     assumed: list[str] = []
     work, arch, cluster = describe(job, recipe_dir, usd_override, assumed)
     est = estimate_workload(work, arch, cluster, with_fixes=False)
+    block = None
+    if est.micro_batch is not None:
+        layout = BatchPlan(est.micro_batch * est.grad_accum, est.micro_batch, est.grad_accum)
+        block = execution_block(job.kind, job.config, job.placement, layout, est.checkpointing)
     return JobEstimate(flops=est.flops, step_time_s=est.step_time_s, hours=est.hours, gpu_hours=est.gpu_hours,
                        cost_usd=est.cost_usd, peak_memory_gib=est.peak_memory_gib, capacity_gib=est.capacity_gib,
-                       micro_batch=est.micro_batch, grad_accum=est.grad_accum, breakdown=est.breakdown,
-                       assumed=assumed)
+                       breakdown=est.breakdown, assumed=assumed, execution=block)
 
 
 def fixes(job, recipe_dir: Path) -> list[str]:
@@ -63,8 +68,9 @@ def describe(job, recipe_dir: Path, usd_override: float | None, assumed: list[st
         gpu = lookup_gpu(p.gpu)
     except UnknownGpu as exc:
         raise PlacementError(str(exc)) from None
-    cluster = Cluster(gpu, p.nodes, p.gpus_per_node, p.zero_stage, usd_override)
     cfg = job.config
+    _, zero = optimizer_for(cfg.get("zero_stage"), p.world_size, on_gpu(p))
+    cluster = Cluster(gpu, p.nodes, p.gpus_per_node, memory_zero_stage(zero), usd_override)
     arch = VideoDiT.from_spec(cfg["model"]) if cfg.get("model") else None
     return BUILDERS[job.kind](cfg, arch, Sizes(recipe_dir, assumed)), arch, cluster
 
@@ -143,6 +149,7 @@ def _clip(cfg: dict) -> Clip:
 def _train_fields(cfg: dict, items: int) -> dict:
     return {"clip": _clip(cfg), "batch": cfg["batch"], "steps": _steps(cfg, items), "dataset": items,
             "lora_rank": cfg.get("lora_rank", 0), "checkpointing": cfg.get("gradient_checkpointing"),
+            "micro_batch": cfg.get("micro_batch"),
             "compiled": bool(cfg.get("compile"))}
 
 
@@ -193,7 +200,7 @@ def _reward_model(cfg, arch, sizes: Sizes):
     items = pairs + labels
     return wl.RewardModel(model=VisionLanguage.from_spec(cfg["backbone"]["spec"]), frames=cfg.get("frames") or 8,
                           batch=cfg["batch"], steps=_steps(cfg, items), videos_per_item=(2 * pairs + labels) / items,
-                          lora_rank=cfg.get("lora_rank", 0))
+                          lora_rank=cfg.get("lora_rank", 0), micro_batch=cfg.get("micro_batch"))
 
 
 def _generate(cfg, arch: VideoDiT, sizes: Sizes):

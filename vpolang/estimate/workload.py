@@ -77,6 +77,7 @@ class DiTTraining:
     steps: int
     lora_rank: int = 0
     checkpointing: bool | None = None  # None: switched on only when the job would not fit otherwise
+    micro_batch: int | None = None  # None: the largest that fits; else the recipe's (checked to fit)
     compiled: bool = False  # `compile = true`: the trained transformer's passes run compiled
     dataset: int = 0  # items encoded once before training
     scorers: tuple[Scorer, ...] = ()  # models scoring each dataset video once (reward weights)
@@ -274,6 +275,7 @@ class RewardModel:
     videos_per_item: float = 2.0  # 2 for pairs, 1 for labels; a mixture in between
     lora_rank: int = 0
     checkpointing: bool | None = None
+    micro_batch: int | None = None
 
     kind = "reward_model"
     trains = "scorer"

@@ -23,6 +23,10 @@ class TrainStage(StageBase):
     weight_decay: float = Field(0.0, ge=0)
     grad_clip: float = Field(1.0, gt=0, description="max global gradient norm")
     lora_rank: Count = Field(0, ge=0, description="0: full fine-tuning; else LoRA on attention projections")
+    micro_batch: PositiveInt | None = Field(None, description="rows per forward/backward on each GPU (videos, "
+                                            "pairs, rollouts); the rest of a GPU's share of the batch is "
+                                            "gradient accumulation. Unset: the largest that fits, chosen "
+                                            "by `vpo plan`; set it so a run reproduces across clusters")
     gradient_checkpointing: bool | None = Field(None, description="unset: on only when memory demands it")
     zero_stage: Count | None = Field(None, ge=0, le=3, description="DeepSpeed ZeRO stage (0-3); unset: 2 when the "
                                      "job spans several GPUs, else torch AdamW (fp32 master weights for bf16 models)")

@@ -26,6 +26,7 @@ class RewardModel(StageBase):
     lr: float = Field(2e-5, gt=0, le=1)
     batch: PositiveInt = 32
     lora_rank: int = Field(0, ge=0)
+    micro_batch: PositiveInt | None = TrainStage.model_fields["micro_batch"]
     zero_stage: Count | None = TrainStage.model_fields["zero_stage"]
     checkpoint_every: PositiveInt = 200
 
