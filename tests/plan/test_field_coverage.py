@@ -308,7 +308,7 @@ CONSUMED_BY_COMPILER = {
     "tokens_per_frame": "vpolang/estimate/arch.py",  # sizes for the planner's memory and FLOPs
     "max_nodes": "vpolang/preflight/max_nodes.py",  # E0323
     # decided once into the plan's execution block, which the runtime executes
-    "micro_batch": "vpolang/estimate/execution.py", "gradient_checkpointing": "vpolang/estimate/execution.py",
+    "micro_batch": "vpolang/estimate/execution.py", "gradient_checkpointing": "vpolang/estimate/jobs.py",
 }
 # Fields accepted and read by nothing: issue 16 item 4 wants each honoured or removed.
 KNOWN_IGNORED = {"vipo.level": "one value left (`latent`, where ViPO maps); `pixel` is refused at check time"}
