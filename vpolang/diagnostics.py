@@ -1,7 +1,8 @@
 """Diagnostics: structured records (asserted by tests), collected per compilation, rendered on demand.
 
-Every code is listed in CODES with its default severity and a one-line summary; spec/language.md's
-diagnostics catalogue is generated from this table and every code has a conformance case.
+Every code is listed in CODES with its default severity and a one-line summary, and in HINTS with the
+hint shown when the diagnostic has no more specific one; spec/language.md's diagnostics catalogue is
+generated from these tables and every code has a conformance case.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E0006": ("error", "the input is too large or too deeply nested"),
     "E0007": ("error", "missing or unsupported `vpo` version header"),
     "E0008": ("error", "invalid string escape"),
+    "E0009": ("error", "a number or string literal is too long or out of range"),
     # E01xx names and scopes
     "E0101": ("error", "unknown name"),
     "E0102": ("error", "duplicate declaration"),
@@ -65,6 +67,57 @@ CODES: dict[str, tuple[str, str]] = {
 }
 
 
+# The hint of a diagnostic that was reported without a more specific one: every code says what to do.
+HINTS: dict[str, str] = {
+    "E0001": "save the recipe as UTF-8 text (no NUL bytes)",
+    "E0002": "check the token at the caret: a missing `=`, `,` or bracket before it is the usual cause",
+    "E0003": "this character cannot start any token; names, numbers and strings are ASCII outside strings",
+    "E0004": "a bracket, block or expression is not finished",
+    "E0005": "units: s, sec, min, h, d, MiB, GiB, TiB, MB, GB, TB, p, k, K, M, B",
+    "E0006": "split the recipe or the expression (with `let`) into smaller pieces",
+    "E0007": "start the file with `vpo 0.1`",
+    "E0008": 'escapes: \\\\ \\" \\n \\t \\r \\0 \\uXXXX',
+    "E0009": "numbers are at most 64 characters and finite; strings at most 65,536 characters",
+    "E0101": "declare the name, import it with `use`, or fix its spelling",
+    "E0102": "rename one of the two declarations",
+    "E0103": "`vpo explain <kind>` lists the fields of a kind",
+    "E0104": "standard-library modules are `std.<name>`; see stdlib/",
+    "E0105": "imports are files inside the recipe's directory tree",
+    "E0106": "move what both files need into a third file that imports neither",
+    "E0107": "a declaration cannot refer to itself, directly or through others",
+    "E0108": "only iterate blocks (`ipo[1]`) and lists can be indexed",
+    "E0109": "rounds are numbered from 0 to `rounds - 1`",
+    "E0110": "the shared file changed: review it, then update the pin",
+    "E0111": "`next` assigns a variable declared in the iterate's parentheses",
+    "E0112": "`--set` overrides a `param` the recipe declares",
+    "E0113": "`--set name=value` takes one expression of the param's kind",
+    "E0201": "`vpo explain <kind>` lists the fields of a kind",
+    "E0202": "add the field; `vpo explain <kind>` shows what it takes",
+    "E0203": "`vpo explain <kind>.<field>` shows the allowed range",
+    "E0204": "`vpo explain <kind>.<field>` shows the type the field takes",
+    "E0205": "a declaration's value is a constructor call or another declaration of the same kind",
+    "E0206": "the field takes a declaration of another kind (a model, dataset, reward or stage)",
+    "E0207": "combine the reward's heads into one number, e.g. `r.a + 0.5 * r.b`",
+    "E0208": "write the value with a unit of the right kind, e.g. `48h`, `80GiB`, `480p`",
+    "E0209": "quantities add to quantities of the same kind and scale by numbers",
+    "E0210": "`vpo explain <stage kind>` lists the modifiers it takes",
+    "E0211": "give each field or argument once",
+    "E0212": "`vpo explain <reward>` lists its heads",
+    "E0213": "divide by a non-zero number",
+    "E0214": "`on` names a `cluster` declaration",
+    "E0301": "`vpo explain <stage kind>` describes the fields that go together",
+    "E0302": "use LoRA, more nodes, checkpointing or a smaller clip",
+    "E0303": "make the batch a multiple of the GPUs (and of the micro-batch)",
+    "E0304": "raise --budget or make the plan cheaper (fewer steps, nodes or stages)",
+    "W0101": "remove the declaration or use it",
+    "W0102": "rename the declaration to keep the imported or built-in name reachable",
+    "W0103": "remove the `use` or use the module",
+    "W0105": "add `kl = ...` or a reward gate to keep the policy near its start",
+    "W0106": "beta depends on the model's prediction type: see `vpo explain dpo.beta`",
+    "W0107": "give `against = [...]` baselines to compare with",
+}
+
+
 @dataclass(frozen=True)
 class Note:
     message: str
@@ -78,6 +131,10 @@ class Diagnostic:
     span: Span | None
     hint: str | None = None
     notes: tuple[Note, ...] = ()
+
+    def __post_init__(self):
+        if self.hint is None and self.code in HINTS:
+            object.__setattr__(self, "hint", HINTS[self.code])
 
     @property
     def severity(self) -> str:

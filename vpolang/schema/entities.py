@@ -35,9 +35,9 @@ class VideoDiffusion(Schema):
     text_encoder_params: Count = Field(0, description="parameters of the frozen text encoder")
     vae_params: Count = Field(0, description="parameters of the frozen VAE")
     resolution: Resolution = Field(description="default training and sampling resolution")
-    frames: PositiveInt = Field(description="default number of frames")
-    fps: PositiveInt = 16
-    sample_steps: PositiveInt = Field(50, description="default sampler steps for rollouts and evaluation")
+    frames: PositiveInt = Field(le=10_000, description="default number of frames")
+    fps: PositiveInt = Field(16, le=1000)
+    sample_steps: PositiveInt = Field(50, le=10_000, description="default sampler steps for rollouts and evaluation")
 
     @model_validator(mode="after")
     def _triples(self):
@@ -107,7 +107,7 @@ class ShapesVideos(Schema):
 
     summary = "shapes-world captioned videos"
     kind: Literal["shapes_videos"] = "shapes_videos"
-    n: PositiveInt = Field(512, description="number of videos")
+    n: PositiveInt = Field(512, le=1_000_000, description="number of videos")
     seed: Count = 0
 
 
@@ -116,7 +116,7 @@ class ShapesPrompts(Schema):
 
     summary = "shapes-world prompts"
     kind: Literal["shapes_prompts"] = "shapes_prompts"
-    n: PositiveInt = 64
+    n: PositiveInt = Field(64, le=1_000_000)
     split: Literal["train", "test"] = "train"
     seed: Count = 0
 
@@ -137,7 +137,7 @@ class Shuffle(Schema):
     """Shuffle frames inside windows; each window shuffled with probability p, at least one changed."""
 
     kind: Literal["shuffle"] = "shuffle"
-    window: Count = Field(4, ge=2, description="frames per window")
+    window: Count = Field(4, ge=2, le=10_000, description="frames per window")
     p: Probability = 0.5
 
 
@@ -175,12 +175,12 @@ class OnPolicy(Schema):
     kind: Literal["on_policy"] = "on_policy"
     policy: Policy
     prompts: PromptSource | None = Field(None, description="defaults to the policy stage's prompts")
-    n: Count = Field(4, ge=2, description="candidates per prompt")
+    n: Count = Field(4, ge=2, le=64, description="candidates per prompt")
     judges: list[AnyReward] = Field(min_length=1, description="rewards or critics; scores are averaged")
     pick: Literal["best_worst", "all_pairs"] = "best_worst"
     margin: float = Field(0.0, ge=0, description="minimum score gap for a pair")
     swap_check: bool = Field(False, description="ask pairwise judges both ways; keep consistent verdicts")
-    sample_steps: PositiveInt | None = Field(None, description="sampler steps (model default if unset)")
+    sample_steps: PositiveInt | None = Field(None, le=10_000, description="sampler steps (model default if unset)")
     labels: bool = Field(False, description="also emit good/normal/bad labels by score tercile (for KTO)")
 
 
@@ -191,11 +191,11 @@ class Online(Schema):
     positional = ("prompts",)
     kind: Literal["online"] = "online"
     prompts: PromptSource
-    n: Count = Field(6, ge=2)
+    n: Count = Field(6, ge=2, le=64)
     judges: list[AnyReward] = Field(min_length=1)
     pick: Literal["best_worst", "all_pairs"] = "best_worst"
     margin: float = Field(0.0, ge=0)
-    sample_steps: PositiveInt | None = None
+    sample_steps: PositiveInt | None = Field(None, le=10_000)
 
 
 PairLeaf = Annotated[Union[PairsFile, Synthetic, OnPolicy, Online], Field(discriminator="kind")]
@@ -220,7 +220,7 @@ class WeightFree(Schema):
     summary = "a weight-free video reward"
     kind: Literal["weight_free"] = "weight_free"
     metric: Literal["temporal_flicker", "motion_smoothness", "flow_magnitude", "dynamic_degree", "sharpness"]
-    resize: PositiveInt = Field(64, description="frames are resized to this side before measuring")
+    resize: PositiveInt = Field(64, le=4096, description="frames are resized to this side before measuring")
 
 
 class FeatureConsistency(Schema):
@@ -247,7 +247,7 @@ class ClipScore(Schema):
     summary = "CLIP text-video score"
     kind: Literal["clip_score"] = "clip_score"
     path: str | None = Field(None, description="local CLIP folder")
-    frames: PositiveInt = 8
+    frames: PositiveInt = Field(8, le=10_000)
 
 
 class Aesthetic(Schema):
@@ -256,7 +256,7 @@ class Aesthetic(Schema):
     summary = "aesthetic predictor"
     kind: Literal["aesthetic"] = "aesthetic"
     path: str | None = None
-    frames: PositiveInt = 8
+    frames: PositiveInt = Field(8, le=10_000)
 
 
 class VlmJudge(Schema):
@@ -266,7 +266,7 @@ class VlmJudge(Schema):
     kind: Literal["vlm_judge"] = "vlm_judge"
     model: Backbone = Field(description="the vision-language model")
     question: str = "Does this video match the prompt and look realistic?"
-    frames: PositiveInt = 8
+    frames: PositiveInt = Field(8, le=10_000)
     pairwise: bool = Field(False, description="compares two videos (for GSB and swap checks)")
 
 
@@ -278,7 +278,7 @@ class VideoRewardModel(Schema):
     model: Backbone = Field(description="the vision-language backbone")
     heads: list[str] = Field(min_length=1)
     path: str | None = None
-    frames: PositiveInt = 8
+    frames: PositiveInt = Field(8, le=10_000)
 
 
 RewardSpec = Annotated[Union[WeightFree, FeatureConsistency, ShapesReward, ClipScore, Aesthetic, VlmJudge,
@@ -381,7 +381,7 @@ class Refresh(Schema):
 
     positional = ("every",)
     kind: Literal["refresh"] = "refresh"
-    every: PositiveInt = 200
+    every: PositiveInt = Field(200, le=100_000_000)
 
 
 class Nrg(Schema):
@@ -403,12 +403,12 @@ class Slurm(Schema):
     partition: str | None = None
     account: str | None = None
     gpu: str = Field(description="GPU model, e.g. H100-80GB (see `vpo explain gpus`)")
-    gpus_per_node: PositiveInt = 8
-    cpus_per_gpu: PositiveInt = 8
+    gpus_per_node: PositiveInt = Field(8, le=64)
+    cpus_per_gpu: PositiveInt = Field(8, le=1024)
     mem_per_gpu: GiB | None = None
     usd_per_gpu_hour: float | None = Field(None, ge=0, description="overrides the catalogue price")
     time_limit: Seconds | None = Field(None, description="wall-clock limit per job, e.g. 48h")
-    max_nodes: PositiveInt | None = None
+    max_nodes: PositiveInt | None = Field(None, le=100_000)
     extra: dict[str, str] = Field(default_factory=dict, description="extra sbatch parameters")
 
 
@@ -418,7 +418,7 @@ class Local(Schema):
     summary = "the local machine"
     kind: Literal["local"] = "local"
     gpu: str = Field("cpu", description="GPU model of this machine, or cpu")
-    gpus_per_node: Count = Field(0, ge=0)
+    gpus_per_node: Count = Field(0, ge=0, le=64)
     usd_per_gpu_hour: float | None = Field(None, ge=0)
 
 
