@@ -7,7 +7,7 @@ from pathlib import Path
 from .check import Checker, CheckedRecipe
 from .datacheck import preflight as data_preflight
 from .diagnostics import Diagnostic, Reporter
-from .source import SourceFile
+from .source import SourceFile, Span, UnreadableSource, decode_error_position, read_limited
 from .values import DeclValue
 
 
@@ -23,17 +23,19 @@ class CheckResult:
 
 
 def read_source(path: str | Path, display: str | None = None) -> tuple[SourceFile | None, Diagnostic | None]:
-    """Read a recipe file as UTF-8; a binary or undecodable file is a diagnostic, not a crash."""
+    """Read a recipe file as UTF-8; a large, binary or undecodable file is a diagnostic, not a crash."""
     p = Path(path)
     name = display or str(path)
     try:
-        data = p.read_bytes()
-    except OSError as exc:
-        return None, Diagnostic("E0001", f"cannot read `{name}`: {exc.strerror or exc}", None)
+        data = read_limited(p)
+    except UnreadableSource as exc:
+        return None, Diagnostic(exc.code, f"cannot read `{name}`: {exc}", Span(name, 1, 1, 1, 2))
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, Diagnostic("E0001", f"`{name}` is not UTF-8 text (byte {exc.start})", None)
+        line, col = decode_error_position(data, exc.start)
+        return None, Diagnostic("E0001", f"`{name}` is not UTF-8 text (byte {exc.start}: 0x{data[exc.start]:02x})",
+                                Span(name, line, col, line, col + 1))
     return SourceFile(name, text, p.resolve()), None
 
 

@@ -59,6 +59,8 @@ class Checker:
         main = self.loader.load_source(source, key, is_stdlib=False)
         self.loader.loading.pop()
         self._check_overrides(main)
+        for name in _constants_bottom_up(main):
+            self.force(main.symbols[name])
         for item in main.tree.items:
             name = _item_name(item)
             if name in main.symbols and main.symbols[name].node is item:
@@ -153,7 +155,8 @@ class Checker:
         span = self._override_span(node.name)
         expr = parse_expression(text, CLI_FILE, Reporter())
         if expr is None:
-            self.rep.add("E0113", f"`--set {node.name}={text}`: the value is not an expression", span)
+            self.rep.add("E0113", f"`--set {node.name}={text}`: the value is not one expression", span,
+                         hint="quote the whole value; text after the expression is not ignored")
             return default
         value = Evaluator(self, env, {}).value(_shift(expr, span))
         if _kind(value) != _kind(default):
@@ -628,3 +631,48 @@ def _shift(expr, span: Span):
                    for f in dataclasses.fields(node)}
         return type(node)(**changes)
     return walk(expr)
+
+
+def _constants_bottom_up(main: ModuleScope) -> list[str]:
+    """The recipe's `let`/`param` constants whose dependencies are only such constants, without cycles,
+    each after the constants it uses. Forcing them in this order first keeps lazy evaluation shallow: a
+    chain declared in reverse (`let a = b`, `let b = c`, ...) otherwise recursed once per link, and past
+    a few hundred links the recursion limit reported false cycles and false unused warnings. Anything
+    that may declare stages is left to the lazy pass, whose order the plan's job order follows."""
+    constants = {n for n, s in main.symbols.items() if isinstance(s.node, (ast.Let, ast.Param))}
+    deps = {n: [d for d in _names_in(main.symbols[n].node.value) if d in main.symbols] for n in constants}
+    ready: dict[str, bool] = {}
+    order: list[str] = []
+    for root in sorted(constants, key=lambda n: (main.symbols[n].node.span.line, main.symbols[n].node.span.col)):
+        if root in ready:
+            continue
+        stack, on_path, tainted = [(root, iter(deps[root]))], {root}, set()
+        while stack:
+            name, pending = stack[-1]
+            child = next(pending, None)
+            if child is None:
+                stack.pop()
+                on_path.discard(name)
+                ready[name] = name not in tainted and all(ready.get(d, False) for d in deps[name])
+                if ready[name]:
+                    order.append(name)
+            elif child not in constants or child in on_path:
+                tainted.add(name)  # a declaration that may make stages, or a cycle: leave it to force()
+            elif child not in ready:
+                stack.append((child, iter(deps[child])))
+                on_path.add(child)
+    return order
+
+
+def _names_in(expr) -> list[str]:
+    """Every name an expression mentions (an over-approximation of what it refers to), without recursion."""
+    names, todo = [], [expr]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Name):
+            names.append(node.name)
+        elif isinstance(node, (tuple, list)):
+            todo.extend(node)
+        elif isinstance(node, ast.Node):
+            todo.extend(getattr(node, f) for f in node.__dataclass_fields__ if f != "span")
+    return names

@@ -1,7 +1,8 @@
 """Diagnostics: structured records (asserted by tests), collected per compilation, rendered on demand.
 
-Every code is listed in CODES with its default severity and a one-line summary; spec/language.md's
-diagnostics catalogue is generated from this table and every code has a conformance case.
+Every code is listed in CODES with its default severity and a one-line summary, and in HINTS with the
+hint shown when the diagnostic has no more specific one; spec/language.md's diagnostics catalogue is
+generated from these tables and every code has a conformance case.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E0006": ("error", "the input is too large or too deeply nested"),
     "E0007": ("error", "missing or unsupported `vpo` version header"),
     "E0008": ("error", "invalid string escape"),
+    "E0009": ("error", "a number or string literal is too long or out of range"),
     # E01xx names and scopes
     "E0101": ("error", "unknown name"),
     "E0102": ("error", "duplicate declaration"),
@@ -102,6 +104,91 @@ CODES: dict[str, tuple[str, str]] = {
 }
 
 
+# The hint of a diagnostic that was reported without a more specific one: every code says what to do.
+HINTS: dict[str, str] = {
+    "E0001": "save the recipe as UTF-8 text (no NUL bytes)",
+    "E0002": "check the token at the caret: a missing `=`, `,` or bracket before it is the usual cause",
+    "E0003": "this character cannot start any token; names, numbers and strings are ASCII outside strings",
+    "E0004": "a bracket, block or expression is not finished",
+    "E0005": "units: s, sec, min, h, d, MiB, GiB, TiB, MB, GB, TB, p, k, K, M, B",
+    "E0006": "split the recipe or the expression (with `let`) into smaller pieces",
+    "E0007": "start the file with `vpo 0.1`",
+    "E0008": 'escapes: \\\\ \\" \\n \\t \\r \\0 \\uXXXX',
+    "E0009": "numbers are at most 64 characters and finite; strings at most 65,536 characters",
+    "E0101": "declare the name, import it with `use`, or fix its spelling",
+    "E0102": "rename one of the two declarations",
+    "E0103": "`vpo explain <kind>` lists the fields of a kind",
+    "E0104": "standard-library modules are `std.<name>`; see stdlib/",
+    "E0105": "imports are files inside the recipe's directory tree",
+    "E0106": "move what both files need into a third file that imports neither",
+    "E0107": "a declaration cannot refer to itself, directly or through others",
+    "E0108": "only iterate blocks (`ipo[1]`) and lists can be indexed",
+    "E0109": "rounds are numbered from 0 to `rounds - 1`",
+    "E0110": "the shared file changed: review it, then update the pin",
+    "E0111": "`next` assigns a variable declared in the iterate's parentheses",
+    "E0112": "`--set` overrides a `param` the recipe declares",
+    "E0113": "`--set name=value` takes one expression of the param's kind",
+    "E0201": "`vpo explain <kind>` lists the fields of a kind",
+    "E0202": "add the field; `vpo explain <kind>` shows what it takes",
+    "E0203": "`vpo explain <kind>.<field>` shows the allowed range",
+    "E0204": "`vpo explain <kind>.<field>` shows the type the field takes",
+    "E0205": "a declaration's value is a constructor call or another declaration of the same kind",
+    "E0206": "the field takes a declaration of another kind (a model, dataset, reward or stage)",
+    "E0207": "combine the reward's heads into one number, e.g. `r.a + 0.5 * r.b`",
+    "E0208": "write the value with a unit of the right kind, e.g. `48h`, `80GiB`, `480p`",
+    "E0209": "quantities add to quantities of the same kind and scale by numbers",
+    "E0210": "`vpo explain <stage kind>` lists the modifiers it takes",
+    "E0211": "give each field or argument once",
+    "E0212": "`vpo explain <reward>` lists its heads",
+    "E0213": "divide by a non-zero number",
+    "E0214": "`on` names a `cluster` declaration",
+    "E0301": "`vpo explain <stage kind>` describes the fields that go together",
+    "E0302": "use LoRA, more nodes, checkpointing or a smaller clip",
+    "E0303": "make the batch a multiple of the GPUs (and of the micro-batch)",
+    "E0304": "raise --budget or make the plan cheaper (fewer steps, nodes or stages)",
+    "W0101": "remove the declaration or use it",
+    "W0102": "rename the declaration to keep the imported or built-in name reachable",
+    "W0103": "remove the `use` or use the module",
+    "W0105": "add `kl = ...` or a reward gate to keep the policy near its start",
+    "W0106": "beta depends on the model's prediction type: see `vpo explain dpo.beta`",
+    "W0107": "give `against = [...]` baselines to compare with",
+    "E0220": "use only letters, digits, `_`, `.` and `-` (a partition list separates names with commas)",
+    "E0221": "name an sbatch long option vpo does not set itself, with a value of letters, digits and `_.,:=+/@%-`",
+    "E0222": "remove the control character (newline, tab, NUL) from the path",
+    "E0310": "use a family with a runtime adapter (wan, wan22, cogvideox, or the shapes world)",
+    "E0311": "use zero_stage <= 2, or remove `compile`",
+    "E0312": "use zero_stage <= 2, or remove `ema`",
+    "E0313": "place the online DPO stage on one GPU (nodes = 1, gpus_per_node = 1)",
+    "E0314": "drop `mixed_resolution`, or use offline pairs",
+    "E0315": "train fully (lora_rank = 0) or keep a frozen reference",
+    "E0316": "use it as evaluate's `gsb` or as an on_policy judge, or declare a pointwise judge",
+    "E0317": "give the shapes world a square resolution, e.g. [16, 16]",
+    "E0318": "choose a frame count the family's VAE encodes (Wan: 1 + 4k)",
+    "E0319": "choose a height and width divisible by the VAE stride times the patch size",
+    "E0320": "declare the folder's own family, or point `path` at a folder of the declared family",
+    "E0321": "remove the sizes from the declaration (they are read from the folder) or fix them",
+    "E0322": "a Wan 2.2 folder needs transformer_2/ and a boundary_ratio in model_index.json",
+    "E0323": "lower `nodes` to the cluster's `max_nodes`, or raise the limit",
+    "E0324": "guide with a differentiable reward (one computed from pixels by torch)",
+    "E0340": "list the joint's own rewards as the self-paced phases",
+    "E0342": "leave judges, pick, margin, swap_check and labels unset in an rwr source: its reward weighs samples",
+    "E0343": "score candidates with a pointwise judge; a pairwise one compares pairs",
+    "E0401": "check the glob against the files on this machine",
+    "E0402": "replace the file with a video (mp4, webm, avi, gif) or a folder of frame images",
+    "E0403": "fix the line named in the note (one JSON object per line, UTF-8)",
+    "E0404": "create the file or correct the path (relative to the recipe's folder)",
+    "E0405": "correct the video path in the data file (relative to that file)",
+    "E0406": "add items to the file or point at another one",
+    "E0407": "point `path` at a diffusers pipeline folder (model_index.json, transformer/config.json)",
+    "E0408": "add a captions record or a .txt beside the video",
+    "W0301": "prefer a vision-language family with a runtime adapter (Qwen2-VL)",
+    "W0302": "make the data countable here (local files) or accept the assumed count in the estimate",
+    "W0303": "lower the micro-batch, enable gradient checkpointing or use more GPUs for headroom",
+    "W0304": "evaluation runs in one process: place it on one GPU",
+    "W0305": "give the model a `path` to its local weights",
+}
+
+
 @dataclass(frozen=True)
 class Note:
     message: str
@@ -115,6 +202,10 @@ class Diagnostic:
     span: Span | None
     hint: str | None = None
     notes: tuple[Note, ...] = ()
+
+    def __post_init__(self):
+        if self.hint is None and self.code in HINTS:
+            object.__setattr__(self, "hint", HINTS[self.code])
 
     @property
     def severity(self) -> str:

@@ -22,6 +22,8 @@ def data_path(data: Any, loc: tuple) -> tuple:
     validator labels that do not name a key or an index of the input."""
     path, cur = [], data
     for elem in loc:
+        if isinstance(cur, dict) and elem == cur.get("kind") and elem not in cur:
+            continue  # a discriminated union's tag (`online` in pairs.online.n), not a key of the input
         if isinstance(cur, dict) and isinstance(elem, str) and elem in cur:
             path.append(elem)
             cur = cur[elem]
@@ -103,6 +105,8 @@ def _report_one(e, path, data, spans, name_spans, default, what, schema_fields, 
     elif etype in _CUSTOM:
         code = _CUSTOM[etype]
         msg = e["msg"]
+        if ctx.get("field_prefix"):
+            msg = f"`{field}`: {msg}"
         if etype == "vpo_rule" and ctx.get("field"):
             target = path + (ctx["field"],)
             span = spans.get(target, span)

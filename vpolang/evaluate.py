@@ -19,6 +19,7 @@ from .values import ConstructorValue, DeclValue, IterateValue, ModuleValue, Roun
 if TYPE_CHECKING:
     from .check import Checker
 
+MAX_INT = 10**64  # integer results: past float range, pydantic and str() fail on them
 PAIR_KINDS = {"pairs", "synthetic", "on_policy", "online", "mix"}
 
 
@@ -81,16 +82,20 @@ class Evaluator:
 
     # ---- atoms
     def _number(self, e: ast.Number, path):
+        if e.value is None:
+            raise EvalError()  # a literal out of range, reported by the parser
         return e.value
 
     def _quantity(self, e: ast.Quantity, path):
-        if e.unit not in UNITS:
+        if e.unit not in UNITS or e.value is None:
             raise EvalError()  # reported by the parser
         dim, factor = UNITS[e.unit]
+        value = e.value * factor
+        if not math.isfinite(value):  # 1e308TB: finite digits, infinite bytes
+            self.error("E0009", f"`{e.text}` is out of range", e.span, hint="use a smaller number")
         if dim == "count":
-            value = e.value * factor
             return int(round(value)) if abs(value - round(value)) <= 1e-6 * abs(value) else value
-        return Quantity(e.value, e.unit, dim, e.value * factor)
+        return Quantity(e.value, e.unit, dim, value)
 
     def _string(self, e: ast.String, path):
         return e.value
@@ -201,6 +206,8 @@ class Evaluator:
         out = {"+": a + b, "-": a - b, "*": a * b, "/": a / b if e.op == "/" else 0}[e.op]
         if isinstance(out, float) and not math.isfinite(out):
             self.error("E0209", "the result is not a finite number", e.span)
+        if isinstance(out, int) and abs(out) > MAX_INT:  # repeated products grow without bound
+            self.error("E0209", "the result is too large (more than 1e64)", e.span)
         return out
 
     def _quantity_arith(self, e, a, b):
@@ -208,6 +215,8 @@ class Evaluator:
                 and a.dimension != "resolution":
             total = a.normalised + b.normalised if e.op == "+" else a.normalised - b.normalised
             base = UNITS[a.unit][1]
+            if not math.isfinite(total):
+                self.error("E0209", "the result is not a finite number", e.span)
             return Quantity(total / base, a.unit, a.dimension, total)
         if e.op in "*/" and (_is_num(a) or _is_num(b)) and "resolution" not in (
                 getattr(a, "dimension", ""), getattr(b, "dimension", "")):
@@ -218,7 +227,10 @@ class Evaluator:
                 k = 1 / b
             elif e.op == "/":
                 self.error("E0209", "cannot divide by a quantity", e.span)
-            return Quantity(q.value * k, q.unit, q.dimension, q.normalised * k)
+            scaled = Quantity(q.value * k, q.unit, q.dimension, q.normalised * k)
+            if not math.isfinite(scaled.normalised) or not math.isfinite(scaled.value):
+                self.error("E0209", "the result is not a finite number", e.span)
+            return scaled
         self.error("E0209", f"cannot apply `{e.op}` to {_describe(a)} and {_describe(b)}", e.span,
                    hint="quantities add to quantities of the same kind and scale by numbers")
 

@@ -5,7 +5,7 @@ import typing
 
 from pydantic.fields import FieldInfo
 
-from .diagnostics import CODES, did_you_mean
+from .diagnostics import CODES, HINTS, did_you_mean
 from .schema.base import Schema, schema_fields
 from .schema.entities import CONSTRUCTORS, VALUE_CONSTRUCTORS
 from .schema.stages import STAGES
@@ -85,7 +85,7 @@ def _all_schemas() -> dict[str, type[Schema]]:
 def explain(name: str) -> str:
     if name in CODES:
         severity, summary = CODES[name]
-        return f"{name} ({severity}): {summary}"
+        return f"{name} ({severity}): {summary}\nhint: {HINTS[name]}" if name in HINTS else f"{name} ({severity}): {summary}"
     if name.startswith("std."):
         return _explain_stdlib(name)
     schemas = _all_schemas()

@@ -34,8 +34,9 @@ from .parser import _comment_start, parse
 from .source import SourceFile, Span
 
 MAX_WIDTH = 100
-TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?[A-Za-z0-9]*|[A-Za-z_]\w*'
-                   r'|>=|<=|==|!=|\S')
+# ASCII classes as in the grammar: `\w` would glue a non-ASCII digit to a name (`vpo٣`) that the parser splits.
+TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[A-Za-z0-9]*'
+                   r'|[A-Za-z_][A-Za-z0-9_]*|>=|<=|==|!=|\S')
 BINARY = {"+", "-", "*", "/", ">=", "<=", "==", "!=", ">", "<", "and", "or"}
 # After these a `-` is a sign, not a subtraction.
 EXPECTS_OPERAND = BINARY | {"=", "(", "[", ",", "{", "not", "rounds"}
@@ -91,6 +92,14 @@ def format_source(text: str, name: str = "<recipe>") -> str:
     """The canonical layout of `text` (see the module docstring); idempotent."""
     text = text.replace("\r\n", "\n")
     module = _parse_or_raise(text, name)
+    try:
+        return _format_parsed(text, name, module)
+    except RecursionError:  # a tree deeper than the parser's limits let through: refuse, do not crash
+        raise FormatError([Diagnostic("E0006", "the recipe is nested too deeply to format", Span(name, 1, 1, 1, 2),
+                                      "split long expressions with `let`")]) from None
+
+
+def _format_parsed(text: str, name: str, module: ast.Module) -> str:
     lexed = _lex(text)
     lines = _split(lexed, _item_starts(module), _brace_breaks(lexed))
     _mark_depths(lines)
@@ -99,7 +108,7 @@ def format_source(text: str, name: str = "<recipe>") -> str:
         line.text = _render(line.toks)
     _align(lines)
     out = _assemble(lines)
-    _verify(text, out, name)
+    _verify(text, out, name, module)
     return out
 
 
@@ -436,13 +445,13 @@ def _line_text(line: Line) -> str:
 
 
 # ---- the meaning check ------------------------------------------------------------------------------
-def _verify(before: str, after: str, name: str) -> None:
-    """Formatting moved whitespace only: same tokens, same comments, same tree (spans aside)."""
+def _verify(before: str, after: str, name: str, parsed: ast.Module) -> None:
+    """Formatting moved whitespace only: same tokens, same comments, same tree (spans aside) as `parsed`,
+    the tree of `before`."""
     ok = tokens_of(before) == tokens_of(after) and _comments(before) == _comments(after)
     if ok:
         reporter = Reporter()
-        ok = shape(parse(SourceFile(name, after), reporter)) == shape(parse(SourceFile(name, before), Reporter())) \
-            and not reporter.errors
+        ok = shape(parse(SourceFile(name, after), reporter)) == shape(parsed) and not reporter.errors
     if not ok:
         raise AssertionError(f"vpo fmt would change the meaning of {name}: please report this as a bug")
 

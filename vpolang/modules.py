@@ -9,7 +9,7 @@ from typing import Any
 from . import ast
 from .diagnostics import Note, Reporter, did_you_mean
 from .parser import parse
-from .source import SourceFile, Span
+from .source import SourceFile, Span, UnreadableSource, decode_error_position, read_limited
 
 STDLIB_DIR = Path(__file__).resolve().parent.parent / "stdlib"
 
@@ -94,22 +94,19 @@ class ModuleLoader:
             SourceFile(f"<{name}>", path.read_text(), path), name, True))
 
     def local(self, node: ast.UseFile, importer: ModuleScope) -> ModuleScope | None:
+        """A file import. Outside the recipe's tree it is refused whatever its pin, before the file is even
+        looked at: no diagnostic may reveal whether such a file exists, its digest or its lines (CI logs
+        of untrusted recipes are public)."""
         base = importer.source.path.parent if importer.source.path else Path.cwd()
+        root = self.root_dir or base.resolve()
         path = (base / node.path).resolve()
+        if not path.is_relative_to(root):
+            self.rep.add("E0105", f"`{node.path}` is outside the recipe's directory tree", node.path_span,
+                         hint="copy the file into the recipe's directory (or below it) and import it from there")
+            return None
         if not path.is_file():
             self.rep.add("E0105", f"cannot find `{node.path}`", node.path_span,
-                         hint=f"looked for {path}")
-            return None
-        inside = self.root_dir is None or path.is_relative_to(self.root_dir)
-        data = path.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
-        if node.sha256 is not None and node.sha256.lower() != digest:
-            self.rep.add("E0110", f"`{node.path}` has sha256 {digest}, not the pinned {node.sha256}",
-                         node.path_span, hint="the shared file changed: review it, then update the pin")
-            return None
-        if not inside and node.sha256 is None:
-            self.rep.add("E0105", f"`{node.path}` is outside the recipe's directory tree", node.path_span,
-                         hint=f'pin its content to import it: use "{node.path}" as {node.alias} sha256 "{digest}"')
+                         hint=f"looked for {_display_path(path)}")
             return None
         key = str(path)
         if key in self.loading:
@@ -119,9 +116,20 @@ class ModuleLoader:
         if key in self.cache:
             return self.cache[key]
         try:
+            data = read_limited(path)
+        except UnreadableSource as exc:
+            self.rep.add(exc.code, f"cannot read `{node.path}`: {exc}", node.path_span)
+            return None
+        digest = hashlib.sha256(data).hexdigest()
+        if node.sha256 is not None and node.sha256.lower() != digest:
+            self.rep.add("E0110", f"`{node.path}` has sha256 {digest}, not the pinned {node.sha256}",
+                         node.path_span, hint="the shared file changed: review it, then update the pin")
+            return None
+        try:
             text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            self.rep.add("E0001", f"`{node.path}` is not UTF-8 text", node.path_span)
+        except UnicodeDecodeError as exc:
+            line, col = decode_error_position(data, exc.start)
+            self.rep.add("E0001", f"`{node.path}` is not UTF-8 text (line {line}, column {col})", node.path_span)
             return None
         display = _display_path(path)
         return self._guarded(key, node.path_span, lambda: self.load_source(

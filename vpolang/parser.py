@@ -6,6 +6,7 @@ top-level keyword, with the text before it replaced by blank lines so that every
 from __future__ import annotations
 
 import ast as pyast
+import math
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -15,11 +16,14 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import ast
 from .diagnostics import Reporter
-from .source import SourceFile, Span
+from .source import MAX_SOURCE_BYTES, SourceFile, Span
 
-MAX_SOURCE_BYTES = 4_000_000
 CHUNK_ABOVE = 100  # top-level statements above which a file is parsed statement by statement
 MAX_NESTING = 64
+MAX_NUMBER_CHARS = 64  # one number literal, unit included: 10**4300 broke int(), 1e400 is infinite
+MAX_STRING_CHARS = 65_536  # one string literal: a 3.9 MB one cost Lark and literal_eval 1.8 GB
+MAX_OPERANDS = 200  # operands of one flat chain (`a + b + ...`): the tree is that deep for the evaluator
+MERGE_TRIES = 3  # a chunk that fails is retried joined with up to this many following chunks
 UNITS = {
     # durations, normalised to seconds
     "s": ("duration", 1), "sec": ("duration", 1), "min": ("duration", 60), "h": ("duration", 3600),
@@ -64,100 +68,129 @@ def _cache_file(grammar: str) -> str | bool:
 
 def parse(source: SourceFile, reporter: Reporter) -> ast.Module:
     """Parse a whole file; every syntax error goes to the reporter; returns what could be parsed."""
-    if len(source.text.encode("utf-8", "surrogateescape")) > MAX_SOURCE_BYTES:
+    if len(source.text) > MAX_SOURCE_BYTES or len(source.text.encode("utf-8", "surrogateescape")) > MAX_SOURCE_BYTES:
         reporter.add("E0006", f"the file is larger than {MAX_SOURCE_BYTES // 1_000_000} MB",
-                     source.span_at(1, 1))
+                     source.span_at(1, 1), hint="split the recipe into files joined with `use`")
         return ast.Module(source.span_at(1, 1), None, (), ())
     if "\x00" in source.text:
-        reporter.add("E0001", "the file contains NUL bytes; is it a binary file?", source.span_at(1, 1))
+        line, col = _position(source.text, source.text.index("\x00"))
+        reporter.add("E0001", "the file contains NUL bytes; is it a binary file?", source.span_at(line, col),
+                     hint="a recipe is UTF-8 text")
         return ast.Module(source.span_at(1, 1), None, (), ())
-    if not _nesting_ok(source, reporter):
+    if not _prescan_ok(source, reporter):
         return ast.Module(source.span_at(1, 1), None, (), ())
     comments = tuple(_comments(source.text))
     builder = _Builder(source, reporter)
-    chunked = _parse_large(source, builder) if len(TOP_LEVEL.findall(source.text)) > CHUNK_ABOVE else None
-    try:
-        header, items = chunked if chunked is not None else builder.transform(_lark().parse(source.text, start="start"))
-    except UnexpectedInput:
+    if len(TOP_LEVEL.findall(source.text)) > CHUNK_ABOVE:
+        # Long files parse statement by statement: Lark's position propagation makes one parse of many
+        # top-level items quadratic, and a syntax error would make it parse the file twice.
         header, items = _parse_chunks(source, builder, reporter)
-    except RecursionError:
-        reporter.add("E0006", "the expression is nested too deeply", source.span_at(1, 1))
-        header, items = None, []
+    else:
+        try:
+            header, items = builder.transform(_lark().parse(source.text, start="start"))
+        except UnexpectedInput:
+            header, items = _parse_chunks(source, builder, reporter)
+        except RecursionError:
+            reporter.add("E0006", "the expression is nested too deeply", source.span_at(1, 1),
+                         hint="split the expression with `let`")
+            header, items = None, []
     items = sorted(items, key=lambda it: (it.span.line, it.span.col))
     end = Span(source.name, 1, 1, max(1, len(source.lines)), 1)
     return ast.Module(end, header, tuple(items), comments)
 
 
-def _parse_large(source: SourceFile, builder: "_Builder"):
-    """Long files parse statement by statement: Lark's position propagation makes one parse of many
-    top-level items quadratic. If any chunk fails (a statement split wrongly, or a real syntax error),
-    None: the caller parses the whole file and reports errors as usual."""
-    scratch = Reporter()
-    header, items = _parse_chunks(source, builder, scratch)
-    return None if scratch.diagnostics else (header, items)
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character offset."""
+    line_start = text.rfind("\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1, offset - line_start + 1
 
 
 def _parse_chunks(source: SourceFile, builder: "_Builder", reporter: Reporter):
-    """Error recovery: each top-level statement (a line starting in column 1 with a keyword, up to the
-    next one) is parsed on its own, padded with newlines so positions stay exact; every chunk's first
-    syntax error is reported and the others still parse."""
+    """Statement by statement: each top-level statement (a line starting in column 1 with a keyword, up
+    to the next one) is parsed on its own and its spans shifted by the lines above it, so that the work
+    is linear in the file. A chunk that fails is retried joined with the next few (a statement split
+    at a continuation line that happens to start with a keyword); if none parses, its first syntax error
+    is reported and the following chunks still parse."""
     text = source.text
-    starts = sorted({0} | {m.start() for m in TOP_LEVEL.finditer(text)})
+    starts = sorted({0} | {m.start() for m in TOP_LEVEL.finditer(text)}) + [len(text)]
     header, items = None, []
-    lines_before, previous = 0, 0
-    for i, begin in enumerate(starts):
+    i, offset, counted = 0, 0, 0  # offset: newlines before starts[i], counted up to `counted` (linear)
+    while i < len(starts) - 1:
         if len(reporter.diagnostics) >= reporter.limit:
             break  # a file of garbage: enough has been said
-        lines_before += text.count("\n", previous, begin)
-        previous = begin
-        chunk = text[begin: starts[i + 1] if i + 1 < len(starts) else len(text)]
-        padded = "\n" * lines_before + chunk
+        begin = starts[i]
+        offset, counted = offset + text.count("\n", counted, begin), begin
         rule = "start" if begin == 0 else "items"
+        tree, first_error, used = None, None, 1
+        for used in range(1, MERGE_TRIES + 2):
+            if i + used >= len(starts):
+                break
+            try:
+                tree = _lark().parse(text[begin:starts[i + used]], start=rule)
+                break
+            except UnexpectedInput as err:
+                first_error = first_error or err
+            except RecursionError:
+                reporter.add("E0006", "the expression is nested too deeply", source.span_at(offset + 1, 1),
+                             hint="split the expression with `let`")
+                break
+        if tree is None:
+            if first_error is not None:
+                _report_syntax(first_error, source, reporter, offset, text[begin:starts[i + 1]])
+            i += 1
+            continue
+        builder.line_offset = offset
         try:
-            tree = _lark().parse(padded, start=rule)
-        except UnexpectedInput as err:
-            _report_syntax(err, source, reporter)
-            continue
-        except RecursionError:
-            reporter.add("E0006", "the expression is nested too deeply", source.span_at(1, 1))
-            continue
-        part = builder.transform(tree)
+            part = builder.transform(tree)
+        finally:
+            builder.line_offset = 0
         if rule == "start":
             header, part = part
         items.extend(part)
+        i += used
     return header, items
 
 
 def parse_expression(text: str, name: str, reporter: Reporter) -> ast.Expr | None:
-    """Parse a lone expression (a `--set` value), reported against the pseudo-file `name`."""
+    """Parse a lone expression (a `--set` value), reported against the pseudo-file `name`; None unless
+    the whole text is exactly one expression (`1 let y = 2` parsed as two items, and the second was dropped)."""
     source = SourceFile(name, f"let _ = {text}")
-    module = parse(source, reporter)
-    if module.items and isinstance(module.items[0], ast.Let):
-        return module.items[0].value
-    return None
+    scratch = Reporter()
+    module = parse(source, scratch)
+    for diag in scratch.diagnostics:
+        reporter.add(diag.code, diag.message, diag.span, diag.hint, diag.notes)
+    if scratch.errors or module.header is not None or len(module.items) != 1 \
+            or not isinstance(module.items[0], ast.Let):
+        return None
+    return module.items[0].value
 
 
-def _nesting_ok(source: SourceFile, reporter: Reporter) -> bool:
-    depth, line, col = 0, 1, 0
-    in_str = in_comment = False
-    for ch in source.text:
-        col += 1
-        if ch == "\n":
-            line, col, in_comment = line + 1, 0, False
+# What the lexer skips or takes whole: strings (escaped quotes included), comments; then brackets, newlines.
+_SCAN = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"?|#[^\n]*|[()\[\]{}]|\n')
+
+
+def _prescan_ok(source: SourceFile, reporter: Reporter) -> bool:
+    """Before Lark: brackets nested at most MAX_NESTING deep (deeper ones overflow the transformer's
+    recursion) and strings at most MAX_STRING_CHARS long."""
+    depth, line, line_start = 0, 1, 0
+    for match in _SCAN.finditer(source.text):
+        tok = match.group()
+        if tok == "\n":
+            line, line_start = line + 1, match.end()
             continue
-        if in_comment:
-            continue
-        if ch == '"':
-            in_str = not in_str
-        elif not in_str and ch == "#":
-            in_comment = True
-        elif not in_str and ch in "([{":
+        col = match.start() - line_start + 1
+        if tok[0] == '"':
+            if len(tok) > MAX_STRING_CHARS:
+                reporter.add("E0009", f"a string literal longer than {MAX_STRING_CHARS:,} characters",
+                             source.span_at(line, col), hint="keep long text in a data file the recipe names")
+                return False
+        elif tok[0] in "([{":
             depth += 1
             if depth > MAX_NESTING:
                 reporter.add("E0006", f"brackets nested more than {MAX_NESTING} deep",
                              source.span_at(line, col), hint="split the expression with `let`")
                 return False
-        elif not in_str and ch in ")]}":
+        elif tok[0] in ")]}":
             depth = max(0, depth - 1)
     return True
 
@@ -186,15 +219,17 @@ def _comment_start(line: str) -> int | None:
     return None
 
 
-def _report_syntax(err: UnexpectedInput, source: SourceFile, reporter: Reporter) -> None:
+def _report_syntax(err: UnexpectedInput, source: SourceFile, reporter: Reporter, offset: int = 0,
+                   chunk: str | None = None) -> None:
+    """One syntax error; `offset` is the number of lines above the chunk that was parsed."""
     if isinstance(err, UnexpectedEOF):
-        last = max(1, len(source.lines))
+        last = offset + chunk.rstrip("\n").count("\n") + 1 if chunk is not None else max(1, len(source.lines))
         col = len(source.line_text(last)) + 1
         expected = _expected(err.expected)
         reporter.add("E0004", "unexpected end of input", source.span_at(last, col),
                      hint=f"expected {expected}" if expected else "a bracket or block is not closed")
         return
-    line, col = err.line or 1, err.column or 1
+    line, col = (err.line or 1) + offset, err.column or 1
     if isinstance(err, UnexpectedCharacters):
         ch = source.line_text(line)[col - 1:col] or "?"
         hint = None
@@ -226,11 +261,9 @@ def _expected(names) -> str:
     return ", ".join(shown)
 
 
-def _span(source: SourceFile, meta_or_tok) -> Span:
+def _span(source: SourceFile, meta_or_tok, line_offset: int = 0) -> Span:
     m = meta_or_tok
-    if isinstance(m, Token):
-        return Span(source.name, m.line, m.column, m.end_line, m.end_column)
-    return Span(source.name, m.line, m.column, m.end_line, m.end_column)
+    return Span(source.name, m.line + line_offset, m.column, m.end_line + line_offset, m.end_column)
 
 
 class _Builder(Transformer):
@@ -240,9 +273,10 @@ class _Builder(Transformer):
         super().__init__()
         self.src = source
         self.rep = reporter
+        self.line_offset = 0  # lines above the chunk being transformed
 
     def sp(self, x) -> Span:
-        return _span(self.src, x)
+        return _span(self.src, x, self.line_offset)
 
     # ---- file structure
     @v_args(meta=True)
@@ -337,10 +371,19 @@ class _Builder(Transformer):
         return self._chain(children, "and")
 
     def _chain(self, children, op):
+        if not self._few_operands(children, len(children)):
+            return children[0]
         node = children[0]
         for right in children[1:]:
             node = ast.Binary(node.span.cover(right.span), op, node, right)
         return node
+
+    def _few_operands(self, children, count: int) -> bool:
+        if count <= MAX_OPERANDS:
+            return True
+        self.rep.add("E0006", f"{count} operands in one expression, more than {MAX_OPERANDS}",
+                     children[0].span.cover(children[-1].span), hint="split the expression with `let`")
+        return False
 
     @v_args(meta=True)
     def not_op(self, meta, children):
@@ -355,6 +398,8 @@ class _Builder(Transformer):
 
     @v_args(meta=True)
     def arith(self, meta, children):
+        if not self._few_operands(children, (len(children) + 1) // 2):
+            return children[0]
         node = children[0]
         for i in range(1, len(children), 2):
             right = children[i + 1]
@@ -391,12 +436,26 @@ class _Builder(Transformer):
 
     def number(self, children):
         tok = children[0]
-        return ast.Number(self.sp(tok), _to_number(str(tok)), str(tok))
+        return ast.Number(self.sp(tok), self._literal(tok, str(tok)), str(tok))
+
+    def _literal(self, tok, digits: str) -> float | int | None:
+        """The value of a number literal, bounded: too long or infinite is E0009 and None (the evaluator
+        then drops the field silently instead of reporting a second error about a stand-in value)."""
+        if len(str(tok)) > MAX_NUMBER_CHARS:
+            self.rep.add("E0009", f"a number literal longer than {MAX_NUMBER_CHARS} characters", self.sp(tok),
+                         hint="write large numbers with an exponent, e.g. `1e12`")
+            return None
+        value = _to_number(digits)
+        if isinstance(value, float) and not math.isfinite(value):
+            self.rep.add("E0009", f"`{tok}` is out of range (numbers are at most about 1.8e308)", self.sp(tok),
+                         hint="use a smaller exponent")
+            return None
+        return value
 
     def quantity(self, children):
         tok = children[0]
         text = str(tok)
-        match = re.match(r"^((\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)(.*)$", text)
+        match = re.match(r"^(([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?)(.*)$", text)
         number, unit = match.group(1), match.group(5)
         if unit not in UNITS:
             known = ", ".join(sorted(UNITS))
@@ -404,7 +463,7 @@ class _Builder(Transformer):
             guess = did_you_mean(unit, UNITS)
             self.rep.add("E0005", f"unknown unit `{unit}` in `{text}`", self.sp(tok),
                          hint=f"did you mean `{number}{guess}`?" if guess else f"units: {known}")
-        return ast.Quantity(self.sp(tok), _to_number(number), unit, text)
+        return ast.Quantity(self.sp(tok), self._literal(tok, number), unit, text)
 
     def string(self, children):
         tok = children[0]

@@ -2,8 +2,46 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+
+MAX_SOURCE_BYTES = 4_000_000  # a recipe or imported file; checked before reading, and again while reading
+
+
+class UnreadableSource(Exception):
+    """A file that is not read: too large (code E0006) or not a regular file, or failing (E0001)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def read_limited(path: Path, limit: int = MAX_SOURCE_BYTES) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes. The size is checked on the open file before
+    reading (a 50 GB recipe was a MemoryError), and the read stops at limit + 1 bytes (a file growing
+    meanwhile); FIFOs and devices (`/dev/zero`) are refused, since their size says nothing."""
+    try:
+        with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise UnreadableSource("E0001", "it is not a regular file")
+            if info.st_size > limit:
+                raise UnreadableSource("E0006", f"it is larger than {limit // 1_000_000} MB")
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise UnreadableSource("E0001", exc.strerror or str(exc)) from None
+    if len(data) > limit:
+        raise UnreadableSource("E0006", f"it is larger than {limit // 1_000_000} MB")
+    return data
+
+
+def decode_error_position(data: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of the undecodable byte at `offset`."""
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    col = len(data[line_start:offset].decode("utf-8", "replace")) + 1
+    return data.count(b"\n", 0, offset) + 1, col
 
 
 @dataclass(frozen=True)

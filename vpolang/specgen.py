@@ -7,7 +7,7 @@ from __future__ import annotations
 import typing
 from pathlib import Path
 
-from .diagnostics import CODES
+from .diagnostics import CODES, HINTS
 from .explain import field_rows
 from .schema.entities import CONSTRUCTORS, VALUE_CONSTRUCTORS
 from .schema.stages import STAGES
@@ -44,9 +44,13 @@ def render() -> str:
     entries += [(f"value `{n}(...)`", s) for n, s in VALUE_CONSTRUCTORS.items()]
     for i, (title, schema) in enumerate(entries, 1):
         out += [f"### 8.{i} {title}", "", (schema.__doc__ or "").strip(), ""] + table(schema) + [""]
-    out += ["## 9. Diagnostics", "", "| code | severity | meaning |", "|---|---|---|"]
-    out += [f"| {code} | {sev} | {text} |" for code, (sev, text) in CODES.items()]
+    out += ["## 9. Diagnostics", "", "| code | severity | meaning | hint |", "|---|---|---|---|"]
+    out += [f"| {code} | {sev} | {text} | {_cell(HINTS.get(code, ''))} |" for code, (sev, text) in CODES.items()]
     return "\n".join(out) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vpolang.diagnostics import CODES
+from vpolang.diagnostics import CODES, HINTS
 
 from .cases import all_cases, diagnostics, directives, key
 
@@ -27,7 +27,14 @@ def test_suite_size_and_code_coverage():
     errors = [c for c in CASES if directives(c)["expect"][0] == "error"]
     assert len(CASES) >= 80 and len(errors) >= 50
     seen = {key(line)[1] for c in CASES for line in c.with_suffix(".diag").read_text().splitlines()}
-    # not reachable from a single recipe file: reading failures of the file itself, budget (CLI flag)
-    not_from_a_case = {"E0001", "E0304"}
+    # not reachable from a single recipe file: the budget (a CLI flag)
+    not_from_a_case = {"E0304"}
     missing = sorted(set(CODES) - seen - not_from_a_case)
     assert not missing, f"diagnostic codes without a conformance case: {missing}"
+
+
+def test_every_code_has_a_hint():
+    """The code table: every code says what to do about it, in HINTS (the default of its diagnostics)."""
+    without = sorted(c for c in CODES if not HINTS.get(c, "").strip())
+    assert not without, f"diagnostic codes without a hint: {without}"
+    assert not set(HINTS) - set(CODES), "hints for codes that do not exist"

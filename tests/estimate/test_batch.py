@@ -62,3 +62,26 @@ def test_estimates_lay_out_micro_batches_and_accumulation():
     with pytest.raises(BatchError, match="do not split over 8 GPUs"):
         estimate_job(Grpo(clip=Clip.of(33, "480p"), batch=3, group_size=2, steps=1, sample_steps=10), WAN_1_3B,
                      cluster())
+
+
+def test_solver_asks_fits_a_logarithmic_number_of_times():
+    # 2**40 has 41 divisors; 720720 has 240: a binary search asks about ten times, not once per candidate
+    for per_gpu, limit in ((2**40, 1000), (720720, 5000), (999_999_937, 1)):  # the last one is prime
+        calls = []
+        plan = solve(per_gpu, lambda micro: calls.append(micro) or micro <= limit)
+        assert plan.micro_batch == max(d for d in _divisors(per_gpu) if d <= limit)
+        assert len(calls) <= 9, len(calls)
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, int(n ** 0.5) + 1) if n % d == 0] + [n // d for d in range(1, int(n ** 0.5) + 1)
+                                                                     if n % d == 0]
+
+
+def test_grpo_batch_suggestions_are_closed_form_for_huge_batches():
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(BatchError, match=r"use batch = 1000000000 \(4000000000 videos\) or 999999996"):
+        per_gpu_videos(999_999_999, 4, 16)
+    assert time.perf_counter() - start < 0.1  # the scan over every candidate took seconds at 1e8

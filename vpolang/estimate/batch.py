@@ -13,6 +13,7 @@ GRPO runtime must therefore gather the rewards before it normalises them.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -56,21 +57,42 @@ def per_gpu_videos(prompts: int, group_size: int, world: int) -> int:
     videos = prompts * group_size
     if videos % world == 0:
         return videos // world
-    works = [p for p in range(1, 2 * prompts + world + 1) if p * group_size % world == 0]
-    lower = max((p for p in works if p < prompts), default=0)
-    upper = min(p for p in works if p > prompts)
-    options = [f"{p} ({p * group_size} videos)" for p in (upper, lower) if p]
+    # p x group_size splits over the GPUs exactly when p is a multiple of world / gcd(group_size, world):
+    # the nearest such batches are closed-form (a scan over candidates hung at batch = 1e9).
+    step = world // math.gcd(group_size, world)
+    lower, upper = _neighbours(prompts, step)
+    options = [f"{p} ({p * group_size} videos)" for p in (upper, lower) if p > 0]
     raise BatchError(f"{prompts} prompts x group_size {group_size} = {videos} videos per step do not split over "
                      f"{world} GPUs; use batch = {' or '.join(options)}")
 
 
-def divisors_descending(n: int) -> list[int]:
-    return [d for d in range(n, 0, -1) if n % d == 0]
+def divisors_ascending(n: int) -> list[int]:
+    """The divisors of n by trial division up to sqrt(n): O(sqrt n), not O(n)."""
+    small, large = [], []
+    d = 1
+    while d * d <= n:
+        if n % d == 0:
+            small.append(d)
+            if d * d != n:
+                large.append(n // d)
+        d += 1
+    return small + large[::-1]
 
 
 def solve(per_gpu: int, fits: Callable[[int], bool]) -> BatchPlan | None:
-    """The largest micro-batch dividing `per_gpu` for which `fits(micro)` holds; None if not even 1 fits."""
-    for micro in divisors_descending(per_gpu):
-        if fits(micro):
-            return BatchPlan(per_gpu, micro, per_gpu // micro)
-    return None
+    """The largest micro-batch dividing `per_gpu` for which `fits(micro)` holds; None if not even 1 fits.
+
+    Memory grows with the micro-batch, so `fits` holds for the small divisors and not past some point:
+    a binary search over the divisors calls it O(log n) times (it was called once per candidate)."""
+    divisors = divisors_ascending(per_gpu)
+    lo, hi = 0, len(divisors) - 1  # invariant: every divisor below lo fits, every one above hi does not
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if fits(divisors[mid]):
+            lo = mid + 1
+        else:
+            hi = mid - 1
+    if hi < 0:
+        return None
+    micro = divisors[hi]
+    return BatchPlan(per_gpu, micro, per_gpu // micro)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from .arch import VideoDiT
-from .batch import BatchError, BatchPlan, divisors_descending, solve
+from .batch import BatchError, BatchPlan, divisors_ascending, solve
 from .calibration import (COMPILED_ACTIVATION_BYTES, COMPILED_FORWARD_TIME, COMPILED_TRAIN_TIME,
                           DIT_ACTIVATION_BYTES, GIB, HOST_FLOOR_FORWARD_S, HOST_FLOOR_TRAIN_S, LM_ACTIVATION_BYTES,
                           OPTIMIZER_STEP_S, WAN_PARAMS, ZERO_OPTIMIZER_STEP_S, Efficiency, dit_slowdown)
@@ -183,7 +183,7 @@ def layout_training(workload, arch: VideoDiT | None, cluster: Cluster) -> tuple[
     target = cluster.gpu.memory_gib
     pinned = workload.micro_batch
     if pinned is not None and per_gpu % pinned:
-        options = ", ".join(str(d) for d in reversed(divisors_descending(per_gpu)))
+        options = ", ".join(str(d) for d in divisors_ascending(per_gpu))
         raise BatchError(f"micro_batch = {pinned} does not divide the {per_gpu} rows each of {cluster.world} "
                          f"GPU(s) trains on per step; use micro_batch = {options}")
 

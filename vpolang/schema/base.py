@@ -64,11 +64,16 @@ Seconds = Annotated[float, _unit("duration", "48h", allow_plain=False), Field(gt
 GiB = Annotated[float, _unit("memory", "80GiB", allow_plain=False), Field(gt=0)]
 
 
+MAX_COUNT = 10**15  # a backstop for every count; fields have tighter bounds of their own (le=...)
+
+
 def _count(value: Any) -> Any:
     if isinstance(value, Quantity):
         if value.dimension != "count":
             raise fail("vpo_unit", f"expected a count, got `{value}`")
         value = value.normalised
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_COUNT:
+        raise fail("vpo_range", f"a count of {float(value):.3g} is more than 1e15", field_prefix=True)
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, float):

@@ -37,9 +37,9 @@ class VideoDiffusion(Schema):
     text_encoder_params: Count = Field(0, description="parameters of the frozen text encoder")
     vae_params: Count = Field(0, description="parameters of the frozen VAE")
     resolution: Resolution = Field(description="default training and sampling resolution")
-    frames: PositiveInt = Field(description="default number of frames")
-    fps: PositiveInt = 16
-    sample_steps: PositiveInt = Field(50, description="default sampler steps for rollouts and evaluation")
+    frames: PositiveInt = Field(le=10_000, description="default number of frames")
+    fps: PositiveInt = Field(16, le=1000)
+    sample_steps: PositiveInt = Field(50, le=10_000, description="default sampler steps for rollouts and evaluation")
 
     @model_validator(mode="after")
     def _triples(self):
@@ -145,7 +145,7 @@ class Shuffle(Schema):
     """Shuffle frames inside windows; each window shuffled with probability p, at least one changed."""
 
     kind: Literal["shuffle"] = "shuffle"
-    window: Count = Field(4, ge=2, description="frames per window")
+    window: Count = Field(4, ge=2, le=10_000, description="frames per window")
     p: Probability = 0.5
 
 
@@ -183,14 +183,14 @@ class OnPolicy(Schema):
     kind: Literal["on_policy"] = "on_policy"
     policy: Policy
     prompts: PromptSource | None = Field(None, description="defaults to the policy stage's prompts")
-    n: Count = Field(4, ge=2, description="candidates per prompt")
+    n: Count = Field(4, ge=2, le=64, description="candidates per prompt")
     judges: list[AnyReward] = Field(min_length=1, description="rewards or critics; scores are averaged")
     pick: Literal["best_worst", "all_pairs"] = "best_worst"
     margin: float = Field(0.0, ge=0, description="minimum score gap for a pair")
     swap_check: bool = Field(False, description="ask each judge that compares two videos (vlm_judge) about every "
                              "pair both ways round; keep the pairs both orders give to the winner (pointwise "
                              "scores have no position: consistent by construction)")
-    sample_steps: PositiveInt | None = Field(None, description="sampler steps (model default if unset)")
+    sample_steps: PositiveInt | None = Field(None, le=10_000, description="sampler steps (model default if unset)")
     labels: bool = Field(False, description="also emit good/normal/bad labels by score tercile (for KTO)")
 
 
@@ -201,11 +201,11 @@ class Online(Schema):
     positional = ("prompts",)
     kind: Literal["online"] = "online"
     prompts: PromptSource
-    n: Count = Field(6, ge=2)
+    n: Count = Field(6, ge=2, le=64)
     judges: list[AnyReward] = Field(min_length=1)
     pick: Literal["best_worst", "all_pairs"] = "best_worst"
     margin: float = Field(0.0, ge=0)
-    sample_steps: PositiveInt | None = None
+    sample_steps: PositiveInt | None = Field(None, le=10_000)
 
 
 PairLeaf = Annotated[Union[PairsFile, Synthetic, OnPolicy, Online], Field(discriminator="kind")]
@@ -230,7 +230,7 @@ class WeightFree(Schema):
     summary = "a weight-free video reward"
     kind: Literal["weight_free"] = "weight_free"
     metric: Literal["temporal_flicker", "motion_smoothness", "flow_magnitude", "dynamic_degree", "sharpness"]
-    resize: PositiveInt = Field(64, description="frames are resized to this side before measuring")
+    resize: PositiveInt = Field(64, le=4096, description="frames are resized to this side before measuring")
 
 
 class FeatureConsistency(Schema):
@@ -257,7 +257,7 @@ class ClipScore(Schema):
     summary = "CLIP text-video score"
     kind: Literal["clip_score"] = "clip_score"
     path: PathText | None = Field(None, description="local CLIP folder")
-    frames: PositiveInt = 8
+    frames: PositiveInt = Field(8, le=10_000)
 
 
 class Aesthetic(Schema):
@@ -266,7 +266,7 @@ class Aesthetic(Schema):
     summary = "aesthetic predictor"
     kind: Literal["aesthetic"] = "aesthetic"
     path: PathText | None = None
-    frames: PositiveInt = 8
+    frames: PositiveInt = Field(8, le=10_000)
 
 
 class VlmJudge(Schema):
@@ -276,7 +276,7 @@ class VlmJudge(Schema):
     kind: Literal["vlm_judge"] = "vlm_judge"
     model: Backbone = Field(description="the vision-language model")
     question: str = "Does this video match the prompt and look realistic?"
-    frames: PositiveInt = 8
+    frames: PositiveInt = Field(8, le=10_000)
     pairwise: bool = Field(False, description="compares two videos (for GSB and swap checks)")
 
 
@@ -288,7 +288,7 @@ class VideoRewardModel(Schema):
     model: Backbone = Field(description="the vision-language backbone")
     heads: list[str] = Field(min_length=1)
     path: PathText | None = None
-    frames: PositiveInt = 8
+    frames: PositiveInt = Field(8, le=10_000)
 
 
 RewardSpec = Annotated[Union[WeightFree, FeatureConsistency, ShapesReward, ClipScore, Aesthetic, VlmJudge,
@@ -391,7 +391,7 @@ class Refresh(Schema):
 
     positional = ("every",)
     kind: Literal["refresh"] = "refresh"
-    every: PositiveInt = 200
+    every: PositiveInt = Field(200, le=100_000_000)
 
 
 class Nrg(Schema):
@@ -438,12 +438,12 @@ class Slurm(Schema):
         None, description="Slurm partition(s), e.g. gpu or a100,h100")
     account: Annotated[str, _slurm_name("account")] | None = Field(None, description="Slurm account")
     gpu: Annotated[str, _slurm_name("gpu")] = Field(description="GPU model, e.g. H100-80GB (see `vpo explain gpus`)")
-    gpus_per_node: PositiveInt = 8
-    cpus_per_gpu: PositiveInt = 8
+    gpus_per_node: PositiveInt = Field(8, le=64)
+    cpus_per_gpu: PositiveInt = Field(8, le=1024)
     mem_per_gpu: GiB | None = None
     usd_per_gpu_hour: float | None = Field(None, ge=0, description="overrides the catalogue price")
     time_limit: Seconds | None = Field(None, description="wall-clock limit per job, e.g. 48h")
-    max_nodes: PositiveInt | None = None
+    max_nodes: PositiveInt | None = Field(None, le=100_000)
     extra: Annotated[dict[str, str], AfterValidator(_sbatch_extra)] = Field(
         default_factory=dict, description="extra sbatch options by long name, e.g. qos, constraint")
 
@@ -454,7 +454,7 @@ class Local(Schema):
     summary = "the local machine"
     kind: Literal["local"] = "local"
     gpu: Annotated[str, _slurm_name("gpu")] = Field("cpu", description="GPU model of this machine, or cpu")
-    gpus_per_node: Count = Field(0, ge=0)
+    gpus_per_node: Count = Field(0, ge=0, le=64)
     usd_per_gpu_hour: float | None = Field(None, ge=0)
 
 

@@ -7,23 +7,23 @@ from ..base import Count, PositiveInt, Resolution, Schema, Seconds
 
 
 class StageBase(Schema):
-    seed: Count = Field(0, ge=0, description="random seed of the job (data order, noise, init)")
-    nodes: PositiveInt = Field(1, description="nodes to run on (each with the cluster's GPUs per node)")
+    seed: Count = Field(0, ge=0, le=2**63 - 1, description="random seed of the job (data order, noise, init)")
+    nodes: PositiveInt = Field(1, le=4096, description="nodes to run on (each with the cluster's GPUs per node)")
     time_limit: Seconds | None = Field(None, description="wall-clock limit; defaults to the cluster's")
     resolution: Resolution | None = Field(None, description="height x width, e.g. 480p; model default if unset")
-    frames: PositiveInt | None = Field(None, description="frames per video; model default if unset")
+    frames: PositiveInt | None = Field(None, le=10_000, description="frames per video; model default if unset")
 
 
 class TrainStage(StageBase):
-    steps: PositiveInt | None = Field(None, description="optimiser steps; unset: `epochs` passes over the data")
-    epochs: PositiveInt = Field(1, description="passes over the data when `steps` is unset")
+    steps: PositiveInt | None = Field(None, le=100_000_000, description="optimiser steps; unset: `epochs` passes over the data")
+    epochs: PositiveInt = Field(1, le=100_000, description="passes over the data when `steps` is unset")
     lr: float = Field(gt=0, le=1, description="peak learning rate (AdamW)")
-    batch: PositiveInt = Field(8, description="global batch (videos, pairs or prompts per step)")
-    warmup: Count = Field(0, ge=0, description="linear warm-up steps")
+    batch: PositiveInt = Field(8, le=1_000_000, description="global batch (videos, pairs or prompts per step)")
+    warmup: Count = Field(0, ge=0, le=100_000_000, description="linear warm-up steps")
     weight_decay: float = Field(0.0, ge=0)
     grad_clip: float = Field(1.0, gt=0, description="max global gradient norm")
-    lora_rank: Count = Field(0, ge=0, description="0: full fine-tuning; else LoRA on attention projections")
-    micro_batch: PositiveInt | None = Field(None, description="rows per forward/backward on each GPU (videos, "
+    lora_rank: Count = Field(0, ge=0, le=4096, description="0: full fine-tuning; else LoRA on attention projections")
+    micro_batch: PositiveInt | None = Field(None, le=1_000_000, description="rows per forward/backward on each GPU (videos, "
                                             "pairs, rollouts); the rest of a GPU's share of the batch is "
                                             "gradient accumulation. Unset: the largest that fits, chosen "
                                             "by `vpo plan`; set it so a run reproduces across clusters")
@@ -33,6 +33,6 @@ class TrainStage(StageBase):
     compile: bool = Field(False, description="torch.compile the transformer (its repeated blocks where the "
                           "model names them): on an H100, Wan2.1-1.3B steps 21% faster with 10 GiB less "
                           "activation memory, after a one-off compile of about a minute")
-    checkpoint_every: PositiveInt = Field(50, description="steps between resumable checkpoints")
+    checkpoint_every: PositiveInt = Field(50, le=100_000_000, description="steps between resumable checkpoints")
     ema: float | None = Field(None, gt=0, lt=1, description="EMA decay of the weights (unset: no EMA)")
-    log_every: PositiveInt = Field(1, description="steps between metric records")
+    log_every: PositiveInt = Field(1, le=100_000_000, description="steps between metric records")

@@ -26,5 +26,5 @@ class Dpo(TrainStage):
     nll_chosen: float = Field(0.0, ge=0, description="IPO lambda1: flow-matching loss on the winner")
     nll_real: float = Field(0.0, ge=0, description="IPO lambda2: flow-matching loss on real videos")
     real: VideoSource | None = Field(None, description="real videos for nll_real")
-    sample_steps: PositiveInt | None = Field(None, description="sampler steps for online pairs")
+    sample_steps: PositiveInt | None = Field(None, le=10_000, description="sampler steps for online pairs")
     mixed_resolution: bool = Field(False, description="alternate low/high resolution batches (TeleBoost §4.3)")

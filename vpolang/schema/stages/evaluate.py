@@ -21,9 +21,9 @@ class Evaluate(StageBase):
     prompts: PromptSource
     metrics: list[AnyReward] = Field(min_length=1, description="rewards and built-in metrics")
     guidance: Nrg | None = Field(None, description="nrg(reward, weight): reward guidance for the policy")
-    samples_per_prompt: PositiveInt = 1
-    sample_steps: PositiveInt | None = None
+    samples_per_prompt: PositiveInt = Field(1, le=1024)
+    sample_steps: PositiveInt | None = Field(None, le=10_000)
     gsb: AnyReward | None = Field(None, description="pairwise judge for Good/Same/Bad vs each of `against`")
     human_pairs: PairsFile | None = Field(None, description="human pairs to rank the judges (MRR, Recall@k)")
-    save_samples: Count = Field(4, ge=0, description="sample videos kept per policy")
-    ci_resamples: PositiveInt = Field(1000, description="bootstrap resamples for the 95% intervals")
+    save_samples: Count = Field(4, ge=0, le=100_000, description="sample videos kept per policy")
+    ci_resamples: PositiveInt = Field(1000, le=1_000_000, description="bootstrap resamples for the 95% intervals")

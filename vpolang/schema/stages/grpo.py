@@ -60,10 +60,10 @@ class Grpo(TrainStage):
     reward: RewardExpr = Field(description="scalar reward, weighted sum, or joint([...])")
     gate: GateExpr | None = Field(None, description="samples violating it get zero advantage or are dropped")
     gate_action: Literal["zero", "drop"] = "zero"
-    group_size: Count = Field(8, ge=2, description="videos per prompt (G)")
-    batch: PositiveInt = Field(8, description="prompts per step")
+    group_size: Count = Field(8, ge=2, le=4096, description="videos per prompt (G)")
+    batch: PositiveInt = Field(8, le=1_000_000, description="prompts per step")
     kl: float = Field(0.0, ge=0, le=1, description="weight of the KL to the reference (beta_kl)")
-    sample_steps: PositiveInt | None = Field(None, description="sampler steps per rollout (T); model default if unset")
+    sample_steps: PositiveInt | None = Field(None, le=10_000, description="sampler steps per rollout (T); model default if unset")
     train_fraction: float = Field(0.6, gt=0, le=1, description="fraction of the T steps trained per sample")
     noise: Literal["flow_grpo", "dance"] = Field("flow_grpo", description="SDE noise schedule g(s)")
     noise_level: float | None = Field(None, gt=0, description="a (flow_grpo, 0.7) or eta (dance, 0.3)")
@@ -73,9 +73,9 @@ class Grpo(TrainStage):
     adv_clip: float = Field(5.0, gt=0)
     global_std: bool = Field(False, description="normalise advantages by the batch std")
     shared_noise: bool = Field(False, description="one initial noise per group")
-    best_of_n: PositiveInt | None = Field(None, description="train on the k highest and k lowest advantages")
+    best_of_n: PositiveInt | None = Field(None, le=4096, description="train on the k highest and k lowest advantages")
     guidance: float = Field(1.0, ge=1, description="classifier-free guidance scale for rollouts")
-    updates_per_batch: PositiveInt = Field(1, description="optimiser passes over each rollout batch")
+    updates_per_batch: PositiveInt = Field(1, le=1024, description="optimiser passes over each rollout batch")
     vipo: Vipo | None = None
     bpgo: Bpgo | None = None
     self_paced: SelfPaced | None = None

@@ -23,6 +23,6 @@ class Kto(TrainStage):
     lambda_desirable: float = Field(1.0, gt=0)
     lambda_undesirable: float = Field(1.0, gt=0)
     threshold: float | None = Field(None, description="numeric labels: the score from which a video is desirable")
-    batch: PositiveInt = Field(128, description="global batch; large for a stable reference point")
+    batch: PositiveInt = Field(128, le=1_000_000, description="global batch; large for a stable reference point")
     nll_real: float = Field(0.0, ge=0)
     real: VideoSource | None = None

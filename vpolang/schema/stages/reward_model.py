@@ -22,13 +22,13 @@ class RewardModel(StageBase):
     labels: LabelsFile | None = Field(None, description="pointwise human labels")
     loss: Literal["bradley_terry", "bt_ties"] = Field("bt_ties", description="ties count as half a win")
     dims: list[str] = Field(default_factory=lambda: ["overall"], min_length=1, description="reward heads")
-    epochs: PositiveInt = 1
+    epochs: PositiveInt = Field(1, le=100_000)
     lr: float = Field(2e-5, gt=0, le=1)
-    batch: PositiveInt = 32
-    lora_rank: int = Field(0, ge=0)
+    batch: PositiveInt = Field(32, le=1_000_000)
+    lora_rank: int = Field(0, ge=0, le=4096)
     micro_batch: PositiveInt | None = TrainStage.model_fields["micro_batch"]
     zero_stage: Count | None = TrainStage.model_fields["zero_stage"]
-    checkpoint_every: PositiveInt = 200
+    checkpoint_every: PositiveInt = Field(200, le=100_000_000)
 
     @model_validator(mode="after")
     def _needs_data(self):
