@@ -37,7 +37,8 @@ stage report = evaluate(base) {
   metrics = [r.videoalign, r.videoalign.mq, r.videoscore, r.qwen_vl_judge, r.safety, r.flow_magnitude,
              r.structure_stability, r.clip, r.aesthetic, temporal_flicker, motion_smoothness, dynamic_degree,
              sharpness, subject_consistency, background_consistency, aesthetic_quality, shapes.alignment,
-             shapes.smoothness, shapes.flicker, shapes.sharpness, local_clip, shapes_subject, pair_judge]
+             shapes.smoothness, shapes.flicker, shapes.sharpness, local_clip, shapes_subject]
+  gsb     = pair_judge  # a pairwise judge compares the policy with a baseline (E0316 elsewhere)
 }
 """
 
