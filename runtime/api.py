@@ -18,12 +18,24 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def run_plan(plan: Plan, run_dir: Path | str | None = None, only: str | None = None, executor: str | None = None,
-             progress: str = "auto", force: bool = False) -> int:
+             progress: str = "auto", force: bool = False, track: list[str] | None = None) -> int:
     """Runs the plan's jobs (those `only` selects, dbt-style: `rl`, `rl+`, `+rl`) in `run_dir` (default
     runs/<recipe>-<hash of its path>/) with the executor its placements name (or `executor`). Jobs done
     for their hash are skipped unless `force`, which sets their folders aside and starts them afresh.
+    `track` adds experiment trackers (tensorboard, wandb) to every job's placement (not to its hash).
     Returns the exit code: 0 all done, 1 a job failed, 2 unusable request, 130 interrupted."""
+    from .tracking import missing
+
     plan = with_verified_hashes(_with_absolute_recipe(plan))
+    if track:
+        problem = missing(track)
+        if problem:
+            return _error(f"--track: {problem}")
+        plan = with_trackers(plan, track)
+    chosen = sorted({t for job in plan.jobs for t in job.placement.track})
+    problem = missing(chosen) if chosen else None
+    if problem:
+        return _error(problem)
     try:
         run = RunDir(Path(run_dir) if run_dir else default_run_dir(plan))
         for job in plan.jobs:  # every job folder inside the run directory, before anything is written
@@ -51,6 +63,13 @@ def run_plan(plan: Plan, run_dir: Path | str | None = None, only: str | None = N
             raise
         print(f"error: {message}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def with_trackers(plan: Plan, track: list[str]) -> Plan:
+    """The plan with `track` added to every job's trackers (the saved plan records them)."""
+    jobs = [job.model_copy(update={"placement": job.placement.model_copy(
+        update={"track": list(dict.fromkeys([*job.placement.track, *track]))})}) for job in plan.jobs]
+    return plan.model_copy(update={"jobs": jobs})
 
 
 def orphans(run: RunDir, jobs: list[Job]) -> str | None:

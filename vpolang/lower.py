@@ -75,6 +75,12 @@ def _fill_model_defaults(config: dict, stage: StageValue) -> None:
         config["beta"] = {"kind": "constant", "value": DPO_BETA_DEFAULT[model["prediction"]]}
     if "sample_steps" in config and config.get("sample_steps") is None:
         config["sample_steps"] = model["sample_steps"]
+    validate = config.get("validate")
+    if validate:
+        if validate.get("sample_steps") is None:
+            validate["sample_steps"] = model["sample_steps"]
+        if validate.get("monitor") is None:
+            validate["monitor"] = copy.deepcopy(validate["metrics"][0])
     if stage.kind == "grpo" and config.get("noise_level") is None:
         config["noise_level"] = 0.7 if config["noise"] == "flow_grpo" else 0.3
     config["model"] = model
@@ -177,11 +183,11 @@ def _placement(stage: StageValue, nodes: int, max_gpus: int | None = None) -> Pl
                          cpus_per_task=cluster.get("cpus_per_gpu"), mem_gib=mem * gpn if mem else None,
                          time_limit_s=int(time_limit) if time_limit else None,
                          slurm_extra=dict(cluster.get("extra", {})),
-                         usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"))
+                         usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"), track=list(cluster.get("track", [])))
     return Placement(executor="local", cluster=stage.cluster.name if stage.cluster else None,
                      gpu=cluster.get("gpu", "cpu"), nodes=1, gpus_per_node=cluster.get("gpus_per_node", 0),
                      time_limit_s=int(time_limit) if time_limit else None,
-                     usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"))
+                     usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"), track=list(cluster.get("track", [])))
 
 
 

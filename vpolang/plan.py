@@ -9,6 +9,7 @@ Compatibility: `schema_version` is MAJOR.MINOR. A reader accepts any plan with i
 up to its own; MINOR bumps only add optional fields. Anything else is refused with a clear message.
 2.0: training jobs carry a required `execution` block (the schedule the runtime executes) and
 `placement.zero_stage` moved into it; a 1.x plan has no schedule to execute, so it is refused.
+2.1: `placement.track` (experiment trackers; not in the job hash).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from . import safety
 
 from .atomic import write_text
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "2.1"
 
 JobKind = Literal[
     "sft", "grpo", "dpo", "kto", "rwr", "reward_model", "evaluate",  # stages
@@ -87,6 +88,7 @@ class Placement(_Strict):
     mem_gib: float | None = None
     time_limit_s: int | None = None
     usd_per_gpu_hour: float | None = None  # the cluster's price, overriding the GPU catalogue's
+    track: list[Literal["tensorboard", "wandb"]] = Field(default_factory=list)  # experiment trackers
     slurm_extra: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")

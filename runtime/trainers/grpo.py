@@ -76,10 +76,13 @@ def run(ctx: JobContext) -> None:
         dense = vipo_maps(backbone, videos, latent, cfg["vipo"]["sigma"]) if backbone else None
         if dense is not None:  # the maps' statistics over this rank's rollouts, averaged over ranks
             info.update({f"vipo/map_{k}": mean_over_ranks(v) for k, v in vipo.map_statistics(dense).items()})
+        ctx.track_histogram(i + 1, "advantage", advantage)
         policy.train()
-        for _ in range(cfg["updates_per_batch"]):
+        for inner in range(cfg["updates_per_batch"]):
             info.update(update(policy, updater, cfg, traj, text, uncond, advantage, keep, dense, clip_range, gen,
                                mine, ctx.execution))
+            if inner == 0:  # on-policy self-check (vpolang/health.py): the ratio is 1 here, nothing clips
+                info["clip_frac_first"] = info["clip_frac"]
         return info
 
     if cfg["kl"] > 0:

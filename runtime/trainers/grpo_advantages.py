@@ -192,6 +192,8 @@ def compute_advantages(cfg: dict, scores: Scores, prompts: list[str], priors: Pr
         priors.update(group_prompts, group_means)
     info.update(modifier_metrics(heads, weights, scores.gate))
     info["adv_abs_mean"] = float(advantage.abs().mean())
+    grouped = heads.values.view(-1, g, heads.values.shape[1])  # groups whose rollouts all scored alike teach nothing
+    info["zero_std_groups"] = float((grouped.amax(1) == grouped.amin(1)).all(-1).float().mean())
     return advantage, keep, info
 
 

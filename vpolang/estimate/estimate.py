@@ -231,6 +231,10 @@ def estimate_job(workload, arch: VideoDiT | None, cluster: Cluster, *, with_fixe
     step_work = workload.step_work(cluster.world)
     step_parts = flops_by_part(step_work, arch, clip, checkpointing)
     setup_parts = flops_by_part(workload.setup_work(), arch, clip, checkpointing)
+    validation = getattr(workload, "validation", None)  # `with validate`: once per job, like the setup
+    if validation is not None:
+        for part, flops in flops_by_part(validation, arch, clip, checkpointing).items():
+            setup_parts[part] = setup_parts.get(part, 0.0) + flops
     train_factor = workload.train_time_factor if training else 1.0
     if cluster.on_gpu and arch is not None and clip is not None:
         step_time = _gpu_step_seconds(step_work, step_parts, arch, clip, cluster,

@@ -4,6 +4,7 @@ exist (from the data preflight's one bounded reading of them); otherwise a state
 and listed in `JobEstimate.assumed`."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -72,7 +73,19 @@ def describe(job, recipe_dir: Path, usd_override: float | None, assumed: list[st
     _, zero = optimizer_for(cfg.get("zero_stage"), p.world_size, on_gpu(p))
     cluster = Cluster(gpu, p.nodes, p.gpus_per_node, memory_zero_stage(zero), usd_override)
     arch = VideoDiT.from_spec(cfg["model"]) if cfg.get("model") else None
-    return BUILDERS[job.kind](cfg, arch, Sizes(recipe_dir, assumed)), arch, cluster
+    sizes = Sizes(recipe_dir, assumed)
+    work = BUILDERS[job.kind](cfg, arch, sizes)
+    if cfg.get("validate"):
+        work = dataclasses.replace(work, validation=_validation(cfg, work.steps, sizes))
+    return work, arch, cluster
+
+
+def _validation(cfg: dict, steps: int, sizes: Sizes) -> wl.Work:
+    """`with validate`: one validation every `every` steps and one after the last step."""
+    v = cfg["validate"]
+    validations = steps // v["every"] + (1 if steps % v["every"] else 0)
+    return wl.validation_work(sizes.of(v["prompts"]), validations, v["sample_steps"],
+                              scorers(v["metrics"], cfg["frames"], sizes.assumed))
 
 
 # ---- dataset sizes -------------------------------------------------------------------------------------

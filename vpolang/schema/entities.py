@@ -429,6 +429,12 @@ def _sbatch_extra(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+Track = Annotated[list[Literal["tensorboard", "wandb"]], AfterValidator(lambda v: list(dict.fromkeys(v)))]
+TRACK_DOC = ("experiment trackers every job placed here logs to (optional extra `vpo[track]`): "
+             "tensorboard (event files in RUN/tensorboard/JOB), wandb (offline unless configured); "
+             "`vpo run --track` adds to them")
+
+
 class Slurm(Schema):
     """A Slurm cluster reached through submitit."""
 
@@ -446,6 +452,7 @@ class Slurm(Schema):
     max_nodes: PositiveInt | None = Field(None, le=100_000)
     extra: Annotated[dict[str, str], AfterValidator(_sbatch_extra)] = Field(
         default_factory=dict, description="extra sbatch options by long name, e.g. qos, constraint")
+    track: Track = Field(default_factory=list, description=TRACK_DOC)
 
 
 class Local(Schema):
@@ -456,6 +463,7 @@ class Local(Schema):
     gpu: Annotated[str, _slurm_name("gpu")] = Field("cpu", description="GPU model of this machine, or cpu")
     gpus_per_node: Count = Field(0, ge=0, le=64)
     usd_per_gpu_hour: float | None = Field(None, ge=0)
+    track: Track = Field(default_factory=list, description=TRACK_DOC)
 
 
 ClusterSpec = Annotated[Union[Slurm, Local], Field(discriminator="kind")]

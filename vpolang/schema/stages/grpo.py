@@ -53,7 +53,7 @@ class Grpo(TrainStage):
 
     summary = "group-relative RL (Flow-GRPO)"
     positional = ("policy",)
-    modifiers = ("vipo", "bpgo", "self_paced")
+    modifiers = TrainStage.modifiers + ("vipo", "bpgo", "self_paced")
     kind: Literal["grpo"] = "grpo"
     policy: Policy
     prompts: PromptSource
