@@ -146,12 +146,17 @@ class Loop:
     extra_state: Callable[[], dict] | None = None
     load_extra: Callable[[dict], None] | None = None
     ema: Ema | None = None
+    validator: Any = None  # validation.Validator with `with validate`
 
     def __post_init__(self):
         if self.ctx.config.get("ema"):
             if self.updater.zero_stage == 3:
                 unsupported(self.ctx, "ema", "ZeRO-3 partitions the weights the average reads; use zero_stage <= 2")
             self.ema = Ema(self.policy, self.ctx.config["ema"])
+        if self.ctx.config.get("validate"):
+            from .validation import Validator
+
+            self.validator = Validator(self.ctx, self.policy, self.updater)
 
     def resume(self) -> int:
         found = self.ctx.checkpoints.latest_valid()
@@ -167,6 +172,8 @@ class Loop:
             self.load_extra(state["extra"])
         if self.ema is not None and "ema" in state:
             self.ema.shadow = state["ema"]
+        if self.validator is not None and "validation" in state:
+            self.validator.load_state_dict(state["validation"])
         self.ctx.log(f"resumed from checkpoint at step {step}")
         return step
 
@@ -182,6 +189,8 @@ class Loop:
             state["extra"] = self.extra_state()
         if self.ema is not None:
             state["ema"] = self.ema.shadow
+        if self.validator is not None:
+            state["validation"] = self.validator.state_dict()
         self.ctx.checkpoints.save(step, state)
 
     def run(self, step_fn: Callable[[int], dict[str, float]]) -> bool:
@@ -197,14 +206,24 @@ class Loop:
                 values["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
             if self.ema is not None:
                 self.ema.update(self.policy)
-            if step % cfg.get("log_every", 1) == 0 or step == self.steps - 1:
-                self.ctx.metrics(step + 1, **values)
             done = step + 1
+            validated = self.validator is not None and self.validator.due(done, self.steps)
+            if validated:
+                values.update(self.validator.run(done))
+            if step % cfg.get("log_every", 1) == 0 or step == self.steps - 1 or validated:
+                self.ctx.metrics(done, **values)
+            if validated and self.validator.should_stop:  # the same decision on every rank
+                v = self.validator
+                self.ctx.warn(f"stopped early at step {done} of {self.steps}: {v.monitor} did not improve for "
+                              f"{v.without_improvement} validations (best {v.best:.4g} at step {v.best_step})")
+                break
             if self.ctx.should_stop():  # agreed across ranks: all stop at the same step
                 self.save(done)
                 return False
             if done % every == 0 and done < self.steps:
                 self.save(done)
+        if self.validator is not None:
+            self.validator.restore_best()  # keep_best: the best validated weights are the output
         if self.ema is not None:
             self.ema.apply_to(self.policy)  # the output is the averaged weights
         return True
