@@ -148,11 +148,15 @@ def _error(message: str) -> int:
     return EXIT_USAGE
 
 
-def show_status(run_dir: Path | str) -> int:
+def show_status(run_dir: Path | str, watch: bool = False, interval: float = 2.0,
+                max_seconds: float | None = None) -> int:
     """Prints a table of every job of the run's plan: state, hash, attempts, duration, last metrics;
-    and the error of each failed job. Returns 0, or 1 when `run_dir` is not a run directory."""
+    the error of each failed job and the health alarms of each job's metrics. With `watch`, redraws
+    it every `interval` seconds until the run ends (no `vpo run` holds the run directory, no trainer
+    holds a job folder, no Slurm job is queued or running), or after `max_seconds`; Ctrl-C ends it
+    cleanly. Reads the run directory alone, so it watches a run on Slurm from a login node. Returns 0,
+    or 1 when `run_dir` is not a run directory."""
     from rich.console import Console
-    from rich.table import Table
 
     run = RunDir(Path(run_dir))
     if not run.plan_path.exists():
@@ -164,19 +168,55 @@ def show_status(run_dir: Path | str) -> int:
         print(f"error: {run.plan_path}: cannot read the plan: {one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
     console = Console(width=None if sys.stdout.isatty() else 160)
-    table = Table(title=f"run {run.root}  ({plan.recipe.name})", title_justify="left")
+    if not watch:
+        console.print(_status_view(run, plan))
+        return EXIT_OK
+    from rich.live import Live
+
+    deadline = time.monotonic() + max_seconds if max_seconds is not None else None
+    try:
+        with Live(_status_view(run, plan), console=console, auto_refresh=False, transient=False) as live:
+            while True:
+                live.update(_status_view(run, plan), refresh=True)
+                if not run_is_live(run, plan) or (deadline is not None and time.monotonic() >= deadline):
+                    break
+                time.sleep(interval)
+    except KeyboardInterrupt:  # Ctrl-C ends the watch, not the run
+        console.print("stopped watching (the run goes on)", highlight=False)
+    return EXIT_OK
+
+
+def run_is_live(run: RunDir, plan: Plan) -> bool:
+    """Something still works on the run: a `vpo run` holds it, a trainer holds a job folder, or a Slurm
+    job of it is queued or running (recorded and not in a final state)."""
+    from .rundir import holder
+
+    if holder(run.root / ".lock") is not None:
+        return True
+    for job in plan.jobs:
+        folder = run.job(job)
+        if folder.holder() is not None:
+            return True
+        if folder.slurm_path.exists() and folder.read_status().get("state") in ("pending", "running"):
+            return True
+    return False
+
+
+def _status_view(run: RunDir, plan: Plan):
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"run {run.root}  ({plan.recipe.name})  {time.strftime('%H:%M:%S')}", title_justify="left")
     for column in ("job", "kind", "state", "hash", "attempts", "duration", "last metrics"):
         table.add_column(column, no_wrap=column in ("job", "hash"))
-    errors = []
+    notes = []
     for job in plan.jobs:
         row, error = _status_row(run, job)
         table.add_row(*row)
         if error:
-            errors.append(f"{job.id}: {error}")
-    console.print(table)
-    for line in errors:
-        console.print(line, highlight=False, markup=False)
-    return EXIT_OK
+            notes.append(f"{job.id}: {error}")
+    return Group(table, *(Text(line) for line in notes))
 
 
 def _status_row(run: RunDir, job: Job) -> tuple[list[str], str | None]:
@@ -196,7 +236,15 @@ def _status_row(run: RunDir, job: Job) -> tuple[list[str], str | None]:
     notes = [f"warning: {w}" for w in status["warnings"]]
     if state in ("failed", "cancelled") and status.get("error"):
         notes.append(status["error"])
+    notes += [alarm.text() for alarm in job_alarms(folder, job)]
     return row, "\n  ".join(notes) or None
+
+
+def job_alarms(folder, job: Job) -> list:
+    """The health alarms (vpolang/health.py) of a job's metric stream so far."""
+    from vpolang.health import alarms
+
+    return alarms(folder.read_metrics(), job.config)
 
 
 def _slurm_id(path: Path) -> str:

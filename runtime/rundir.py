@@ -110,6 +110,22 @@ class JobDir:
         warnings = self.read_status()["warnings"]
         self.write_status(warnings=[*warnings, message])
 
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """Every complete record of metrics.jsonl (a torn last line, being written, is skipped)."""
+        try:
+            lines = self.metrics_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                out.append(record)
+        return out
+
     def last_metrics(self) -> dict[str, Any] | None:
         """The last complete record of metrics.jsonl, read from its tail (the file can be large)."""
         try:

@@ -193,9 +193,13 @@ def run(target: Path = typer.Argument(..., help="a recipe or a saved plan.json")
 
 
 @app.command()
-def status(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
-    """Show the state of every job in a run directory."""
-    raise typer.Exit(_runtime().show_status(run_dir))
+def status(run_dir: Path = typer.Argument(..., help="a run directory"),
+           watch: bool = typer.Option(False, "--watch", help="redraw until the run ends (Ctrl-C stops watching)"),
+           interval: float = typer.Option(2.0, "--interval", min=0.1, help="seconds between redraws with --watch"),
+           max_seconds: Optional[float] = typer.Option(None, "--for", min=0, help="stop watching after this many "
+                                                       "seconds")) -> None:
+    """Show the state of every job in a run directory, with each job's health alarms."""
+    raise typer.Exit(_runtime().show_status(run_dir, watch=watch, interval=interval, max_seconds=max_seconds))
 
 
 @app.command()
