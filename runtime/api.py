@@ -174,13 +174,23 @@ def show_status(run_dir: Path | str, watch: bool = False, interval: float = 2.0,
     from rich.live import Live
 
     deadline = time.monotonic() + max_seconds if max_seconds is not None else None
+
+    def frames():
+        while True:
+            yield _status_view(run, plan)
+            if not run_is_live(run, plan) or (deadline is not None and time.monotonic() >= deadline):
+                return
+            time.sleep(interval)
+
     try:
-        with Live(_status_view(run, plan), console=console, auto_refresh=False, transient=False) as live:
-            while True:
-                live.update(_status_view(run, plan), refresh=True)
-                if not run_is_live(run, plan) or (deadline is not None and time.monotonic() >= deadline):
-                    break
-                time.sleep(interval)
+        if console.is_terminal:  # redrawn in place
+            with Live(console=console, auto_refresh=False, transient=False) as live:
+                for view in frames():
+                    live.update(view, refresh=True)
+        else:  # a log: each redraw printed in turn
+            for view in frames():
+                console.print(view)
+                console.file.flush()
     except KeyboardInterrupt:  # Ctrl-C ends the watch, not the run
         console.print("stopped watching (the run goes on)", highlight=False)
     return EXIT_OK
