@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import re
 import typing
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from .schema.entities import CONSTRUCTORS, VALUE_CONSTRUCTORS
 from .schema.stages import STAGES
 
 HAND_WRITTEN = Path(__file__).resolve().parent.parent / "spec" / "language.intro.md"
-GRPO_COMPOSITION = HAND_WRITTEN.with_name("language.grpo-composition.md")  # §7.4, after the modifiers
+GRPO_COMPOSITION = HAND_WRITTEN.with_name("language.grpo-composition.md")  # §7.N, after the modifiers
 
 
 def table(schema) -> list[str]:
@@ -38,7 +39,8 @@ def render() -> str:
     mods = {m: typing.get_args(s.model_fields[m].annotation)[0] for s in STAGES.values() for m in s.modifiers}
     for i, (name, schema) in enumerate(mods.items(), 1):
         out += [f"### 7.{i} `with {name}` — {schema.summary}", "", (schema.__doc__ or "").strip(), ""] + table(schema) + [""]
-    out += [GRPO_COMPOSITION.read_text().rstrip(), ""]
+    # numbered after the modifiers, however many there are
+    out += [re.sub(r"^### 7\.\d+", f"### 7.{len(mods) + 1}", GRPO_COMPOSITION.read_text().rstrip()), ""]
     out += ["## 8. Constructors", ""]
     entries = [(f"{role} `{n}`", s) for role, group in CONSTRUCTORS.items() for n, s in group.items()]
     entries += [(f"value `{n}(...)`", s) for n, s in VALUE_CONSTRUCTORS.items()]

@@ -130,9 +130,12 @@ def _with(template: str, values: dict[str, str]) -> str:
 
 
 # ---- modifiers ----------------------------------------------------------------------------------------
-MODIFIER_BASE = {"vipo": {}, "bpgo": {}, "self_paced": {"phases": "[shapes.alignment, shapes.smoothness]"}}
+MODIFIER_BASE = {"vipo": {}, "bpgo": {}, "self_paced": {"phases": "[shapes.alignment, shapes.smoothness]"},
+                 "validate": {"every": "2", "prompts": "shapes.prompts(n = 4, split = test)",
+                              "metrics": "[shapes.alignment, shapes.smoothness]"}}
 MODIFIER_ALTERNATIVES = {"backbone": "\"shapes\"", "prior": "shapes.tiny_dit(layers = 2)",
-                         "phases": "[shapes.smoothness, shapes.alignment]", "beta": "0.6"}
+                         "phases": "[shapes.smoothness, shapes.alignment]", "beta": "0.6", "every": "3",
+                         "monitor": "shapes.smoothness", "patience": "2"}
 
 
 def _modifier_fields():
@@ -220,7 +223,7 @@ CONSTRUCTOR_ALTERNATIVES = {
     "path": "\"/cluster/data/elsewhere\"", "vision_language.family": "qwen25_vl", "vision_language.params": "3B",
     "captions": "\"c.jsonl\"", "backbone": "\"shapes\"", "model": "models.qwen2_vl_7b", "question": "\"Good?\"",
     "heads_rm": "[c, d]", "partition": "\"p\"", "account": "\"a\"", "gpu": "\"A100-80GB\"",
-    "mem_per_gpu": "64GiB", "usd_per_gpu_hour": "2.5", "time_limit": "2h", "max_nodes": "4",
+    "mem_per_gpu": "64GiB", "usd_per_gpu_hour": "2.5", "time_limit": "2h", "max_nodes": "4", "track": "[tensorboard]",
 "videos": "shapes.videos(n = 16)", "negatives": "[shuffle]",
     "policy": "shapes.tiny_dit(layers = 2)", "prompts": "shapes.prompts(n = 16)", "judges": "[shapes.smoothness]",
     "rewards": "[shapes.smoothness, shapes.alignment]", "weights": "[1.0, 2.0]", "value": "200", "start": "50",
