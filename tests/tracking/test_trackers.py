@@ -179,3 +179,24 @@ def test_a_chosen_tracker_that_is_missing_is_a_clear_error(monkeypatch, tmp_path
     out = vpo("run", recipe, "--run-dir", tmp_path / "run", "--track", "mlflow", check=False)
     assert out.returncode == 2 and "error: --track: unknown tracker 'mlflow'" in out.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_sinks_take_histograms_and_skip_what_an_earlier_attempt_tracked(tmp_path):
+    import torch
+
+    from runtime.tracking import Trackers
+
+    def attempt(skip_through: int, steps: range):
+        trackers = Trackers(["tensorboard"], tmp_path, "rl", "ab" * 32, "recipe", {}, skip_through)
+        for step in steps:
+            trackers.histogram(step, "advantage", torch.linspace(-1, 1, 16) * step)
+            trackers.record({"step": step, "time": 0.0, "loss": 1.0 / step})
+        trackers.close()
+
+    attempt(0, range(1, 7))
+    attempt(4, range(5, 10))  # resumed from a step-4 checkpoint: 5 and 6 are already tracked
+    acc = event_accumulator(tmp_path / "tensorboard" / "rl" / "abababab")
+    assert [e.step for e in acc.Scalars("loss")] == list(range(1, 10))
+    histograms = acc.Histograms("advantage")
+    assert [h.step for h in histograms] == list(range(1, 10))
+    assert histograms[2].histogram_value.max == 3.0 and histograms[2].histogram_value.num == 16
