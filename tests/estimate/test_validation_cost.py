@@ -39,3 +39,17 @@ def test_validation_adds_its_sampling_and_scoring_per_validation(tmp_path):
     cheaper = hours(tmp_path, "with validate { every = 10, prompts = train, metrics = [rewards.aesthetic], "
                               "sample_steps = 10 }")
     assert none < cheaper < every[10]  # fewer sampler steps per validation sample
+
+
+def test_validation_rewards_are_planned_in_memory(tmp_path):
+    (tmp_path / "p.txt").write_text("a prompt\n")
+
+    def memory(validate: str) -> float:
+        recipe = tmp_path / "m.vpo"
+        recipe.write_text(RECIPE.replace("rewards.aesthetic\n", "rewards.flow_magnitude\n").format(validate=validate))
+        result, plan = build_plan(recipe, {}, None)
+        assert plan is not None, [d.message for d in result.diagnostics]
+        return plan.job("rl").estimate.peak_memory_gib
+
+    # a weight-free training reward; a CLIP-L aesthetic scorer only for validation
+    assert memory("with validate { every = 10, prompts = train, metrics = [rewards.aesthetic] }") > memory("")

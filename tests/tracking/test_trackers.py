@@ -194,7 +194,7 @@ def test_sinks_take_histograms_and_skip_what_an_earlier_attempt_tracked(tmp_path
         trackers.close()
 
     attempt(0, range(1, 7))
-    attempt(4, range(5, 10))  # resumed from a step-4 checkpoint: 5 and 6 are already tracked
+    attempt(6, range(5, 10))  # the stream held up to step 6; resumed from a step-4 checkpoint, 5 and 6 come again
     acc = event_accumulator(tmp_path / "tensorboard" / "rl" / "abababab")
     assert [e.step for e in acc.Scalars("loss")] == list(range(1, 10))
     histograms = acc.Histograms("advantage")

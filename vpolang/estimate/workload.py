@@ -115,7 +115,8 @@ class DiTTraining:
         reference = self.needs_reference and not self.lora_rank  # LoRA: the base with adapters off
         return {"reference": arch.params * arch.weight_bytes if reference else 0.0,
                 "vae": arch.vae_params * 4.0,
-                "scorers": scorer_weight_bytes(self.resident_scorers())}
+                # validation's model rewards stay loaded between validations
+                "scorers": scorer_weight_bytes(self.resident_scorers() + tuple(s for s, _ in self.validation.scored))}
 
 
 def scorer_weight_bytes(scorers: tuple[Scorer, ...]) -> float:
