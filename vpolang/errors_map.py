@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
 from .diagnostics import Note, Reporter, did_you_mean
 from .evaluate import describe as _describe
 from .schema.base import Word
