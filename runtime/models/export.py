@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -32,8 +33,17 @@ LORA_KEY = ".lora_{}.default.weight"
 
 
 def exportable(base_folder: Path | None) -> bool:
-    """A policy exports when it was loaded from a diffusers pipeline folder (toy families have none)."""
-    return base_folder is not None and (Path(base_folder) / "model_index.json").is_file()
+    """A policy exports when it was loaded from a folder of a diffusers pipeline class (the shapes
+    world's folders name a class diffusers does not have)."""
+    if base_folder is None or not (Path(base_folder) / "model_index.json").is_file():
+        return False
+    import diffusers
+
+    return hasattr(diffusers, pipeline_class_name(Path(base_folder)))
+
+
+def pipeline_class_name(base_folder: Path) -> str:
+    return str(json.loads((Path(base_folder) / "model_index.json").read_text()).get("_class_name"))
 
 
 def expert_modules(transformer: torch.nn.Module) -> dict[str, torch.nn.Module]:
@@ -65,6 +75,7 @@ def write_pipeline(folder: Path, base_folder: Path, modules: dict[str, torch.nn.
 
     base = Path(base_folder).resolve()
     out = Path(folder) / PIPELINE_DIR
+    shutil.rmtree(out, ignore_errors=True)  # a policy saved again into the same folder
     out.mkdir(parents=True)
     written: dict[str, Path] = {}
     for entry in sorted(base.iterdir()):
@@ -127,9 +138,10 @@ def write_lora(folder: Path, base_folder: Path, components: list[str],
     written by the pipeline class's own `save_lora_weights`. Returns component -> file name."""
     import diffusers
 
-    pipeline_class = getattr(diffusers, json.loads((Path(base_folder) / "model_index.json").read_text())["_class_name"])
+    pipeline_class = getattr(diffusers, pipeline_class_name(Path(base_folder)))
     adapter, rank = flatten_lora_chain(chain)
     out = Path(folder) / LORA_DIR
+    shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     files = {}
     for name, state in split_by_component(adapter, components).items():

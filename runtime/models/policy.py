@@ -278,8 +278,9 @@ class VideoPolicy(nn.Module):
                 _link_or_copy(Path(entry["file"]), folder / name)
                 lineage.append({"file": name, "lora": entry["lora"]})
         lora = None if self.lora is None else {**self.lora.__dict__, "targets": list(self.lora.targets)}
+        (folder / WEIGHTS_FILE).unlink(missing_ok=True)  # a policy saved again into the same folder
         exported = self._export(folder, state, lora, lineage) if export.exportable(self.base_folder) else None
-        if not (folder / WEIGHTS_FILE).exists():
+        if not (folder / WEIGHTS_FILE).exists():  # not already a link to the export's weights
             save_file(state, str(folder / WEIGHTS_FILE))
         meta = {"spec": self.spec, "lora": lora, "lineage": lineage, "diffusers": exported}
         (folder / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
