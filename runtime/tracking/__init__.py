@@ -21,7 +21,7 @@ import importlib.util
 import io
 import re
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb"}  # tracker -> the module it needs
 
@@ -106,49 +106,67 @@ class WandbSink:
 
 class Trackers:
     """The sinks of one job (main rank only), opened at the first record. Steps up to `skip_through`
-    (the stream's last step when this attempt began) were tracked by an earlier attempt."""
+    (the stream's last step when this attempt began) were tracked by an earlier attempt.
+
+    A tracker never stops training: a sink that fails (wandb online without a network, a full disk
+    under the event files) is reported once through `warn` and dropped; metrics.jsonl, the report's
+    source, is written before any sink sees a record."""
 
     def __init__(self, names: list[str], run_root: Path, job_id: str, hash_: str, project: str,
-                 config: dict[str, Any], skip_through: int):
+                 config: dict[str, Any], skip_through: int, warn: Callable[[str], None] = print):
         self.names, self.run_root, self.job_id, self.hash = list(names), run_root, job_id, hash_
-        self.project, self.config, self.skip_through = project, config, skip_through
-        self.sinks: list[Sink] | None = None
+        self.project, self.config, self.skip_through, self.warn = project, config, skip_through, warn
+        self.sinks: dict[str, Sink] | None = None
 
-    def _open(self) -> list[Sink]:
+    def _open(self) -> dict[str, Sink]:
         if self.sinks is None:
-            sinks: list[Sink] = []
+            self.sinks = {}
             for name in self.names:
-                if name == "tensorboard":
-                    sinks.append(TensorBoardSink(self.run_root, self.job_id, self.hash))
-                elif name == "wandb":
-                    sinks.append(WandbSink(self.run_root, self.job_id, self.hash, self.project, self.config))
-            self.sinks = sinks
+                try:
+                    if name == "tensorboard":
+                        self.sinks[name] = TensorBoardSink(self.run_root, self.job_id, self.hash)
+                    elif name == "wandb":
+                        self.sinks[name] = WandbSink(self.run_root, self.job_id, self.hash, self.project, self.config)
+                except Exception as exc:  # noqa: BLE001 - see the class docstring
+                    self._failed(name, exc)
         return self.sinks
+
+    def _each(self, call: Callable[[Sink], None]) -> None:
+        for name, sink in list(self._open().items()):
+            try:
+                call(sink)
+            except Exception as exc:  # noqa: BLE001 - see the class docstring
+                self.sinks.pop(name, None)
+                self._failed(name, exc)
+
+    def _failed(self, name: str, exc: Exception) -> None:
+        self.warn(f"tracker {name} stopped: {type(exc).__name__}: {exc}; training goes on (metrics.jsonl "
+                  "has every record)")
 
     def record(self, record: dict[str, Any]) -> None:
         step = int(record["step"])
         if step <= self.skip_through:
             return
         values = {k: float(v) for k, v in record.items() if k not in ("step", "time") and v is not None}
-        for sink in self._open():
-            sink.scalars(step, values)
+        self._each(lambda sink: sink.scalars(step, values))
 
     def histogram(self, step: int, name: str, values: Any) -> None:
         if step > self.skip_through:
-            for sink in self._open():
-                sink.histogram(step, name, values)
+            self._each(lambda sink: sink.histogram(step, name, values))
 
     def video(self, step: int, name: str, video: Any, fps: int = 8, scale: int = 4) -> None:
         """`video`: (F, 3, H, W) in [-1, 1], or a grid of them (N, F, 3, H, W)."""
         if step <= self.skip_through or not self.names:
             return
         gif, shape = gif_bytes(video, fps, scale)
-        for sink in self._open():
-            sink.video(step, name, gif, shape)
+        self._each(lambda sink: sink.video(step, name, gif, shape))
 
     def close(self) -> None:
-        for sink in self.sinks or []:
-            sink.close()
+        for name, sink in (self.sinks or {}).items():
+            try:
+                sink.close()
+            except Exception as exc:  # noqa: BLE001 - see the class docstring
+                self._failed(name, exc)
         self.sinks = None
 
 

@@ -200,3 +200,22 @@ def test_sinks_take_histograms_and_skip_what_an_earlier_attempt_tracked(tmp_path
     histograms = acc.Histograms("advantage")
     assert [h.step for h in histograms] == list(range(1, 10))
     assert histograms[2].histogram_value.max == 3.0 and histograms[2].histogram_value.num == 16
+
+
+def test_a_failing_sink_is_dropped_with_one_warning_and_training_goes_on(tmp_path, monkeypatch):
+    import runtime.tracking as tracking
+
+    class Broken:
+        def __init__(self, *args):
+            pass
+
+        def scalars(self, step, values):
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tracking, "TensorBoardSink", Broken)
+    warnings: list[str] = []
+    trackers = tracking.Trackers(["tensorboard"], tmp_path, "rl", "ab" * 32, "recipe", {}, 0, warn=warnings.append)
+    for step in (1, 2, 3):
+        trackers.record({"step": step, "time": 0.0, "loss": 1.0})
+    trackers.close()
+    assert len(warnings) == 1 and "tracker tensorboard stopped: OSError" in warnings[0]
