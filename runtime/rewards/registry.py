@@ -198,7 +198,12 @@ def _video_reward_model(spec: dict, name: str, base_dir: Path | None) -> Reward:
 
     check_family(spec["model"]["spec"]["family"], name)
     folder = _weights(spec.get("path"), name, "a trained video reward model", base_dir,
-                      " saved by VideoRewardModel.save (a reward_model stage's output)")
+                      " saved by VideoRewardModel.save (a reward_model stage's output) or a released VideoAlign")
+    from .released import released_reward_model
+
+    released = released_reward_model(folder, spec, name, base_dir)
+    if released is not None:
+        return released
     return load_reward_model(folder, name, spec["heads"], spec["model"]["spec"].get("dtype", "bf16"))
 
 
