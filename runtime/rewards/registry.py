@@ -169,7 +169,8 @@ def _feature_consistency(spec: dict, name: str, base_dir: Path | None) -> Reward
 def _clip_score(spec: dict, name: str, base_dir: Path | None) -> Reward:
     from .clip import load_clip_score
 
-    return load_clip_score(_weights(spec.get("path"), name, "a CLIP model", base_dir), spec.get("frames", 8))
+    return load_clip_score(_weights(spec.get("path"), name, "a CLIP model", base_dir), spec.get("frames", 8),
+                           spec.get("logit_scale", False))
 
 
 def _aesthetic(spec: dict, name: str, base_dir: Path | None) -> Reward:
@@ -177,7 +178,7 @@ def _aesthetic(spec: dict, name: str, base_dir: Path | None) -> Reward:
 
     folder = _weights(spec.get("path"), name, "a CLIP model and its aesthetic head", base_dir,
                       f" holding the CLIP model and {AESTHETIC_HEAD}")
-    return load_aesthetic(folder, spec.get("frames", 8))
+    return load_aesthetic(folder, spec.get("frames", 8), spec.get("head"))
 
 
 def _vlm_judge(spec: dict, name: str, base_dir: Path | None) -> Reward:

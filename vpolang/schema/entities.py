@@ -252,21 +252,30 @@ class ShapesReward(Schema):
 
 
 class ClipScore(Schema):
-    """CLIP text-video similarity averaged over frames (transformers CLIP)."""
+    """CLIP text-video similarity averaged over frames (transformers CLIP). Released CLIP-based scorers
+    saved in the transformers layout load as they are: PickScore (`logit_scale = true`, the folder of
+    PickScore_v1 with the CLIP-H processor files), CLIP ViT-B/L."""
 
     summary = "CLIP text-video score"
     kind: Literal["clip_score"] = "clip_score"
     path: PathText | None = Field(None, description="local CLIP folder")
     frames: PositiveInt = Field(8, le=10_000)
+    logit_scale: bool = Field(False, description="multiply the cosine by the model's learned exp(logit_scale), "
+                              "as PickScore reports its score")
 
 
 class Aesthetic(Schema):
-    """An aesthetic predictor: a linear head over CLIP image embeddings, averaged over frames."""
+    """An aesthetic predictor over unit-norm CLIP image embeddings, averaged over frames: a linear head
+    (`aesthetic_head.safetensors` in the CLIP folder) or LAION's improved predictor, an MLP loaded from its
+    released state dict (`head = "sac+logos+ava1-l14-linearMSE.pth"`, on CLIP ViT-L/14)."""
 
     summary = "aesthetic predictor"
     kind: Literal["aesthetic"] = "aesthetic"
-    path: PathText | None = None
+    path: PathText | None = Field(None, description="local CLIP folder")
     frames: PositiveInt = Field(8, le=10_000)
+    head: PathText | None = Field(None, description="the predictor's weights: a file in the CLIP folder or an "
+                                  "absolute path (.safetensors or a .pth state dict); default "
+                                  "aesthetic_head.safetensors")
 
 
 class VlmJudge(Schema):
@@ -281,7 +290,12 @@ class VlmJudge(Schema):
 
 
 class VideoRewardModel(Schema):
-    """A multi-head video reward model (VideoAlign style): one score per head, `overall` their sum."""
+    """A multi-head video reward model (VideoAlign style): one score per head, `overall` their sum.
+    `path` is read by its layout: a folder a vpo reward_model stage wrote (reward_model.json), or the
+    released VideoAlign checkpoint as published (model_config.json and checkpoint-<step>/ with model.pth,
+    or adapter_model.safetensors and non_lora_state_dict.pth, and tokenizer/); the release holds LoRA
+    deltas, merged at load time into the base model at the `model`'s own `path`. Its heads are its
+    eval_dim, lower-cased: [vq, mq, ta]."""
 
     summary = "a multi-head video reward model"
     kind: Literal["video_reward_model"] = "video_reward_model"
