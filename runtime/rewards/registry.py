@@ -208,7 +208,19 @@ def _video_reward_model(spec: dict, name: str, base_dir: Path | None) -> Reward:
     return load_reward_model(folder, name, spec["heads"], spec["model"]["spec"].get("dtype", "bf16"))
 
 
+def _remote(spec: dict, name: str, base_dir: Path | None) -> Reward:
+    from .served import RemoteReward
+
+    return RemoteReward(spec, name)
+
+
+def _served_judge(spec: dict, name: str, base_dir: Path | None) -> Reward:
+    from .served import ServedJudgeReward
+
+    return ServedJudgeReward(spec, name)
+
+
 _BUILDERS: dict[str, Callable[[dict, str, Path | None], Reward]] = {
     "weight_free": _weight_free, "shapes": _shapes, "feature_consistency": _feature_consistency,
     "clip_score": _clip_score, "aesthetic": _aesthetic, "vlm_judge": _vlm_judge,
-    "video_reward_model": _video_reward_model}
+    "video_reward_model": _video_reward_model, "remote": _remote, "served_judge": _served_judge}

@@ -7,8 +7,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from .. import safety
 
-from .base import (GiB, PathText, AnyReward, Backbone, Count, Policy, PositiveInt, Probability, Resolution, Schema, Seconds,
-                   ScalarReward, fail, word_or_object)
+from .base import (EnvName, GiB, PathText, AnyReward, Backbone, Count, Policy, PositiveInt, Probability, Resolution, Schema,
+                   Seconds, ScalarReward, Timeout, Url, fail, word_or_object)
 
 # ---- models ----------------------------------------------------------------------------------------
 Family = Literal["wan", "wan22", "cogvideox", "hunyuan", "ltx", "shapes"]
@@ -305,8 +305,47 @@ class VideoRewardModel(Schema):
     frames: PositiveInt = Field(8, le=10_000)
 
 
+class _Served(Schema):
+    """Fields every served reward shares: where it is and how vpo calls it."""
+
+    url: Url = Field(description="the endpoint (http or https)")
+    frames: PositiveInt = Field(8, le=1024, description="frames sent per video, evenly spaced")
+    concurrency: PositiveInt = Field(1, le=256, description="requests in flight at once")
+    timeout: Timeout = Field(60.0, le=86_400, description="how long to wait for one response (`30s`; a plain number is seconds)")
+    retries: int = Field(2, ge=0, le=20, description="further tries of a request that failed to connect, timed "
+                         "out or got a 5xx/429 answer, with exponential backoff")
+    api_key_env: EnvName | None = Field(None, description="environment variable holding a bearer token "
+                                        "(never the key itself in the recipe)")
+
+
+class Remote(_Served):
+    """A reward served over HTTP. Per batch, vpo POSTs JSON {"prompts": [str], "videos": [{"frames": [PNG
+    as base64], "fps": null}], "heads": [...]} to `url` and reads {"scores": [float]} (one score per video)
+    or {"scores": {head: [float]}} for the declared `heads`. Non-2xx answers, malformed JSON, wrong counts
+    and non-finite scores stop the job with the server's message."""
+
+    summary = "a reward served over HTTP"
+    kind: Literal["remote"] = "remote"
+    heads: list[str] = Field(default_factory=list, description="named scores the server returns (none: one score)")
+    batch: PositiveInt = Field(8, le=4096, description="videos per request")
+    bounded: bool = Field(False, description="the scores lie in a fixed range (BPGO squashes unbounded ones)")
+
+
+class ServedJudge(_Served):
+    """A vision-language judge behind an OpenAI-compatible chat API (vLLM, SGLang, ...): one chat request
+    per video, its frames as base64 PNG `image_url` parts with the question and the prompt, asking for one token;
+    the score is P(yes) / (P(yes) + P(no)) from the returned top log-probabilities of the first token
+    (a bare "yes" / "no" answer scores 1 / 0 when the server returns no log-probabilities)."""
+
+    summary = "a VLM judge behind an OpenAI-compatible server"
+    kind: Literal["served_judge"] = "served_judge"
+    model: str = Field(description="the served model's name, as the server lists it under /v1/models")
+    question: str = "Does this video match the prompt and look realistic?"
+    top_logprobs: PositiveInt = Field(20, le=20, description="log-probabilities asked of the server's first token")
+
+
 RewardSpec = Annotated[Union[WeightFree, FeatureConsistency, ShapesReward, ClipScore, Aesthetic, VlmJudge,
-                             VideoRewardModel], Field(discriminator="kind")]
+                             VideoRewardModel, Remote, ServedJudge], Field(discriminator="kind")]
 
 
 class Term(Schema):
@@ -481,7 +520,7 @@ CONSTRUCTORS: dict[str, dict[str, type[Schema]]] = {
                 "shapes_videos": ShapesVideos, "shapes_prompts": ShapesPrompts},
     "reward": {"weight_free": WeightFree, "feature_consistency": FeatureConsistency, "shapes": ShapesReward,
                "clip_score": ClipScore, "aesthetic": Aesthetic, "vlm_judge": VlmJudge,
-               "video_reward_model": VideoRewardModel},
+               "video_reward_model": VideoRewardModel, "remote": Remote, "served_judge": ServedJudge},
     "cluster": {"slurm": Slurm, "local": Local},
 }
 # Constructors usable inside field values.
