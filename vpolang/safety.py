@@ -135,6 +135,25 @@ def url_problem(text: str) -> str | None:
     return None
 
 
+PY_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+ENTRY_POINT_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.\-]*"
+
+
+def plugin_entry_problem(text: str) -> str | None:
+    """Why `text` is neither `module.path:Class` nor an entry-point name (of the `vpo.rewards` group).
+    Syntax only: the compiler never imports user code."""
+    if len(text) > MAX_LEN:
+        return f"a plugin entry is at most {MAX_LEN} characters"
+    if ":" in text:
+        module, _, attr = text.partition(":")
+        if re.fullmatch(PY_DOTTED, module) and re.fullmatch(PY_DOTTED, attr):
+            return None
+        return f"`module:Class` takes a dotted module and a dotted attribute name, got {shown(text)}"
+    if re.fullmatch(ENTRY_POINT_NAME, text):
+        return None
+    return f"a plugin is `module.path:Class` or the name of a `vpo.rewards` entry point, got {shown(text)}"
+
+
 def placement_problems(placement) -> list[str]:
     """Everything wrong with a plan placement's strings (the Slurm executor refuses any)."""
     problems = [slurm_name_problem(placement.partition, "partition", many=True) if placement.partition else None,

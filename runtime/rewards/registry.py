@@ -220,7 +220,14 @@ def _served_judge(spec: dict, name: str, base_dir: Path | None) -> Reward:
     return ServedJudgeReward(spec, name)
 
 
+def _plugin(spec: dict, name: str, base_dir: Path | None) -> Reward:
+    from .plugin import build_plugin
+
+    return build_plugin(spec, name, base_dir)
+
+
 _BUILDERS: dict[str, Callable[[dict, str, Path | None], Reward]] = {
     "weight_free": _weight_free, "shapes": _shapes, "feature_consistency": _feature_consistency,
     "clip_score": _clip_score, "aesthetic": _aesthetic, "vlm_judge": _vlm_judge,
-    "video_reward_model": _video_reward_model, "remote": _remote, "served_judge": _served_judge}
+    "video_reward_model": _video_reward_model, "remote": _remote, "served_judge": _served_judge,
+    "plugin": _plugin}

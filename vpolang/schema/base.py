@@ -149,6 +149,17 @@ def _env_name(value: str) -> str:
     return value
 
 
+def _plugin_entry(value: str) -> str:
+    from ..safety import plugin_entry_problem
+
+    problem = plugin_entry_problem(value)
+    if problem:
+        raise fail("vpo_plugin", problem, hint="e.g. \"mypkg.rewards:Sharpness\", or the name a package "
+                   "registers under the `vpo.rewards` entry-point group")
+    return value
+
+
+PluginEntry = Annotated[str, AfterValidator(_plugin_entry)]  # never imported by the compiler
 Url = Annotated[str, AfterValidator(_url)]  # a served reward's endpoint: only ever given to an HTTP client
 EnvName = Annotated[str, AfterValidator(_env_name)]
 

@@ -7,7 +7,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from .. import safety
 
-from .base import (EnvName, GiB, PathText, AnyReward, Backbone, Count, Policy, PositiveInt, Probability, Resolution, Schema,
+from .base import (EnvName, GiB, PluginEntry, PathText, AnyReward, Backbone, Count, Policy, PositiveInt, Probability, Resolution, Schema,
                    Seconds, ScalarReward, Timeout, Url, fail, word_or_object)
 
 # ---- models ----------------------------------------------------------------------------------------
@@ -344,8 +344,35 @@ class ServedJudge(_Served):
     top_logprobs: PositiveInt = Field(20, le=20, description="log-probabilities asked of the server's first token")
 
 
+class Plugin(Schema):
+    """A reward class of your own, without editing vpo: `entry` is `module.path:Class` (importable where
+    the job runs) or the name an installed package registers under the `vpo.rewards` entry-point group
+    (`[project.entry-points."vpo.rewards"] sharpness = "mypkg.rewards:Sharpness"`). The compiler checks
+    the name's syntax only and never imports it; the job imports it when it starts. The class is built
+    with `options` as string keyword arguments (and `path=` when set); it is either a vpo Reward or any
+    object with `score(videos, prompts)` returning one (B,) tensor, or a dict of them per declared head."""
+
+    summary = "a reward class from an installed package"
+    kind: Literal["plugin"] = "plugin"
+    entry: PluginEntry = Field(description="`module.path:Class` or a `vpo.rewards` entry-point name")
+    heads: list[str] = Field(default_factory=list, description="named scores the class returns (none: one score)")
+    path: PathText | None = Field(None, description="a local folder handed to the class as `path`")
+    options: list[str] = Field(default_factory=list, description="`key=value` strings passed as keyword arguments")
+    device: Literal["cpu", "gpu"] = Field("cpu", description="where the class wants its videos")
+    bounded: bool = Field(True, description="the scores lie in a fixed range (BPGO squashes unbounded ones)")
+
+    @model_validator(mode="after")
+    def _options(self):
+        for option in self.options:
+            key, sep, _ = option.partition("=")
+            if not sep or not key.isidentifier():
+                raise fail("vpo_rule", f"an option is `key=value` with a Python name as key, got {option!r}",
+                           field="options")
+        return self
+
+
 RewardSpec = Annotated[Union[WeightFree, FeatureConsistency, ShapesReward, ClipScore, Aesthetic, VlmJudge,
-                             VideoRewardModel, Remote, ServedJudge], Field(discriminator="kind")]
+                             VideoRewardModel, Remote, ServedJudge, Plugin], Field(discriminator="kind")]
 
 
 class Term(Schema):
@@ -520,7 +547,8 @@ CONSTRUCTORS: dict[str, dict[str, type[Schema]]] = {
                 "shapes_videos": ShapesVideos, "shapes_prompts": ShapesPrompts},
     "reward": {"weight_free": WeightFree, "feature_consistency": FeatureConsistency, "shapes": ShapesReward,
                "clip_score": ClipScore, "aesthetic": Aesthetic, "vlm_judge": VlmJudge,
-               "video_reward_model": VideoRewardModel, "remote": Remote, "served_judge": ServedJudge},
+               "video_reward_model": VideoRewardModel, "remote": Remote, "served_judge": ServedJudge,
+               "plugin": Plugin},
     "cluster": {"slurm": Slurm, "local": Local},
 }
 # Constructors usable inside field values.
