@@ -49,7 +49,7 @@ def brightness(frames_b64: list[str]) -> float:
 class Server:
     """A scoring server on 127.0.0.1; `behaviour(handler, body) -> (status, json)` answers each POST."""
 
-    def __init__(self, behaviour):
+    def __init__(self, behaviour, port: int = 0):
         self.requests, self.behaviour, self.headers = [], behaviour, []
         outer = self
 
@@ -69,7 +69,7 @@ class Server:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
