@@ -32,10 +32,22 @@ def _embedding(out) -> torch.Tensor:
 class ClipEncoder:
     """Normalised CLIP embeddings of frames and prompts."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, weights: str | None = None):
         from transformers import AutoTokenizer, CLIPModel
 
-        self.model = from_local(CLIPModel, path).eval().requires_grad_(False)
+        if weights is None:
+            self.model = from_local(CLIPModel, path).eval().requires_grad_(False)
+        else:  # open_clip weights (HPSv2) into the model `path`'s config.json describes
+            from transformers import CLIPConfig
+
+            from .open_clip_layout import load_into
+
+            self.model = CLIPModel(from_local(CLIPConfig, path))
+            file = Path(weights) if Path(weights).is_absolute() else Path(path) / weights
+            if not file.is_file():
+                raise JobError(f"CLIP reward: `weights` {weights} is not a file (looked at {file})")
+            load_into(self.model, file)
+            self.model.eval().requires_grad_(False)
         self.tokenizer = from_local(AutoTokenizer, path)
         proc = read_processor_config(path, "preprocessor_config.json")
         self.crop = square_side(proc.get("crop_size"), self.model.config.vision_config.image_size)
@@ -138,8 +150,8 @@ def load_aesthetic_head(folder: Path, dim: int, head: str | None = None) -> torc
     return linear
 
 
-def load_clip_score(path: Path, frames: int, logit_scale: bool = False) -> ClipScoreReward:
-    return ClipScoreReward(ClipEncoder(path), frames, logit_scale)
+def load_clip_score(path: Path, frames: int, logit_scale: bool = False, weights: str | None = None) -> ClipScoreReward:
+    return ClipScoreReward(ClipEncoder(path, weights), frames, logit_scale)
 
 
 def load_aesthetic(path: Path, frames: int, head: str | None = None) -> AestheticReward:

@@ -96,3 +96,54 @@ def test_pickscore_is_the_models_own_logits_per_text(models):
     assert not reward.bounded
     plain = registry.build_reward(_ref("clip_score", models["clip"]))(_videos(), PROMPTS)["clip_score"]
     assert torch.allclose(scores, plain * enc.model.logit_scale.exp(), atol=1e-4)
+
+
+def _open_clip_layout(model) -> dict[str, torch.Tensor]:
+    """A transformers CLIPModel's weights under open_clip's names (its VisionTransformer / TextTransformer:
+    conv1, class_embedding, ln_pre, transformer.resblocks.N.{ln_1, attn.in_proj_*, attn.out_proj, ln_2,
+    mlp.c_fc, mlp.c_proj}, ln_post, proj; token_embedding, positional_embedding, ln_final, text_projection),
+    as HPSv2 saves them, plus the attn_mask buffer open_clip keeps."""
+    sd, out = model.state_dict(), {}
+    for tower, prefix in (("vision_model", "visual.transformer"), ("text_model", "transformer")):
+        for i in range(len(getattr(model, tower).encoder.layers)):
+            src, dst = f"{tower}.encoder.layers.{i}.", f"{prefix}.resblocks.{i}."
+            for kind in ("weight", "bias"):
+                out[dst + f"attn.in_proj_{kind}"] = torch.cat([sd[src + f"self_attn.{p}_proj.{kind}"] for p in "qkv"])
+                for a, b in (("ln_1", "layer_norm1"), ("ln_2", "layer_norm2"), ("attn.out_proj", "self_attn.out_proj"),
+                             ("mlp.c_fc", "mlp.fc1"), ("mlp.c_proj", "mlp.fc2")):
+                    out[dst + f"{a}.{kind}"] = sd[src + f"{b}.{kind}"]
+    out.update({"visual.conv1.weight": sd["vision_model.embeddings.patch_embedding.weight"],
+                "visual.class_embedding": sd["vision_model.embeddings.class_embedding"],
+                "visual.positional_embedding": sd["vision_model.embeddings.position_embedding.weight"],
+                "visual.ln_pre.weight": sd["vision_model.pre_layrnorm.weight"],
+                "visual.ln_pre.bias": sd["vision_model.pre_layrnorm.bias"],
+                "visual.ln_post.weight": sd["vision_model.post_layernorm.weight"],
+                "visual.ln_post.bias": sd["vision_model.post_layernorm.bias"],
+                "visual.proj": sd["visual_projection.weight"].t().contiguous(),
+                "token_embedding.weight": sd["text_model.embeddings.token_embedding.weight"],
+                "positional_embedding": sd["text_model.embeddings.position_embedding.weight"],
+                "ln_final.weight": sd["text_model.final_layer_norm.weight"],
+                "ln_final.bias": sd["text_model.final_layer_norm.bias"],
+                "text_projection": sd["text_projection.weight"].t().contiguous(),
+                "logit_scale": sd["logit_scale"], "attn_mask": torch.zeros(4, 4)})
+    return out
+
+
+def test_hpsv2_open_clip_weights_score_as_the_same_clip_in_transformers(models, tmp_path):
+    reference = registry.build_reward(_ref("clip_score", models["clip"]))
+    expected = reference(_videos(), PROMPTS)["clip_score"]
+    folder = tmp_path / "vit-h"
+    shutil.copytree(models["clip"], folder)
+    (folder / "model.safetensors").unlink()  # only the open_clip file holds weights now
+    torch.save({"epoch": 1, "state_dict": {f"module.{k}": v for k, v in
+                                           _open_clip_layout(reference.encoder.model).items()}},
+               folder / "HPS_v2.1_compressed.pt")
+    registry.clear_cache()
+    scores = registry.build_reward(_ref("clip_score", folder, weights="HPS_v2.1_compressed.pt"))(_videos(), PROMPTS)
+    assert torch.allclose(scores["clip_score"], expected, atol=1e-5)
+    registry.clear_cache()
+    bad = _open_clip_layout(reference.encoder.model)
+    bad["visual.transformer.resblocks.0.ls_1.gamma"] = torch.ones(32)
+    torch.save(bad, folder / "bad.pt")
+    with pytest.raises(JobError, match="ls_1.*no transformers CLIP counterpart"):
+        registry.build_reward(_ref("clip_score", folder, weights="bad.pt"))
