@@ -45,7 +45,7 @@ class ClipEncoder:
             self.model = CLIPModel(from_local(CLIPConfig, path))
             file = Path(weights) if Path(weights).is_absolute() else Path(path) / weights
             if not file.is_file():
-                raise JobError(f"CLIP reward: `weights` {weights} is not a file (looked at {file})")
+                raise JobError(f"CLIP reward: `checkpoint` {weights} is not a file (looked at {file})")
             load_into(self.model, file)
             self.model.eval().requires_grad_(False)
         self.tokenizer = from_local(AutoTokenizer, path)

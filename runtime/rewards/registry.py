@@ -170,7 +170,7 @@ def _clip_score(spec: dict, name: str, base_dir: Path | None) -> Reward:
     from .clip import load_clip_score
 
     return load_clip_score(_weights(spec.get("path"), name, "a CLIP model", base_dir), spec.get("frames", 8),
-                           spec.get("logit_scale", False), spec.get("weights"))
+                           spec.get("logit_scale", False), spec.get("checkpoint"))
 
 
 def _aesthetic(spec: dict, name: str, base_dir: Path | None) -> Reward:

@@ -139,11 +139,11 @@ def test_hpsv2_open_clip_weights_score_as_the_same_clip_in_transformers(models, 
                                            _open_clip_layout(reference.encoder.model).items()}},
                folder / "HPS_v2.1_compressed.pt")
     registry.clear_cache()
-    scores = registry.build_reward(_ref("clip_score", folder, weights="HPS_v2.1_compressed.pt"))(_videos(), PROMPTS)
+    scores = registry.build_reward(_ref("clip_score", folder, checkpoint="HPS_v2.1_compressed.pt"))(_videos(), PROMPTS)
     assert torch.allclose(scores["clip_score"], expected, atol=1e-5)
     registry.clear_cache()
     bad = _open_clip_layout(reference.encoder.model)
     bad["visual.transformer.resblocks.0.ls_1.gamma"] = torch.ones(32)
     torch.save(bad, folder / "bad.pt")
     with pytest.raises(JobError, match="ls_1.*no transformers CLIP counterpart"):
-        registry.build_reward(_ref("clip_score", folder, weights="bad.pt"))
+        registry.build_reward(_ref("clip_score", folder, checkpoint="bad.pt"))

@@ -273,7 +273,7 @@ class ClipScore(Schema):
     """CLIP text-video similarity averaged over frames (transformers CLIP). Released CLIP-based scorers
     saved in the transformers layout load as they are: PickScore (`logit_scale = true`, the folder of
     PickScore_v1 with the CLIP-H processor files), CLIP ViT-B/L. open_clip checkpoints load through
-    `weights` into the model the folder's config describes: HPSv2 (`weights = "HPS_v2.1_compressed.pt"`
+    `checkpoint` into the model the folder's config describes: HPSv2 (`checkpoint = "HPS_v2.1_compressed.pt"`
     in the folder of laion/CLIP-ViT-H-14-laion2B-s32B-b79K), whose score is the plain cosine."""
 
     summary = "CLIP text-video score"
@@ -282,7 +282,7 @@ class ClipScore(Schema):
     frames: PositiveInt = Field(8, le=10_000)
     logit_scale: bool = Field(False, description="multiply the cosine by the model's learned exp(logit_scale), "
                               "as PickScore reports its score")
-    weights: PathText | None = Field(None, description="open_clip weights loaded into the model `path`'s "
+    checkpoint: PathText | None = Field(None, description="open_clip weights loaded into the model `path`'s "
                                      "config.json describes (HPSv2: HPS_v2.1_compressed.pt); a file in the "
                                      "folder or an absolute path")
 
