@@ -11,6 +11,7 @@ no credentials) and is only ever given to urllib.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import math
 import os
@@ -100,8 +101,8 @@ class Client:
                     last = f"no answer within {self.timeout:g} s (its `timeout`)"
                 else:
                     last = f"cannot connect ({reason}); is the server running?"
-            except (ConnectionError, OSError) as e:
-                last = f"the connection failed ({e}); is the server running?"
+            except (ConnectionError, OSError, http.client.HTTPException) as e:
+                last = f"the connection failed ({type(e).__name__}: {e}); is the server running?"
         raise JobError(f"reward `{self.name}`: {url} failed {self.retries + 1} time(s): {last}")
 
 
