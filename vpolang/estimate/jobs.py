@@ -184,6 +184,10 @@ def _grpo(cfg, arch: VideoDiT, sizes: Sizes):
     if cfg.get("vipo"):
         backbone = cfg["vipo"]["backbone"]
         rewards += (wl.Scorer(backbone, VISION_BACKBONES.get(backbone, VISION_BACKBONES["dinov2-small"]), frames),)
+    if cfg.get("reward_as") == "win_rate":  # Pref-GRPO: a pairwise judge reads each video in its G-1 pairs, both orders
+        reads = 2.0 * (cfg["group_size"] - 1)
+        judges = {r["name"] for _, r in _reward_refs(cfg.get("reward")) if (r.get("spec") or {}).get("pairwise")}
+        rewards = tuple(wl.Scorer(s.name, s.model, s.frames, reads) if s.name in judges else s for s in rewards)
     prior = (cfg.get("bpgo") or {}).get("prior", "running_mean")
     prompts = sizes.of(cfg["prompts"])
     fields = _train_fields(cfg, prompts)
@@ -192,7 +196,20 @@ def _grpo(cfg, arch: VideoDiT, sizes: Sizes):
                    sample_steps=cfg.get("sample_steps") or arch.sample_steps, train_fraction=cfg["train_fraction"],
                    kl=cfg.get("kl", 0.0), guidance=cfg.get("guidance", 1.0),
                    updates_per_batch=cfg.get("updates_per_batch", 1), rewards=rewards,
+                   window=(cfg.get("window") or {}).get("size", 0),
                    prior_samples=BPGO_PRIOR_SAMPLES if prior != "running_mean" else 0, prompt_pool=prompts)
+
+
+def _reward_refs(node):
+    """Every reward reference inside a reward expression."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _reward_refs(item)
+    elif isinstance(node, dict) and node.get("ref") == "reward":
+        yield None, node
+    elif isinstance(node, dict):
+        for key in ("reward", "rewards", "terms"):
+            yield from _reward_refs(node.get(key))
 
 
 def _reward_model(cfg, arch, sizes: Sizes):

@@ -14,7 +14,11 @@ and ALGORITHMS.md:
   no-grad forwards each), their VAE decode and the judges.
 - grpo: rollouts of group_size videos per prompt (T no-grad forwards each, twice under guidance),
   their decode and rewards; then a fwd+bwd on round(train_fraction x (T - 1)) of the steps of every
-  video (the last step is deterministic), with a reference forward at each when kl > 0 (§1).
+  video (the last step is deterministic), with a reference forward at each when kl > 0 (§1). With
+  `with window` (MixGRPO) only the window's `size` SDE steps are trained, and every rollout of a step
+  shares them (one pass per window step). Under `reward_as = win_rate` a pairwise judge reads each
+  video 2 (G - 1) times (every pair of a group, both orders). CPS, GRPO-Guard and the velocity KL
+  cost what the default does.
 - reward_model: a VLM fwd+bwd per video (two per pair).
 - generate / evaluate: T forwards per video (twice under guidance), VAE decode, metrics or scorers.
 - judge: one VLM pass per video and judge. synthesize: pixel-space corruptions on the CPU, no GPU work.
@@ -200,6 +204,7 @@ class Grpo(DiTTraining):
     rewards: tuple[Scorer, ...] = ()  # every model scoring each rollout (rewards, gates, ViPO's backbone)
     prior_samples: int = 0  # BPGO with a prior policy: videos it samples per new prompt (runtime: 4)
     prompt_pool: int = 0  # distinct prompts, which bounds the prior's sampling
+    window: int = 0  # `with window`: its SDE steps, the only ones trained (0: train_fraction of T - 1)
 
     kind = "grpo"
 
@@ -213,6 +218,8 @@ class Grpo(DiTTraining):
 
     @property
     def trained_steps(self) -> int:
+        if self.window:
+            return self.window
         return max(1, round(self.train_fraction * (self.sample_steps - 1)))
 
     def per_gpu(self, world: int) -> int:
@@ -233,7 +240,10 @@ class Grpo(DiTTraining):
 
     def _rows_per_update(self, rollouts: int) -> float:
         """The trainer recomputes each rollout's drawn timesteps, one pass per distinct timestep: the
-        rollouts that drew the same one share it. Expected distinct of K among n draws: K(1-(1-1/K)^n)."""
+        rollouts that drew the same one share it. Expected distinct of K among n draws: K(1-(1-1/K)^n).
+        A window's steps are every rollout's: each pass takes all of them."""
+        if self.window:
+            return float(rollouts)
         k = max(1, self.sample_steps - 1)
         return rollouts / (k * (1 - (1 - 1 / k) ** rollouts))
 
