@@ -13,7 +13,7 @@ from .schema.entities import CONSTRUCTORS, VALUE_CONSTRUCTORS
 from .schema.stages import STAGES
 
 HAND_WRITTEN = Path(__file__).resolve().parent.parent / "spec" / "language.intro.md"
-GRPO_COMPOSITION = HAND_WRITTEN.with_name("language.grpo-composition.md")  # §7.4, after the modifiers
+GRPO_COMPOSITION = HAND_WRITTEN.with_name("language.grpo-composition.md")  # §7.5, after the modifiers
 
 
 def table(schema) -> list[str]:

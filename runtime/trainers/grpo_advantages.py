@@ -1,4 +1,4 @@
-"""GRPO's reward -> advantage composition (docs/algorithms.md §S2, spec/language.md §7.4).
+"""GRPO's reward -> advantage composition (docs/algorithms.md §S2, spec/language.md §7.5).
 
 Every combination of `reward = joint(...)`, `gate`, `with bpgo`, `with self_paced` and `with vipo` runs
 the same steps, each a pure function of runtime/algorithms, none discarding another:

@@ -58,6 +58,7 @@ TOGETHER = {
     "dpo.mixed_resolution": {"mixed_resolution": "true"},
     "reward_model.pairs": {"pairs": "pairs(\"q.jsonl\")"},
     "kto.beta": {"beta": "500.0"},
+    "grpo.kl_space": {"kl_space": "velocity", "kl": "0.01"},  # E0345: a KL option needs a KL term
 }
 POSITIONAL = {"policy": "shapes.tiny_dit", "backbone": "models.qwen2_vl_2b"}
 
@@ -130,7 +131,8 @@ def _with(template: str, values: dict[str, str]) -> str:
 
 
 # ---- modifiers ----------------------------------------------------------------------------------------
-MODIFIER_BASE = {"vipo": {}, "bpgo": {}, "self_paced": {"phases": "[shapes.alignment, shapes.smoothness]"}}
+MODIFIER_BASE = {"vipo": {}, "bpgo": {}, "self_paced": {"phases": "[shapes.alignment, shapes.smoothness]"},
+                 "window": {}}
 MODIFIER_ALTERNATIVES = {"backbone": "\"shapes\"", "prior": "shapes.tiny_dit(layers = 2)",
                          "phases": "[shapes.smoothness, shapes.alignment]", "beta": "0.6"}
 

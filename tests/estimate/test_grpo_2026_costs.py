@@ -1,0 +1,58 @@
+"""What the 2026 GRPO options cost in `vpo plan` (docs/algorithms.md §S3): a window trains only its
+steps, each shared by every rollout; a pairwise judge's win rates read each video 2 (G - 1) times;
+CPS, GRPO-Guard and the velocity KL cost what the default does."""
+from __future__ import annotations
+
+from vpolang.api import check_source
+from vpolang.estimate import Clip, Grpo, Scorer, VisionLanguage, Work
+from vpolang.estimate.jobs import describe
+from vpolang.lower import lower
+from vpolang.source import SourceFile
+
+from .common import ROOT
+
+CLIP = Clip.of(33, "480p")
+RM = Scorer("rm", VisionLanguage(params=2_200_000_000, layers=28, hidden=1536))
+
+
+def test_a_window_trains_its_steps_only_and_shares_each_pass():
+    plain = Grpo(clip=CLIP, batch=8, steps=200, group_size=8, sample_steps=50, kl=0.004, rewards=(RM,))
+    window = Grpo(clip=CLIP, batch=8, steps=200, group_size=8, sample_steps=50, kl=0.004, rewards=(RM,), window=2)
+    assert (plain.trained_steps, window.trained_steps) == (29, 2)
+    # 64 rollouts x 2 window steps (and their reference forwards); the 2 rollouts of a GPU share each pass
+    assert window.step_work(32) == Work(train=64 * 2, reference=64 * 2, sample=64 * 50, vae_decode=64, prompts=8,
+                                        scored=((RM, 64),), sample_batch=2, update_batch=2.0)
+    assert window.step_work(32).sample == plain.step_work(32).sample  # sampling is unchanged
+
+
+RECIPE = """vpo 0.1
+use std.models
+use std.shapes
+reward which = vlm_judge {{ model = models.qwen25_vl_7b, question = "Which is better?", pairwise = {pairwise} }}
+stage rl = grpo(shapes.tiny_dit) {{
+  prompts    = shapes.prompts(n = 8)
+  group_size = 6
+  lr         = 1e-4
+  kl         = 0.01
+  reward     = which
+{extra}}}
+"""
+
+
+def _workload(pairwise: str, extra: str = ""):
+    result = check_source(SourceFile("c.vpo", RECIPE.format(pairwise=pairwise, extra=extra), ROOT / "c.vpo"))
+    assert not [d for d in result.diagnostics if d.severity == "error"], result.diagnostics
+    job = next(j for j in lower(result.recipe).jobs if j.id == "rl")
+    return describe(job, ROOT, None, [])[0]
+
+
+def test_a_pairwise_judge_reads_each_video_in_its_pairs_both_ways():
+    judged = _workload("true", "  reward_as  = win_rate\n")
+    pointwise = _workload("false", "  reward_as  = win_rate\n")
+    assert [s.calls_per_video for s in judged.rewards] == [2 * (6 - 1)]
+    assert [s.calls_per_video for s in pointwise.rewards] == [1.0]  # win rates from scores: no extra reads
+
+
+def test_cps_guard_and_velocity_kl_cost_what_the_default_does():
+    base = _workload("false")
+    assert _workload("false", "  noise = cps\n  guard = true\n  kl_space = velocity\n").step_work(1) == base.step_work(1)
