@@ -49,10 +49,38 @@ def _window_rules(config: dict, spans: dict, default_span, rep: Reporter) -> boo
                 "per-prompt prior says nothing", spans.get(("bpgo",), default_span),
                 hint="drop `with bpgo`, or score the rewards (`reward_as = score`)")
         ok = False
+    ok = _nft_rules(config, spans, default_span, rep) and ok
     if config.get("noise") == "cps" and (config.get("noise_level") or 0) > 1:
         rep.add("E0347", f"cps noise_level {config['noise_level']} is outside (0, 1]",
                 spans.get(("noise_level",), default_span), hint="the CPS std is s' sin(eta pi / 2): eta in (0, 1]")
         ok = False
+    return ok
+
+
+NFT_WITHOUT = {  # what only the ratio loss over SDE steps' log-probs means
+    "guard": "GRPO-Guard normalises a log-ratio", "clip_range": "the clip acts on a ratio",
+    "kl_space": "its KL is the velocity KL (no transition mean)", "window": "a window chooses SDE steps to train",
+    "vipo": "ViPO maps weight a per-position log-ratio", "guidance": "it is CFG-free"}
+
+
+def _nft_rules(config: dict, spans: dict, default_span, rep: Reporter) -> bool:
+    """E0348: DiffusionNFT has no trajectory log-probs; GRPO has nothing but them."""
+    ok = True
+    if config.get("objective") != "nft":
+        if config.get("noise") == "ode":
+            rep.add("E0348", "`noise = ode` rollouts carry no log-probs for the GRPO ratio", spans.get(("noise",), default_span),
+                    hint="use an SDE (flow_grpo, dance, cps), or `objective = nft`")
+            ok = False
+        if ("nft_beta",) in spans:
+            rep.add("E0348", "`nft_beta` without `objective = nft`", spans[("nft_beta",)],
+                    hint="set `objective = nft` or remove `nft_beta`")
+            ok = False
+        return ok
+    for field, why in NFT_WITHOUT.items():
+        if (field,) in spans and not (field == "guidance" and config.get("guidance") == 1.0):
+            rep.add("E0348", f"`{field}` with `objective = nft`: {why}", spans[(field,)],
+                    hint=f"remove `{field}` (DiffusionNFT trains on clean samples, without log-probs)")
+            ok = False
     return ok
 
 

@@ -92,6 +92,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E0345": ("error", "a KL option without a KL term"),
     "E0346": ("error", "win-rate rewards with BPGO's per-prompt prior"),
     "E0347": ("error", "a CPS noise level outside (0, 1]"),
+    "E0348": ("error", "a GRPO option that needs trajectory log-probs beside DiffusionNFT, or the reverse"),
     # W01xx warnings
     "W0101": ("warning", "unused declaration"),
     "W0102": ("warning", "declaration shadows an imported or built-in name"),
@@ -181,6 +182,8 @@ HINTS: dict[str, str] = {
     "E0345": "set `kl` above 0, or remove `kl_space`",
     "E0346": "drop `with bpgo` or use `reward_as = score`: a group's win rates always average 0.5",
     "E0347": "give cps a noise_level eta in (0, 1] (std = s' sin(eta pi / 2))",
+    "E0348": "objective = nft trains on clean samples without log-probs or guidance: remove the ratio, window and "
+             "map options (or use objective = grpo)",
     "E0401": "check the glob against the files on this machine",
     "E0402": "replace the file with a video (mp4, webm, avi, gif) or a folder of frame images",
     "E0403": "fix the line named in the note (one JSON object per line, UTF-8)",

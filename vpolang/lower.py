@@ -76,7 +76,7 @@ def _fill_model_defaults(config: dict, stage: StageValue) -> None:
     if "sample_steps" in config and config.get("sample_steps") is None:
         config["sample_steps"] = model["sample_steps"]
     if stage.kind == "grpo" and config.get("noise_level") is None:
-        config["noise_level"] = {"flow_grpo": 0.7, "dance": 0.3, "cps": 0.8}[config["noise"]]
+        config["noise_level"] = {"flow_grpo": 0.7, "dance": 0.3, "cps": 0.8, "ode": 0.0}[config["noise"]]
     config["model"] = model
 
 

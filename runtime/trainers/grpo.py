@@ -23,6 +23,7 @@ from runtime.rewards.backbones import load_backbone
 
 from .common import (Loop, batch_indices, encode_cached, load_policy, pin_reference, policy_updater, save_policy,
                      step_generator)
+from . import grpo_nft
 from . import grpo_options as opt
 from .grpo_advantages import Priors, Scores, compute_advantages, prior_head_values, score_rollouts  # noqa: F401
 from .parallel import mean_over_ranks, share
@@ -78,6 +79,9 @@ def run(ctx: JobContext) -> None:
         if dense is not None:  # the maps' statistics over this rank's rollouts, averaged over ranks
             info.update({f"vipo/map_{k}": mean_over_ranks(v) for k, v in vipo.map_statistics(dense).items()})
         policy.train()
+        if cfg["objective"] == "nft":  # DiffusionNFT: flow matching on the clean samples (grpo_nft.py)
+            info.update(grpo_nft.update(policy, updater, cfg, traj, text, advantage, keep, gen, mine, ctx.execution))
+            return info
         for _ in range(cfg["updates_per_batch"]):
             info.update(update(policy, updater, cfg, traj, text, uncond, advantage, keep, dense, clip_range, gen,
                                mine, ctx.execution))

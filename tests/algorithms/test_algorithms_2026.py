@@ -141,3 +141,20 @@ def test_t18_window():
     assert set(drawn) == set(range(8)) and drawn == [window.window_start(i, 10, 2, 1, 1, "random", 0) for i in range(200)]
     with pytest.raises(ValueError):
         window.window_start(0, 3, 3, 1, 1)
+
+
+def test_t19_nft_loss():
+    # x0 .2, eps 1, s .5 -> x_s .6; v_theta .9, v_old .7, beta 1, A 2.5 of 5 -> r .75
+    # v+ = .9, v- = 2 (.7) - .9 = .5; x0(v+) = .6 - .45 = .15, x0(v-) = .35; errors .05, .15 (each / itself)
+    # L = .75 * .05 + .25 * .15 = .075
+    from runtime.algorithms import nft
+
+    r = nft.optimality_probability(torch.tensor([2.5, -7.0, 0.0]), 5.0)
+    assert r.tolist() == approx([0.75, 0.0, 0.5])
+    one = lambda x: torch.tensor([[x]])  # noqa: E731
+    loss = nft.nft_loss(one(0.9), one(0.7), one(0.6), one(0.2), torch.tensor([0.5]), r[:1], 1.0)
+    assert loss.tolist() == approx([0.075])
+    # r = 1/2 at the sampling policy: the positive and negative pulls cancel (no gradient)
+    v = torch.tensor([[0.7]], requires_grad=True)
+    nft.nft_loss(v, one(0.7), one(0.6), one(0.2), torch.tensor([0.5]), torch.tensor([0.5]), 1.0).sum().backward()
+    assert float(v.grad) == approx(0.0)

@@ -56,3 +56,12 @@ def test_a_pairwise_judge_reads_each_video_in_its_pairs_both_ways():
 def test_cps_guard_and_velocity_kl_cost_what_the_default_does():
     base = _workload("false")
     assert _workload("false", "  noise = cps\n  guard = true\n  kl_space = velocity\n").step_work(1) == base.step_work(1)
+
+
+def test_nft_trains_its_levels_with_one_old_velocity_forward_each_and_no_log_probs():
+    nft = Grpo(clip=CLIP, batch=8, steps=200, group_size=8, sample_steps=10, train_fraction=0.5, rewards=(RM,),
+               nft=True, updates_per_batch=2)
+    assert nft.trained_steps == 5  # of the 10 levels (no deterministic last step to skip)
+    # 64 videos x 5 levels x 2 updates; v_old once per batch; the ODE rollouts as before
+    assert nft.step_work(32) == Work(train=64 * 5 * 2, reference=64 * 5, sample=64 * 10, vae_decode=64, prompts=8,
+                                     scored=((RM, 64),), sample_batch=2, update_batch=2.0)

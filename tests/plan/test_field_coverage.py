@@ -59,6 +59,7 @@ TOGETHER = {
     "reward_model.pairs": {"pairs": "pairs(\"q.jsonl\")"},
     "kto.beta": {"beta": "500.0"},
     "grpo.kl_space": {"kl_space": "velocity", "kl": "0.01"},  # E0345: a KL option needs a KL term
+    "grpo.nft_beta": {"nft_beta": "0.5", "objective": "nft"},  # E0348: DiffusionNFT's own parameter
 }
 POSITIONAL = {"policy": "shapes.tiny_dit", "backbone": "models.qwen2_vl_2b"}
 

@@ -196,7 +196,7 @@ def _grpo(cfg, arch: VideoDiT, sizes: Sizes):
                    sample_steps=cfg.get("sample_steps") or arch.sample_steps, train_fraction=cfg["train_fraction"],
                    kl=cfg.get("kl", 0.0), guidance=cfg.get("guidance", 1.0),
                    updates_per_batch=cfg.get("updates_per_batch", 1), rewards=rewards,
-                   window=(cfg.get("window") or {}).get("size", 0),
+                   window=(cfg.get("window") or {}).get("size", 0), nft=cfg.get("objective") == "nft",
                    prior_samples=BPGO_PRIOR_SAMPLES if prior != "running_mean" else 0, prompt_pool=prompts)
 
 

@@ -18,7 +18,9 @@ and ALGORITHMS.md:
   `with window` (MixGRPO) only the window's `size` SDE steps are trained, and every rollout of a step
   shares them (one pass per window step). Under `reward_as = win_rate` a pairwise judge reads each
   video 2 (G - 1) times (every pair of a group, both orders). CPS, GRPO-Guard and the velocity KL
-  cost what the default does.
+  cost what the default does. `objective = nft` (DiffusionNFT) trains round(train_fraction x T) of
+  the T levels per video (no deterministic last step: it noises the clean sample again) and adds one
+  no-grad forward of the sampling policy at each (v_old, once per batch), with no log-probs.
 - reward_model: a VLM fwd+bwd per video (two per pair).
 - generate / evaluate: T forwards per video (twice under guidance), VAE decode, metrics or scorers.
 - judge: one VLM pass per video and judge. synthesize: pixel-space corruptions on the CPU, no GPU work.
@@ -205,6 +207,7 @@ class Grpo(DiTTraining):
     prior_samples: int = 0  # BPGO with a prior policy: videos it samples per new prompt (runtime: 4)
     prompt_pool: int = 0  # distinct prompts, which bounds the prior's sampling
     window: int = 0  # `with window`: its SDE steps, the only ones trained (0: train_fraction of T - 1)
+    nft: bool = False  # objective = nft: flow matching on the clean samples at train_fraction of T levels
 
     kind = "grpo"
 
@@ -220,7 +223,8 @@ class Grpo(DiTTraining):
     def trained_steps(self) -> int:
         if self.window:
             return self.window
-        return max(1, round(self.train_fraction * (self.sample_steps - 1)))
+        levels = self.sample_steps if self.nft else self.sample_steps - 1
+        return max(1, round(self.train_fraction * levels))
 
     def per_gpu(self, world: int) -> int:
         return per_gpu_videos(self.batch, self.group_size, world)
@@ -233,7 +237,8 @@ class Grpo(DiTTraining):
         updates = self.videos * self.trained_steps * cfg * self.updates_per_batch
         prior = self._prior_videos_per_step()
         rollouts = self.videos + prior
-        return Work(train=updates, reference=updates if self.kl > 0 else 0.0,
+        old_velocity = self.videos * self.trained_steps if self.nft else 0.0  # DiffusionNFT's v_old, once
+        return Work(train=updates, reference=(updates if self.kl > 0 else 0.0) + old_velocity,
                     sample=self.videos * self.sample_steps * cfg, prior=prior * self.sample_steps,
                     vae_decode=rollouts, prompts=self.batch, scored=_scored(self.rewards, rollouts),
                     sample_batch=self.per_gpu(world), update_batch=self._rows_per_update(self.per_gpu(world)))
@@ -241,8 +246,9 @@ class Grpo(DiTTraining):
     def _rows_per_update(self, rollouts: int) -> float:
         """The trainer recomputes each rollout's drawn timesteps, one pass per distinct timestep: the
         rollouts that drew the same one share it. Expected distinct of K among n draws: K(1-(1-1/K)^n).
-        A window's steps are every rollout's: each pass takes all of them."""
-        if self.window:
+        A window's steps are every rollout's, and DiffusionNFT's passes take every row at its own level:
+        each pass takes all of them."""
+        if self.window or self.nft:
             return float(rollouts)
         k = max(1, self.sample_steps - 1)
         return rollouts / (k * (1 - (1 - 1 / k) ** rollouts))

@@ -77,9 +77,14 @@ class Grpo(TrainStage):
     kl: float = Field(0.0, ge=0, le=1, description="weight of the KL to the reference (beta_kl)")
     sample_steps: PositiveInt | None = Field(None, le=10_000, description="sampler steps per rollout (T); model default if unset")
     train_fraction: float = Field(0.6, gt=0, le=1, description="fraction of the T steps trained per sample")
-    noise: Literal["flow_grpo", "dance", "cps"] = Field(
+    objective: Literal["grpo", "nft"] = Field(
+        "grpo", description="grpo: the clipped ratio loss on SDE steps' log-probs; nft (DiffusionNFT): "
+        "flow matching on the rollouts' clean samples towards an implicit positive policy (no log-probs)")
+    nft_beta: float = Field(1.0, gt=0, le=10, description="DiffusionNFT's beta: how far the implicit "
+                            "positive and negative policies lie from the sampling policy")
+    noise: Literal["flow_grpo", "dance", "cps", "ode"] = Field(
         "flow_grpo", description="rollout SDE: flow_grpo g = a sqrt(s/(1-s)), dance g = eta, cps the "
-        "coefficient-preserving step (std = s' sin(eta pi/2))")
+        "coefficient-preserving step (std = s' sin(eta pi/2)); ode (nft only) deterministic")
     noise_level: float | None = Field(None, gt=0, description="a (flow_grpo, 0.7), eta (dance, 0.3) or eta in "
                                       "(0, 1] (cps, 0.8)")
     clip_range: float = Field(1e-4, gt=0, description="PPO ratio clip epsilon")
