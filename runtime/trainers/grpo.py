@@ -71,7 +71,8 @@ def run(ctx: JobContext) -> None:
         policy.eval()
         uncond = encode_cached(policy, [""] * local, cache) if cfg["guidance"] != 1.0 else None
         traj = sample(policy, text, noise[mine].to(ctx.device), T, cfg["noise"], cfg["noise_level"], gen,
-                      cfg["guidance"], uncond, rows=(mine, n), sde_steps=opt.sde_steps(cfg, i, T))
+                      cfg["guidance"], uncond, rows=(mine, n), sde_steps=opt.sde_steps(cfg, i, T),
+                      prefix_group=opt.prefix_group(cfg, mine))
         videos = policy.decode(traj.final)
         scores = score_rollouts(cfg, videos, prompts[mine], ctx).gathered()
         advantage, keep, info = compute_advantages(cfg, scores, prompts, priors)

@@ -45,3 +45,13 @@ def kl_term(cfg: dict, noise_kind: str, mu: torch.Tensor, mu_ref: torch.Tensor, 
     if cfg.get("kl_space", "mean") == "velocity":
         return guard.velocity_kl(v, v_ref)
     return guard.transition_kl(noise_kind, mu, mu_ref, level, std)
+
+
+def prefix_group(cfg: dict, mine: slice) -> int:
+    """Rows per shared ODE prefix of this rank's rollouts: a whole group under `with window` and
+    `shared_noise` (its rollouts share noise and prompt, so they coincide until the window), when this
+    rank holds whole groups; else 1 (every rollout computes its own prefix, the same states)."""
+    g = cfg["group_size"]
+    if not (cfg.get("window") and cfg.get("shared_noise")) or mine.start % g or (mine.stop - mine.start) % g:
+        return 1
+    return g

@@ -94,6 +94,18 @@ def test_window_rollouts_are_ode_outside_the_window_and_share_their_prefix():
                  sde_steps=grpo_options.sde_steps(cfg, 1, STEPS))
     assert torch.equal(two.states[1][0], two.states[1][1])  # the shared ODE prefix
     assert not torch.allclose(two.states[2][0], two.states[2][1])  # branched in the window
+    # computed once per group (prefix_group): the same rollouts, the prefix's forwards halved
+    calls = []
+    velocity = policy.velocity
+    policy.velocity = lambda x, *a, **k: calls.append(x.shape[0]) or velocity(x, *a, **k)
+    once = sample(policy, text, noise, STEPS, "flow_grpo", 0.7, torch.Generator().manual_seed(4),
+                  sde_steps=grpo_options.sde_steps(cfg, 1, STEPS), prefix_group=2)
+    assert calls == [1, 2, 2, 2]  # step 0 (before the window) on one row for the group of two
+    for a, b in zip(once.states, two.states):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert grpo_options.prefix_group({**cfg, "group_size": 2, "shared_noise": True}, slice(0, 4)) == 2
+    assert grpo_options.prefix_group({**cfg, "group_size": 2, "shared_noise": False}, slice(0, 4)) == 1
+    assert grpo_options.prefix_group({**cfg, "group_size": 2, "shared_noise": True}, slice(1, 3)) == 1
 
 
 def test_nft_pulls_good_samples_closer_and_bad_ones_away():

@@ -17,7 +17,8 @@ and ALGORITHMS.md:
   video (the last step is deterministic), with a reference forward at each when kl > 0 (§1). With
   `with window` (MixGRPO) only the window's `size` SDE steps are trained, and every rollout of a step
   shares them (one pass per window step). Under `reward_as = win_rate` a pairwise judge reads each
-  video 2 (G - 1) times (every pair of a group, both orders). CPS, GRPO-Guard and the velocity KL
+  video 2 (G - 1) times (every pair of a group, both orders). A window with `shared_noise` samples a
+  group's ODE prefix (the steps before its window) once, not G times. CPS, GRPO-Guard and the velocity KL
   cost what the default does. `objective = nft` (DiffusionNFT) trains round(train_fraction x T) of
   the T levels per video (no deterministic last step: it noises the clean sample again) and adds one
   no-grad forward of the sampling policy at each (v_old, once per batch), with no log-probs.
@@ -208,6 +209,7 @@ class Grpo(DiTTraining):
     prompt_pool: int = 0  # distinct prompts, which bounds the prior's sampling
     window: int = 0  # `with window`: its SDE steps, the only ones trained (0: train_fraction of T - 1)
     nft: bool = False  # objective = nft: flow matching on the clean samples at train_fraction of T levels
+    prefix_steps: float = 0.0  # window + shared_noise: mean ODE steps a group shares before its window
 
     kind = "grpo"
 
@@ -239,9 +241,14 @@ class Grpo(DiTTraining):
         rollouts = self.videos + prior
         old_velocity = self.videos * self.trained_steps if self.nft else 0.0  # DiffusionNFT's v_old, once
         return Work(train=updates, reference=(updates if self.kl > 0 else 0.0) + old_velocity,
-                    sample=self.videos * self.sample_steps * cfg, prior=prior * self.sample_steps,
+                    sample=(self.videos * self.sample_steps - self._shared_prefix_rows()) * cfg,
+                    prior=prior * self.sample_steps,
                     vae_decode=rollouts, prompts=self.batch, scored=_scored(self.rewards, rollouts),
                     sample_batch=self.per_gpu(world), update_batch=self._rows_per_update(self.per_gpu(world)))
+
+    def _shared_prefix_rows(self) -> float:
+        """Rollout rows whose prefix forwards a group shares (each group computes its prefix once)."""
+        return self.videos * (1 - 1 / self.group_size) * self.prefix_steps
 
     def _rows_per_update(self, rollouts: int) -> float:
         """The trainer recomputes each rollout's drawn timesteps, one pass per distinct timestep: the
