@@ -1,5 +1,5 @@
 """A GRPO job with the 2026 options (a sliding window, CPS, GRPO-Guard, the velocity KL, win rates)
-stopped mid-training resumes to the weights of an uninterrupted run, bit for bit: the window's position
+stopped after its first step resumes to the weights of an uninterrupted run, bit for bit: the window's position
 and every draw are functions of (seed, step)."""
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ stage rl = grpo(tiny) {
   prompts          = shapes.prompts(n = 4)
   group_size       = 4
   batch            = 1
-  steps            = 3
+  steps            = 2
   sample_steps     = 4
   lr               = 1e-3
   kl               = 0.01
@@ -53,17 +53,17 @@ def test_stopped_then_resumed_equals_uninterrupted(tmp_path, monkeypatch):
 
     metrics = JobContext.metrics
 
-    def preempt_after_step_2(self, step, **values):  # as if preempted after step 2's metrics
+    def preempt_after_step_1(self, step, **values):  # as if preempted after step 1's metrics
         metrics(self, step, **values)
-        if step == 2:
+        if step == 1:
             self.request_stop("preempted")
 
-    monkeypatch.setattr(JobContext, "metrics", preempt_after_step_2)
+    monkeypatch.setattr(JobContext, "metrics", preempt_after_step_1)
     assert run_job(tmp_path / "plan.json", "rl", tmp_path / "run", handle_signals=False) == EXIT_STOPPED
     monkeypatch.setattr(JobContext, "metrics", metrics)
     assert run_job(tmp_path / "plan.json", "rl", tmp_path / "run", handle_signals=False) == EXIT_OK
     log = RunDir(tmp_path / "run").job(plan.job("rl")).log_path.read_text()
-    assert "resumed from checkpoint at step 2" in log
+    assert "resumed from checkpoint at step 1" in log  # step 2 runs in the window's second position
     got = _weights(tmp_path / "run", plan)
     assert got.keys() == expected.keys()
     for name in expected:
