@@ -83,7 +83,7 @@ def _fill_model_defaults(config: dict, stage: StageValue) -> None:
             validate["monitor"] = copy.deepcopy(validate["metrics"][0])
     _fill_guidance_defaults(config, model)
     if stage.kind == "grpo" and config.get("noise_level") is None:
-        config["noise_level"] = 0.7 if config["noise"] == "flow_grpo" else 0.3
+        config["noise_level"] = {"flow_grpo": 0.7, "dance": 0.3, "cps": 0.8, "ode": 0.0}[config["noise"]]
     config["model"] = model
 
 

@@ -59,6 +59,8 @@ TOGETHER = {
     "dpo.mixed_resolution": {"mixed_resolution": "true"},
     "reward_model.pairs": {"pairs": "pairs(\"q.jsonl\")"},
     "kto.beta": {"beta": "500.0"},
+    "grpo.kl_space": {"kl_space": "velocity", "kl": "0.01"},  # E0345: a KL option needs a KL term
+    "grpo.nft_beta": {"nft_beta": "0.5", "objective": "nft"},  # E0348: DiffusionNFT's own parameter
 }
 POSITIONAL = {"policy": "shapes.tiny_dit", "backbone": "models.qwen2_vl_2b"}
 
@@ -132,6 +134,7 @@ def _with(template: str, values: dict[str, str]) -> str:
 
 # ---- modifiers ----------------------------------------------------------------------------------------
 MODIFIER_BASE = {"vipo": {}, "bpgo": {}, "self_paced": {"phases": "[shapes.alignment, shapes.smoothness]"},
+                 "window": {},
                  "validate": {"every": "2", "prompts": "shapes.prompts(n = 4, split = test)",
                               "metrics": "[shapes.alignment, shapes.smoothness]"}}
 MODIFIER_ALTERNATIVES = {"backbone": "\"shapes\"", "prior": "shapes.tiny_dit(layers = 2)",

@@ -16,7 +16,14 @@ and ALGORITHMS.md:
   held-out prompt sampled once (T no-grad forwards), decoded and scored by the listed metrics.
 - grpo: rollouts of group_size videos per prompt (T no-grad forwards each, twice under guidance),
   their decode and rewards; then a fwd+bwd on round(train_fraction x (T - 1)) of the steps of every
-  video (the last step is deterministic), with a reference forward at each when kl > 0 (§1).
+  video (the last step is deterministic), with a reference forward at each when kl > 0 (§1). With
+  `with window` (MixGRPO) only the window's `size` SDE steps are trained, and every rollout of a step
+  shares them (one pass per window step). Under `reward_as = win_rate` a pairwise judge reads each
+  video 2 (G - 1) times (every pair of a group, both orders). A window with `shared_noise` samples a
+  group's ODE prefix (the steps before its window) once, not G times. CPS, GRPO-Guard and the velocity KL
+  cost what the default does. `objective = nft` (DiffusionNFT) trains round(train_fraction x T) of
+  the T levels per video (no deterministic last step: it noises the clean sample again) and adds one
+  no-grad forward of the sampling policy at each (v_old, once per batch), with no log-probs.
 - reward_model: a VLM fwd+bwd per video (two per pair).
 - generate / evaluate: T forwards per video (twice under guidance), VAE decode, metrics or scorers.
 - judge: one VLM pass per video and judge. synthesize: pixel-space corruptions on the CPU, no GPU work.
@@ -206,6 +213,9 @@ class Grpo(DiTTraining):
     rewards: tuple[Scorer, ...] = ()  # every model scoring each rollout (rewards, gates, ViPO's backbone)
     prior_samples: int = 0  # BPGO with a prior policy: videos it samples per new prompt (runtime: 4)
     prompt_pool: int = 0  # distinct prompts, which bounds the prior's sampling
+    window: int = 0  # `with window`: its SDE steps, the only ones trained (0: train_fraction of T - 1)
+    nft: bool = False  # objective = nft: flow matching on the clean samples at train_fraction of T levels
+    prefix_steps: float = 0.0  # window + shared_noise: mean ODE steps a group shares before its window
 
     kind = "grpo"
 
@@ -219,7 +229,10 @@ class Grpo(DiTTraining):
 
     @property
     def trained_steps(self) -> int:
-        return max(1, round(self.train_fraction * (self.sample_steps - 1)))
+        if self.window:
+            return self.window
+        levels = self.sample_steps if self.nft else self.sample_steps - 1
+        return max(1, round(self.train_fraction * levels))
 
     def per_gpu(self, world: int) -> int:
         return per_gpu_videos(self.batch, self.group_size, world)
@@ -232,14 +245,24 @@ class Grpo(DiTTraining):
         updates = self.videos * self.trained_steps * cfg * self.updates_per_batch
         prior = self._prior_videos_per_step()
         rollouts = self.videos + prior
-        return Work(train=updates, reference=updates if self.kl > 0 else 0.0,
-                    sample=self.videos * self.sample_steps * cfg, prior=prior * self.sample_steps,
+        old_velocity = self.videos * self.trained_steps if self.nft else 0.0  # DiffusionNFT's v_old, once
+        return Work(train=updates, reference=(updates if self.kl > 0 else 0.0) + old_velocity,
+                    sample=(self.videos * self.sample_steps - self._shared_prefix_rows()) * cfg,
+                    prior=prior * self.sample_steps,
                     vae_decode=rollouts, prompts=self.batch, scored=_scored(self.rewards, rollouts),
                     sample_batch=self.per_gpu(world), update_batch=self._rows_per_update(self.per_gpu(world)))
 
+    def _shared_prefix_rows(self) -> float:
+        """Rollout rows whose prefix forwards a group shares (each group computes its prefix once)."""
+        return self.videos * (1 - 1 / self.group_size) * self.prefix_steps
+
     def _rows_per_update(self, rollouts: int) -> float:
         """The trainer recomputes each rollout's drawn timesteps, one pass per distinct timestep: the
-        rollouts that drew the same one share it. Expected distinct of K among n draws: K(1-(1-1/K)^n)."""
+        rollouts that drew the same one share it. Expected distinct of K among n draws: K(1-(1-1/K)^n).
+        A window's steps are every rollout's, and DiffusionNFT's passes take every row at its own level:
+        each pass takes all of them."""
+        if self.window or self.nft:
+            return float(rollouts)
         k = max(1, self.sample_steps - 1)
         return rollouts / (k * (1 - (1 - 1 / k) ** rollouts))
 
