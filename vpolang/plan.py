@@ -31,6 +31,9 @@ JobKind = Literal[
     "generate", "judge", "synthesize",  # data jobs lowered from on_policy(...) and synthetic(...)
 ]
 TRAINING_KINDS = ("sft", "grpo", "dpo", "kto", "rwr", "reward_model")  # the jobs that carry an execution block
+# Job kinds whose trainer runs in one process (runtime/registry.py: no `run.distributed`): lowering
+# places them on one GPU; tests/runtime/test_registry.py checks the runtime agrees.
+SINGLE_PROCESS_KINDS = ("evaluate", "judge", "synthesize")
 
 
 class _Strict(BaseModel):

@@ -70,10 +70,6 @@ def run(ctx: JobContext) -> None:
     if cfg.get("mixed_resolution") and online:
         unsupported(ctx, "mixed_resolution with online pairs", "online candidates are sampled at the stage's "
                     "resolution; use offline, synthetic or on-policy pairs, or remove the field")
-    if cfg["reference"]["kind"] == "refresh" and cfg.get("lora_rank"):
-        # the compiler rejects this (E0315); a hand-edited plan stops here, not at the first refresh
-        unsupported(ctx, "reference = refresh(...) with LoRA", "the LoRA reference is the base model; train the "
-                    "full model (lora_rank = 0) or keep `reference = frozen`")
     ctx.seed_everything()
     policy = load_policy(ctx)
     if online:
@@ -177,9 +173,10 @@ def run(ctx: JobContext) -> None:
         values["grad_norm"] = updater.step()
         return values
 
+    # a refreshed reference (a full copy, or with LoRA an adapter snapshot) is part of the state
     saved_reference = {"extra_state": lambda: {"reference": policy.reference_state()},
                        "load_extra": lambda extra: policy.load_reference_state(extra["reference"])} \
-        if refresh and policy.lora is None else {}
+        if refresh else {}
     if Loop(ctx, policy, updater, steps, **saved_reference).run(step):
         save_policy(ctx, policy, updater)
 

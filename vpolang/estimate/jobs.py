@@ -175,7 +175,7 @@ def _dpo(cfg, arch: VideoDiT, sizes: Sizes):
         steps = pairs.get("sample_steps") or cfg.get("sample_steps") or arch.sample_steps
         online = wl.OnlinePairs(pairs["n"], steps, scorers(pairs["judges"], cfg["frames"], sizes.assumed))
     return wl.Dpo(**_train_fields(cfg, sizes.of(pairs)), backward=cfg.get("backward", "standard"),
-                  nll_real=cfg.get("nll_real", 0) > 0, online=online)
+                  nll_real=cfg.get("nll_real", 0) > 0, online=online, refresh=cfg["reference"]["kind"] == "refresh")
 
 
 def _grpo(cfg, arch: VideoDiT, sizes: Sizes):
