@@ -26,7 +26,7 @@ BASE_SEED = 0  # the base model of a spec is always the same weights, whichever 
 
 def unsupported(ctx: JobContext, field: str, why: str) -> None:
     """An option this runtime cannot honour stops the job naming it, rather than being ignored."""
-    raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): `{field}` is not supported by this runtime yet; "
+    raise JobError(f"`{field}` is not supported by this runtime yet; "
                    f"{why}")
 
 
@@ -38,7 +38,7 @@ def load_policy(ctx: JobContext, field: str = "policy", trainable: bool = True) 
     try:
         policy = build_policy(spec, ctx.device, seed=BASE_SEED, recipe_dir=ctx.recipe_dir)
     except FileNotFoundError as exc:
-        raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): {exc}") from exc
+        raise JobError(str(exc)) from exc
     if ref.get("input"):
         policy.load(ctx.input_path(ref["input"]))
     if trainable and cfg.get("lora_rank"):
@@ -90,7 +90,7 @@ def policy_from_ref(ctx: JobContext, ref: dict) -> VideoPolicy:
     try:
         policy = build_policy(spec, ctx.device, seed=BASE_SEED, recipe_dir=ctx.recipe_dir)
     except FileNotFoundError as exc:
-        raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): {exc}") from exc
+        raise JobError(str(exc)) from exc
     if ref.get("input"):
         policy.load(ctx.input_path(ref["input"]))
     return policy.requires_grad_(False).eval()
