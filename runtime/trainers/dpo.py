@@ -17,8 +17,8 @@ from runtime.errors import JobError
 from runtime.models.sampler import sample
 from runtime.rewards.registry import score_reward
 
-from .common import (Loop, batch_indices, encode_cached, load_policy, pin_reference, policy_updater, real_nll_step,
-                     save_policy, step_generator, total_steps, unsupported)
+from .common import (Loop, ReferenceState, batch_indices, encode_cached, load_policy, pin_reference, policy_updater,
+                     real_nll_step, save_policy, step_generator, total_steps, unsupported)
 from .parallel import mean_over_ranks, micro_batches, share
 
 # `decoupled` runs the stashed schedule pair by pair: one branch's activations alive at a time, no extra
@@ -174,10 +174,8 @@ def run(ctx: JobContext) -> None:
         return values
 
     # a refreshed reference (a full copy, or with LoRA an adapter snapshot) is part of the state
-    saved_reference = {"extra_state": lambda: {"reference": policy.reference_state()},
-                       "load_extra": lambda extra: policy.load_reference_state(extra["reference"])} \
-        if refresh else {}
-    if Loop(ctx, policy, updater, steps, **saved_reference).run(step):
+    state = {"reference": ReferenceState(policy)} if refresh else {}
+    if Loop(ctx, policy, updater, steps, state=state).run(step):
         save_policy(ctx, policy, updater)
 
 

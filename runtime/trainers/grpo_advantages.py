@@ -132,6 +132,13 @@ class Priors:
             for prompt, mean in zip(prompts, group_means):
                 self.values[prompt] = 0.9 * self.values.get(prompt, mean) + 0.1 * mean
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The per-prompt priors so far: a running mean is history a resumed run cannot recompute."""
+        return {prompt: value.clone() for prompt, value in self.values.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.values = {prompt: value.clone() for prompt, value in state.items()}
+
     def _sample_prior(self, prompt: str) -> torch.Tensor:
         cfg = self.ctx.config
         pol = self.prior_policy

@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import json
 
-import torch
-from safetensors.torch import load_file
-
-from tests.runtime.conftest import job_dir, vpo
+from .test_trainer_state import assert_bitwise, run_twice
 
 RECIPE = """vpo 0.1
 use std.shapes
@@ -31,22 +28,12 @@ stage tuned = dpo(tiny) {
 
 
 def test_lora_dpo_refreshes_its_reference_at_k_and_resumes_after_it(tmp_path):
-    (tmp_path / "r.vpo").write_text(RECIPE)
-    vpo("run", tmp_path / "r.vpo", "--run-dir", tmp_path / "run", "--progress", "quiet")
-    folder = job_dir(tmp_path / "run", "tuned")
-    margins = [json.loads(line)["margin"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
-    assert len(margins) == 5  # past step K = 2, and past the second refresh at 4
+    folder, first, again = run_twice(tmp_path, RECIPE, "tuned", resumed_at=3)
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    margins = [r["margin"] for r in records[:5]]  # the first attempt's five steps
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 4, 5]  # past step K = 2, and the refresh at 4
     # the margin is measured against the reference under the weights that take the step: zero where
     # the reference is those weights (the start, and each refresh at steps 2 and 4), not in between
     assert [abs(m) < 1e-7 for m in margins] == [True, False, True, False, True], margins
-    first = load_file(str(folder / "artifacts" / "policy" / "weights.safetensors"))
     assert json.loads((folder / "artifacts" / "policy" / "policy.json").read_text())["lora"]["rank"] == 4
-
-    # a second attempt from the step-3 checkpoint (after the refresh at 2) ends where the first did
-    (folder / "status.json").unlink()
-    for path in sorted((folder / "artifacts").rglob("*"), reverse=True):
-        path.rmdir() if path.is_dir() else path.unlink()
-    vpo("run", tmp_path / "r.vpo", "--run-dir", tmp_path / "run", "--progress", "quiet")
-    assert "resumed from checkpoint at step 3" in (folder / "log.txt").read_text()
-    again = load_file(str(folder / "artifacts" / "policy" / "weights.safetensors"))
-    assert first.keys() == again.keys() and all(torch.equal(first[k], again[k]) for k in first)
+    assert_bitwise(first, again)  # the second attempt resumed after the refresh at 2, snapshot restored
