@@ -135,10 +135,11 @@ class ExecutionBlock(_Strict):
     checkpointing: bool = False  # activation (gradient) checkpointing of the trained network
     groups_span_ranks: bool = False  # grpo: a group's rollouts may lie on several ranks
     candidates_per_rank: int | None = None  # online dpo: videos each rank samples per step
-    reward_execution: Literal["per_rank_gathered", "dataset_once", "one_process"] | None = Field(
-        None, description="how rewards run: grpo scores each rank's rollouts and gathers the scores so "
-        "whole groups are normalised; sft/rwr score the dataset once before training; online dpo samples "
-        "and judges in its one process")
+    reward_execution: Literal["serial", "threads"] | None = Field(
+        None, description="how the rewards one call scores together run (grpo's reward expression, online "
+        "dpo's judges; sft/rwr score the dataset once with one reward): `serial`, or `threads`, each on its "
+        "own thread and CUDA stream (runtime/rewards/concurrent.py); None for a job that scores nothing. "
+        "grpo scores each rank's rollouts and gathers the scores before anything per group")
 
     def summary(self) -> str:
         """One line for logs and the plan table: `16 ranks x 1 x 2 accum, ZeRO-2, ckpt`."""

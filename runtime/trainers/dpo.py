@@ -15,7 +15,7 @@ from runtime.data.sources import load_prompts, load_videos
 from runtime.data.video import resample
 from runtime.errors import JobError
 from runtime.models.sampler import sample
-from runtime.rewards.registry import score_reward
+from runtime.rewards.registry import score_references
 
 from .common import (Loop, ReferenceState, batch_indices, encode_cached, load_policy, pin_reference, policy_updater,
                      real_nll_step, save_policy, step_generator, total_steps, unsupported)
@@ -194,8 +194,9 @@ def online_batch(ctx: JobContext, policy, prompts_pool: list[str], i: int, gen: 
     noise = torch.randn(shape, generator=gen).to(ctx.device)
     latents = sample(policy, text, noise, src.get("sample_steps") or cfg["sample_steps"] or 8).final
     videos = policy.decode(latents)
-    scores = torch.stack([score_reward(j, videos, [p for p in batch_prompts for _ in range(n)], ctx)
-                          for j in src["judges"]]).mean(0).view(len(batch_prompts), n)
+    # the judges run as the plan's execution block says (serial, or concurrent threads on a GPU)
+    scores = torch.stack(score_references(src["judges"], videos, [p for p in batch_prompts for _ in range(n)], ctx,
+                                          ctx.execution.reward_execution)).mean(0).view(len(batch_prompts), n)
     keep_p, keep_w, keep_l = [], [], []
     for k, p in enumerate(batch_prompts):
         for win, lose in pick_pairs(scores[k], src["pick"], src["margin"]):  # ties give no pair

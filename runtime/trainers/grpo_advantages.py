@@ -60,9 +60,11 @@ class Scores:
 
 
 def score_rollouts(cfg: dict, videos, prompts, ctx) -> Scores:
-    """Scores of this rank's rollouts: every head, phase and gate (nothing combined yet)."""
+    """Scores of this rank's rollouts: every head, phase and gate (nothing combined yet). The rewards of
+    one call run as the plan's execution block says (serial, or concurrent threads on a GPU)."""
     expr = cfg["reward"]
-    scored = score_expression(expr, videos, prompts, ctx)
+    mode = ctx.execution.reward_execution
+    scored = score_expression(expr, videos, prompts, ctx, mode)
     if expr["kind"] == "joint":
         refs = expr["rewards"]
         heads, labels = torch.stack(scored["joint"], dim=1), [label(r) for r in refs]
@@ -73,7 +75,7 @@ def score_rollouts(cfg: dict, videos, prompts, ctx) -> Scores:
     phases, phases_bounded = None, True
     if cfg["self_paced"]:
         refs = cfg["self_paced"]["phases"]
-        phases = torch.stack(score_references(refs, videos, prompts, ctx), dim=1)
+        phases = torch.stack(score_references(refs, videos, prompts, ctx, mode), dim=1)
         phases_bounded = all(reward_for(r, ctx).bounded for r in refs)
     gate = gate_mask(cfg["gate"], videos, prompts, ctx) if cfg["gate"] else None
     return Scores(heads.float(), labels, bounded, scored["terms"], phases, gate, phases_bounded)

@@ -63,7 +63,7 @@ def test_teleboost_grpo_splits_rollouts_so_groups_span_ranks():
     """8 prompts x group_size 8 on 32 GPUs: 2 rollouts per rank; keeping groups whole stopped it at step 0."""
     rl = build_plan(ROOT / "examples" / "teleboost.vpo", {}, None)[1].job("rl")
     assert rl.execution.world_size == 32 and rl.execution.rows_per_rank == 2
-    assert rl.execution.groups_span_ranks and rl.execution.reward_execution == "per_rank_gathered"
+    assert rl.execution.groups_span_ranks and rl.execution.reward_execution == "serial"  # one reward model, three heads
 
 
 def test_pinned_micro_batch_moves_the_block_the_memory_the_time_and_the_hash(tmp_path):
