@@ -7,6 +7,7 @@ from __future__ import annotations
 import typing
 from pathlib import Path
 
+from . import runtime_refusals
 from .diagnostics import CODES, HINTS
 from .explain import field_rows
 from .schema.entities import CONSTRUCTORS, VALUE_CONSTRUCTORS
@@ -46,6 +47,7 @@ def render() -> str:
         out += [f"### 8.{i} {title}", "", (schema.__doc__ or "").strip(), ""] + table(schema) + [""]
     out += ["## 9. Diagnostics", "", "| code | severity | meaning | hint |", "|---|---|---|---|"]
     out += [f"| {code} | {sev} | {text} | {_cell(HINTS.get(code, ''))} |" for code, (sev, text) in CODES.items()]
+    out += ["", *runtime_refusals.render()]
     return "\n".join(out) + "\n"
 
 

@@ -26,8 +26,7 @@ BASE_SEED = 0  # the base model of a spec is always the same weights, whichever 
 
 def unsupported(ctx: JobContext, field: str, why: str) -> None:
     """An option this runtime cannot honour stops the job naming it, rather than being ignored."""
-    raise JobError(f"`{field}` is not supported by this runtime yet; "
-                   f"{why}")
+    raise JobError(f"`{field}` is not supported by this runtime yet; {why}")
 
 
 def load_policy(ctx: JobContext, field: str = "policy", trainable: bool = True) -> VideoPolicy:

@@ -24,7 +24,7 @@ def desirable(ctx: JobContext, labels) -> torch.Tensor:
     threshold = ctx.config.get("threshold")
     numeric = [y for y in labels.labels if not isinstance(y, str)]
     if numeric and threshold is None:
-        raise JobError(f"the labels are numeric scores; set `threshold` "
+        raise JobError("the labels are numeric scores; set `threshold` "
                        "to the score from which a video is desirable")
     y = labels.desirable(threshold)
     if bool(y.all()) or not bool(y.any()):
@@ -48,7 +48,7 @@ def run(ctx: JobContext) -> None:
     real = None
     if cfg.get("nll_real", 0) > 0:
         if cfg.get("real") is None:
-            raise JobError(f"`nll_real` needs `real` videos")
+            raise JobError("`nll_real` needs `real` videos")
         real_prompts, real_videos = load_videos(cfg["real"], ctx.recipe_dir, cfg["frames"], cfg["resolution"],
                                                 ctx.stop_event.is_set)
         real = (real_prompts, policy.encode_video(real_videos.to(ctx.device)))
