@@ -97,7 +97,7 @@ CODES: dict[str, tuple[str, str]] = {
     "W0106": ("warning", "DPO beta outside the usual range for the model's prediction type"),
     "W0107": ("warning", "evaluation against nothing"),
     # W03xx preflight and plan warnings
-    "W0301": ("warning", "vision-language family without a runtime adapter"),
+    # W0301 retired: every vision-language family loads (VILA and LLaVA through transformers' Llava classes)
     "W0302": ("warning", "the plan assumed a number it cannot count (a dataset size, a backbone)"),
     "W0303": ("warning", "planned memory leaves under 10% headroom"),
     # W0304 retired: lowering places one-process stages (evaluate) on one GPU; `nodes > 1` is E0330
@@ -182,7 +182,6 @@ HINTS: dict[str, str] = {
     "E0406": "add items to the file or point at another one",
     "E0407": "point `path` at a diffusers pipeline folder (model_index.json, transformer/config.json)",
     "E0408": "add a captions record or a .txt beside the video",
-    "W0301": "prefer a vision-language family with a runtime adapter (Qwen2-VL)",
     "W0302": "make the data countable here (local files) or accept the assumed count in the estimate",
     "W0303": "lower the micro-batch, enable gradient checkpointing or use more GPUs for headroom",
     "W0305": "give the model a `path` to its local weights",

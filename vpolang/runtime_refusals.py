@@ -49,7 +49,8 @@ REFUSALS: tuple[Refusal, ...] = (
             "E0207 at the recipe line (a multi-head reward used without a head)"),
     Refusal("runtime/rewards/base.py", "has no head", "guard", "E0212 at the recipe line"),
     Refusal("runtime/rewards/vlm.py", "has no runtime adapter", "guard",
-            "W0301 at the model's line (a VILA or LLaVA model: transformers 5.23 has no VILA class)"),
+            "every family the schema admits has an adapter (VILA and LLaVA through transformers' Llava "
+            "classes); a hand-edited plan"),
     Refusal("runtime/rewards/registry.py", "has no runtime implementation", "guard",
             "every reward kind the schema admits has one; a hand-edited plan"),
     Refusal("runtime/shapes/world.py", "shapes.prompts: n =", "guard", "the schema's bound on `n` (E0203)"),
@@ -73,6 +74,8 @@ REFUSALS: tuple[Refusal, ...] = (
     Refusal("runtime/trainers/reward_model.py", "backbone folder", "files", "the folder exists only on the cluster"),
     Refusal("runtime/rewards/vlm.py", "needs the weights of", "files", "W0305 warns; the path is the cluster's"),
     Refusal("runtime/rewards/vlm.py", "holds a `{config.model_type}` model", "files",
+            "E0320 where `vpo check` sees the folder; otherwise only its config.json says"),
+    Refusal("runtime/rewards/vlm.py", "holds a `{model_type}` model", "files",
             "E0320 where `vpo check` sees the folder; otherwise only its config.json says"),
     Refusal("runtime/rewards/registry.py", "is produced by the reward_model stage", "files",
             "the stage's output folder is missing (the upstream job did not run)"),
@@ -133,8 +136,8 @@ def render() -> list[str]:
            "Every refusal the runtime can make after `vpo plan` accepted a recipe, and why it cannot be made "
            "earlier. Each stops the job with one line that `runtime/main.py` prefixes with the stage's recipe "
            "line. Former late refusals now made to work: LoRA with `reference = refresh(...)` (the reference "
-           "is an adapter snapshot; E0315 retired) and `evaluate` on several GPUs (it is placed on one; "
-           "W0304 retired).", ""]
+           "is an adapter snapshot; E0315 retired), `evaluate` on several GPUs (it is placed on one; "
+           "W0304 retired) and a VILA critic (loaded through transformers' Llava classes; W0301 retired).", ""]
     for i, kind in enumerate(KINDS, 1):
         out += [f"### 10.{i} {titles[kind]}", "", "| module | refusal (source fragment) | why at run time |",
                 "|---|---|---|"]

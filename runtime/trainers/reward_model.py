@@ -52,7 +52,7 @@ def backbone_folder(ctx: JobContext):
     check_family(spec.get("family", ""), ctx.job.stage)
     if not spec.get("path"):
         raise JobError(f"the backbone `{ctx.config['backbone']['name']}` needs `path`: a local folder "
-                       "with a Qwen2-VL-family model saved in transformers format")
+                       "with a Qwen2-VL-family or Llava-layout (LLaVA, VILA) model saved in transformers format")
     folder = resolve_path(spec["path"], ctx.recipe_dir)
     if not folder.is_dir():
         raise JobError(f"backbone folder {folder} does not exist")
