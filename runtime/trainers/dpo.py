@@ -14,7 +14,7 @@ from runtime.data.pairs import read_pairs, read_pairs_file
 from runtime.data.sources import load_prompts, load_videos
 from runtime.data.video import resample
 from runtime.errors import JobError
-from runtime.models.sampler import sample
+from runtime.models.sampler import Guidance, sample_guided
 from runtime.rewards.registry import score_references
 
 from .common import (Loop, ReferenceState, batch_indices, encode_cached, load_policy, pin_reference, policy_updater,
@@ -192,7 +192,8 @@ def online_batch(ctx: JobContext, policy, prompts_pool: list[str], i: int, gen: 
     shape = (len(batch_prompts) * n, *policy.latent_shape(cfg["frames"], *cfg["resolution"]))
     text = policy.encode_prompts([p for p in batch_prompts for _ in range(n)])
     noise = torch.randn(shape, generator=gen).to(ctx.device)
-    latents = sample(policy, text, noise, src.get("sample_steps") or cfg["sample_steps"] or 8).final
+    latents = sample_guided(policy, text, noise, src.get("sample_steps") or cfg["sample_steps"] or 8,
+                            Guidance.of(src)).final
     videos = policy.decode(latents)
     # the judges run as the plan's execution block says (serial, or concurrent threads on a GPU)
     scores = torch.stack(score_references(src["judges"], videos, [p for p in batch_prompts for _ in range(n)], ctx,
