@@ -78,6 +78,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E0324": ("error", "reward guidance with a reward that has no gradient"),
     # E0315 retired: LoRA with `reference = refresh(...)` runs (the reference is an adapter snapshot)
     "E0330": ("error", "`nodes` on a stage whose trainer runs in one process"),
+    "E0331": ("error", "a refreshed LoRA reference with ZeRO-3"),
     # E04xx the user's data and model folders, checked where they are on this machine (data preflight)
     "E0401": ("error", "no videos match a dataset's glob"),
     "E0402": ("error", "a dataset file is not a video"),
@@ -173,6 +174,7 @@ HINTS: dict[str, str] = {
     "E0323": "lower `nodes` to the cluster's `max_nodes`, or raise the limit",
     "E0324": "guide with a differentiable reward (one computed from pixels by torch)",
     "E0330": "remove `nodes`: the job is placed on one GPU of its cluster",
+    "E0331": "use zero_stage <= 2 with a refreshed LoRA reference, or train the full model",
     "E0340": "list the joint's own rewards as the self-paced phases",
     "E0342": "leave judges, pick, margin, swap_check and labels unset in an rwr source: its reward weighs samples",
     "E0343": "score candidates with a pointwise judge; a pairwise one compares pairs",

@@ -36,6 +36,7 @@ REFUSALS: tuple[Refusal, ...] = (
     Refusal("runtime/trainers/common.py", '"ema", "ZeRO-3 partitions', "guard", "E0312 at the recipe line"),
     Refusal("runtime/trainers/dpo.py", "online pairs on several processes", "guard", "E0313 at the recipe line"),
     Refusal("runtime/trainers/dpo.py", "mixed_resolution with online pairs", "guard", "E0314 at the recipe line"),
+    Refusal("runtime/trainers/dpo.py", "with LoRA under zero_stage = 3", "guard", "E0331 at the recipe line"),
     Refusal("runtime/trainers/dpo.py", "are not offline", "guard",
             "the schema admits no other pair source; a hand-edited plan"),
     Refusal("runtime/trainers/grpo_advantages.py", "are not the joint's rewards", "guard", "E0340 at the recipe line"),

@@ -67,6 +67,9 @@ def run(ctx: JobContext) -> None:
     if online and ctx.world_size > 1:
         unsupported(ctx, "online pairs on several processes",
                     "each rank would keep a different number of judged pairs; place the stage on one GPU")
+    if cfg["reference"]["kind"] == "refresh" and cfg.get("lora_rank") and ctx.execution.zero_stage == 3:
+        unsupported(ctx, "reference = refresh(...) with LoRA under zero_stage = 3", "ZeRO-3's hooks cannot run "
+                    "the adapter snapshot the reference becomes; use zero_stage <= 2")
     if cfg.get("mixed_resolution") and online:
         unsupported(ctx, "mixed_resolution with online pairs", "online candidates are sampled at the stage's "
                     "resolution; use offline, synthetic or on-policy pairs, or remove the field")
