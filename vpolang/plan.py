@@ -9,6 +9,8 @@ Compatibility: `schema_version` is MAJOR.MINOR. A reader accepts any plan with i
 up to its own; MINOR bumps only add optional fields. Anything else is refused with a clear message.
 2.0: training jobs carry a required `execution` block (the schedule the runtime executes) and
 `placement.zero_stage` moved into it; a 1.x plan has no schedule to execute, so it is refused.
+3.0: `execution.reward_execution` is an instruction (`serial` | `threads`: how the rewards one call
+scores run), no longer a description of where they run; a 2.x plan's values mean nothing to it.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from . import safety
 
 from .atomic import write_text
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "3.0"
 
 JobKind = Literal[
     "sft", "grpo", "dpo", "kto", "rwr", "reward_model", "evaluate",  # stages
