@@ -50,7 +50,7 @@ class JobContext:
         """The schedule the plan chose for this training job; the trainers execute it as is."""
         block = self.job.execution
         if block is None:
-            raise JobError(f"{self.where}: the plan gives this {self.job.kind} job no execution block; "
+            raise JobError(f"the plan gives this {self.job.kind} job no execution block; "
                            "re-create the plan with `vpo plan`")
         return block
 
@@ -61,7 +61,7 @@ class JobContext:
             return
         block = self.execution
         if block.world_size != self.world_size:
-            raise JobError(f"{self.where}: the plan's execution block is for {block.world_size} process(es), "
+            raise JobError(f"the plan's execution block is for {block.world_size} process(es), "
                            f"this job was started on {self.world_size}; re-plan for this placement")
         self.log(f"execution block: {block.summary()} ({block.model_dump_json()})")
 
@@ -79,7 +79,7 @@ class JobContext:
         ref = self.job.inputs[slot]
         path = self.input_paths[slot]
         if not path.exists():
-            raise JobError(f"{self.where}: input `{slot}` ({ref.job}/{ref.name}) is missing at {path}; "
+            raise JobError(f"input `{slot}` ({ref.job}/{ref.name}) is missing at {path}; "
                            f"run `{ref.job}` first")
         return path
 
@@ -147,7 +147,7 @@ class JobContext:
 
             problem = missing(self.job.placement.track)
             if problem:
-                raise JobError(f"{self.where}: {problem}")
+                raise JobError(f"placement.track: {problem}")
             last = self.dir.last_metrics() or {}
             self._trackers = Trackers(self.job.placement.track, self.run.root, self.job.id, self.job.hash,
                                       self.plan.recipe.name, self.job.config, int(last.get("step", 0)),
@@ -178,7 +178,7 @@ class JobContext:
             return
         last = self.checkpoints.latest_valid()
         kept = f"; the last good checkpoint (step {last[0]}) is kept" if last else ""
-        raise JobError(f"{self.where}: {what} became {value} at step {step}{kept}. "
+        raise JobError(f"{what} became {value} at step {step}{kept}. "
                        "Lower `lr` or raise `grad_clip`.")
 
     @property

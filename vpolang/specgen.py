@@ -9,6 +9,7 @@ import re
 import typing
 from pathlib import Path
 
+from . import runtime_refusals
 from .diagnostics import CODES, HINTS
 from .explain import field_rows
 from .schema.entities import CONSTRUCTORS, VALUE_CONSTRUCTORS
@@ -53,6 +54,7 @@ def render() -> str:
         out += [f"### 8.{i} {title}", "", inspect.cleandoc(schema.__doc__ or ""), ""] + table(schema) + [""]
     out += ["## 9. Diagnostics", "", "| code | severity | meaning | hint |", "|---|---|---|---|"]
     out += [f"| {code} | {sev} | {text} | {_cell(HINTS.get(code, ''))} |" for code, (sev, text) in CODES.items()]
+    out += ["", *runtime_refusals.render()]
     return "\n".join(out) + "\n"
 
 

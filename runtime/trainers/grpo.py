@@ -94,7 +94,8 @@ def run(ctx: JobContext) -> None:
     if cfg["kl"] > 0:
         pin_reference(policy)  # the KL's reference is the starting weights, also after a resume
     updater = policy_updater(ctx, policy)
-    if Loop(ctx, policy, updater, steps).run(step):
+    # BPGO's priors are history (a running mean per prompt): checkpointed so a resume continues it
+    if Loop(ctx, policy, updater, steps, state={"bpgo_priors": priors} if priors is not None else {}).run(step):
         save_policy(ctx, policy, updater)
 
 

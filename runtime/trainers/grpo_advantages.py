@@ -62,26 +62,28 @@ class Scores:
 
 
 def score_rollouts(cfg: dict, videos, prompts, ctx) -> Scores:
-    """Scores of this rank's rollouts: every head, phase and gate (nothing combined yet)."""
+    """Scores of this rank's rollouts: every head, phase and gate (nothing combined yet). The rewards of
+    one call run as the plan's execution block says (serial, or concurrent threads on a GPU)."""
     expr = cfg["reward"]
+    mode = ctx.execution.reward_execution
     judge = pairwise_reward(cfg, ctx)
     if judge is not None:  # Pref-GRPO with a pairwise judge: its verdicts on every pair of each group
         rates = judged_win_rates(judge.compare_both_orders, videos, prompts, cfg["group_size"])
         heads, labels, bounded = rates.view(-1, 1), ["reward"], [True]
         scored = {"terms": {label(expr["terms"][0]["reward"]): rates}}
     elif expr["kind"] == "joint":
-        scored = score_expression(expr, videos, prompts, ctx)
+        scored = score_expression(expr, videos, prompts, ctx, mode)
         refs = expr["rewards"]
         heads, labels = torch.stack(scored["joint"], dim=1), [label(r) for r in refs]
         bounded = [reward_for(r, ctx).bounded for r in refs]
     else:
-        scored = score_expression(expr, videos, prompts, ctx)
+        scored = score_expression(expr, videos, prompts, ctx, mode)
         heads, labels = scored["total"].float().view(-1, 1), ["reward"]
         bounded = [all(reward_for(t["reward"], ctx).bounded for t in expr["terms"])]
     phases, phases_bounded = None, True
     if cfg["self_paced"]:
         refs = cfg["self_paced"]["phases"]
-        phases = torch.stack(score_references(refs, videos, prompts, ctx), dim=1)
+        phases = torch.stack(score_references(refs, videos, prompts, ctx, mode), dim=1)
         phases_bounded = all(reward_for(r, ctx).bounded for r in refs)
     gate = gate_mask(cfg["gate"], videos, prompts, ctx) if cfg["gate"] else None
     return Scores(heads.float(), labels, bounded, scored["terms"], phases, gate, phases_bounded, judge is not None)
@@ -168,6 +170,13 @@ class Priors:
         if self.prior_policy is None:
             for prompt, mean in zip(prompts, group_means):
                 self.values[prompt] = 0.9 * self.values.get(prompt, mean) + 0.1 * mean
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The per-prompt priors so far: a running mean is history a resumed run cannot recompute."""
+        return {prompt: value.clone() for prompt, value in self.values.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.values = {prompt: value.clone() for prompt, value in state.items()}
 
     def _sample_prior(self, prompt: str) -> torch.Tensor:
         cfg = self.ctx.config

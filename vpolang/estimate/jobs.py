@@ -189,7 +189,7 @@ def _dpo(cfg, arch: VideoDiT, sizes: Sizes):
         online = wl.OnlinePairs(pairs["n"], steps, scorers(pairs["judges"], cfg["frames"], sizes.assumed),
                                 guidance=pairs["guidance_scale"])
     return wl.Dpo(**_train_fields(cfg, sizes.of(pairs)), backward=cfg.get("backward", "standard"),
-                  nll_real=cfg.get("nll_real", 0) > 0, online=online)
+                  nll_real=cfg.get("nll_real", 0) > 0, online=online, refresh=cfg["reference"]["kind"] == "refresh")
 
 
 def _grpo(cfg, arch: VideoDiT, sizes: Sizes):

@@ -7,7 +7,9 @@ and ALGORITHMS.md:
 - sft: one fwd+bwd per video; the dataset is VAE- and text-encoded once up front (and scored once when
   the loss is reward-weighted).
 - rwr: like sft; the rewards are computed once per dataset video.
-- kto: fwd+bwd per video and a reference forward (§8).
+- kto: fwd+bwd per video and a reference forward (§8). Under gradient accumulation (more than one
+  micro-batch per step) the reference point needs every row's implicit reward before any row's loss,
+  so the trainer runs a no-grad forward of the policy over the batch first: one more pass per video.
 - dpo: fwd+bwd on winner and loser, reference forward on both (§6). `decoupled` is the runtime's
   stashed schedule (§7): no extra forward, one branch's graph alive at a time, the winner's gradient
   stashed, 1.04x step time as measured. Online pairs add, per prompt, n sampled candidates (T
@@ -31,13 +33,13 @@ and ALGORITHMS.md:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .arch import Clip, VideoDiT, VisionLanguage
 from .batch import per_gpu_samples, per_gpu_videos
 from .calibration import DPO_DECOUPLED_TIME_FACTOR
 from .flops import latent_elements
-from .memory import TrainingPeak
+from .memory import TrainingPeak, lora_params
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class Work:
     train: float = 0.0  # policy forward + backward
     sample: float = 0.0  # policy no-grad forwards (rollouts, generation)
     reference: float = 0.0  # frozen reference no-grad forwards
+    recompute: float = 0.0  # no-grad forwards of the trained policy (KTO's reference point, accumulated)
     prior: float = 0.0  # no-grad forwards of BPGO's prior policy
     vae_encode: float = 0.0
     vae_decode: float = 0.0
@@ -108,6 +111,10 @@ class DiTTraining:
     def step_work(self, world: int) -> Work:
         return Work(train=self.batch)
 
+    def with_accumulation(self, work: Work, grad_accum: int) -> Work:
+        """A step's passes under the execution block's accumulation (most kinds: unchanged)."""
+        return work
+
     def total_steps(self, world: int) -> int:
         return self.steps
 
@@ -151,6 +158,10 @@ class Kto(DiTTraining):
     def step_work(self, world: int) -> Work:
         return Work(train=self.batch * (2 if self.nll_real else 1), reference=self.batch)
 
+    def with_accumulation(self, work: Work, grad_accum: int) -> Work:
+        """runtime/trainers/kto.py: with several micro-batches, a no-grad pass over the batch first."""
+        return replace(work, recompute=self.batch) if grad_accum > 1 else work
+
 
 @dataclass(frozen=True)
 class OnlinePairs:
@@ -167,6 +178,7 @@ class Dpo(DiTTraining):
     backward: str = "standard"  # or decoupled
     nll_real: bool = False
     online: OnlinePairs | None = None
+    refresh: bool = False  # reference = refresh(every = K)
 
     kind = "dpo"
     videos_per_item = 2
@@ -200,6 +212,14 @@ class Dpo(DiTTraining):
 
     def resident_scorers(self) -> tuple[Scorer, ...]:
         return self.online.judges if self.online else ()
+
+    def frozen_bytes(self, arch: VideoDiT, per_gpu: int) -> dict[str, float]:
+        """With LoRA a refreshed reference is the base plus a snapshot of the adapters (their size)."""
+        parts = super().frozen_bytes(arch, per_gpu)
+        if self.refresh and self.lora_rank:
+            adapters = lora_params(arch.layers, arch.hidden, arch.lora_targets_per_layer, self.lora_rank)
+            parts["reference_adapters"] = adapters * arch.weight_bytes
+        return parts
 
 
 @dataclass(frozen=True, kw_only=True)
