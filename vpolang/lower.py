@@ -15,12 +15,11 @@ from typing import Any
 
 from .check import CheckedRecipe
 from .safety import recipe_name
+from .jobconfig import JOBS, LoweredOnPolicy, LoweredSynthetic
 from .plan import ArtifactRef, Job, Placement, Plan, PlanSpan, RecipeInfo, assign_hashes, topological_order
 from .values import StageValue
 
-OUTPUTS = {"sft": ["policy"], "grpo": ["policy"], "dpo": ["policy"], "kto": ["policy"], "rwr": ["policy"],
-           "reward_model": ["reward_model"], "evaluate": ["metrics", "samples"], "generate": ["videos"],
-           "judge": ["pairs"], "synthesize": ["pairs"]}
+OUTPUTS = {kind: list(info.outputs) for kind, info in JOBS.items()}
 DPO_BETA_DEFAULT = {"epsilon": 5000.0, "velocity": 500.0}
 
 
@@ -111,7 +110,8 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
                   seed=stage.config.get("seed", 0), span=_span(stage))
         if field == "data":  # RWR weighs the samples by its own reward: the candidates need no judging
             data_jobs.append(gen)
-            return {"kind": "on_policy", "input": inputs.add(where, gen.id, "videos"), "n": src["n"]}
+            return LoweredOnPolicy(input=inputs.add(where, gen.id, "videos"), n=src["n"],
+                                   labels=src["labels"]).model_dump()
         judge_inputs.add("videos", gen.id, "videos")
         judge_cfg = _link_refs({"judges": src["judges"], "pick": src["pick"], "margin": src["margin"],
                                 "swap_check": src["swap_check"], "labels": src["labels"]}, judge_inputs)
@@ -120,7 +120,7 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
                     placement=placement, config=judge_cfg, seed=stage.config.get("seed", 0), span=_span(stage))
         data_jobs.extend([gen, judge])
         slot = inputs.add(where, judge.id, "pairs")
-        return {"kind": "on_policy", "input": slot, "n": src["n"], "labels": src["labels"]}
+        return LoweredOnPolicy(input=slot, n=src["n"], labels=src["labels"]).model_dump()
     if kind == "synthetic":
         job_cfg = {"videos": src["videos"], "negatives": src["negatives"], "seed": src["seed"],
                    "resolution": cfg.get("resolution"), "frames": cfg.get("frames")}
@@ -128,7 +128,7 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
                   placement=placement, config=job_cfg, seed=src["seed"], span=_span(stage))
         data_jobs.append(job)
         slot = inputs.add(where, job.id, "pairs")
-        return {"kind": "synthetic", "input": slot}
+        return LoweredSynthetic(input=slot).model_dump()
     return src
 
 

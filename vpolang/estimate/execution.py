@@ -34,25 +34,26 @@ def on_gpu(placement: Placement) -> bool:
     return placement.gpus_per_node > 0 and (placement.gpu or "cpu") != "cpu"
 
 
-def reward_execution(kind: str, cfg: dict) -> str | None:
+def reward_execution(kind: str, cfg) -> str | None:
     if kind == "grpo":
         return "per_rank_gathered"
-    if kind == "dpo" and cfg["pairs"]["kind"] == "online":
+    if kind == "dpo" and cfg.pairs.kind == "online":
         return "one_process"
-    if kind == "rwr" or (kind == "sft" and cfg.get("weight") is not None):
+    if kind == "rwr" or (kind == "sft" and cfg.weight is not None):
         return "dataset_once"
     return None
 
 
-def execution_block(kind: str, cfg: dict, placement: Placement, layout: BatchPlan,
+def execution_block(kind: str, cfg, placement: Placement, layout: BatchPlan,
                     checkpointing: bool) -> ExecutionBlock:
-    optimizer, zero = optimizer_for(cfg.get("zero_stage"), placement.world_size, on_gpu(placement))
-    spans = kind == "grpo" and layout.per_gpu % cfg["group_size"] != 0
+    """`cfg`: the job's typed config (vpolang/jobconfig.py) of a training kind."""
+    optimizer, zero = optimizer_for(cfg.zero_stage, placement.world_size, on_gpu(placement))
+    spans = kind == "grpo" and layout.per_gpu % cfg.group_size != 0
     candidates = None
-    if kind == "dpo" and cfg["pairs"]["kind"] == "online":
-        candidates = layout.per_gpu * cfg["pairs"]["n"]
+    if kind == "dpo" and cfg.pairs.kind == "online":
+        candidates = layout.per_gpu * cfg.pairs.n
     return ExecutionBlock(world_size=placement.world_size, optimizer=optimizer, zero_stage=zero,
                           rows_per_rank=layout.per_gpu, micro_batch=layout.micro_batch, grad_accum=layout.grad_accum,
-                          micro_batch_pinned=cfg.get("micro_batch") is not None, checkpointing=checkpointing,
+                          micro_batch_pinned=cfg.micro_batch is not None, checkpointing=checkpointing,
                           groups_span_ranks=spans, candidates_per_rank=candidates,
                           reward_execution=reward_execution(kind, cfg))
