@@ -31,16 +31,16 @@ def prompt_generator(seed: int, index: int) -> torch.Generator:
 @torch.no_grad()
 def run(ctx: JobContext) -> None:
     cfg = ctx.config
-    policy = policy_from_ref(ctx, cfg["policy"])
-    prompts = load_prompts(cfg["prompts"], ctx.recipe_dir)
-    n = cfg["n"]
-    shape = policy.latent_shape(cfg["frames"], *cfg["resolution"])
+    policy = policy_from_ref(ctx, cfg.policy)
+    prompts = load_prompts(cfg.prompts, ctx.recipe_dir)
+    n = cfg.n
+    shape = policy.latent_shape(cfg.frames, *cfg.resolution)
     mine = prompt_share(len(prompts), ctx.rank, ctx.world_size)
     videos = []
     for done, i in enumerate(mine, start=1):
         text = policy.encode_prompts([prompts[i]] * n)
-        noise = torch.randn((n, *shape), generator=prompt_generator(cfg["seed"], i))
-        latents = sample(policy, text, noise.to(ctx.device), cfg["sample_steps"]).final
+        noise = torch.randn((n, *shape), generator=prompt_generator(cfg.seed, i))
+        latents = sample(policy, text, noise.to(ctx.device), cfg.sample_steps).final
         videos.append(policy.decode(latents).cpu().half())
         if done % 16 == 0:
             ctx.metrics(done * ctx.world_size, prompts_done=done * ctx.world_size)

@@ -137,10 +137,10 @@ class Priors:
         pol = self.prior_policy
         # a stable seed per prompt (Python's hash() is salted per process: resumes and ranks would differ)
         gen = torch.Generator().manual_seed(zlib.crc32(prompt.encode()))
-        shape = (PRIOR_SAMPLES, *pol.latent_shape(cfg["frames"], *cfg["resolution"]))
+        shape = (PRIOR_SAMPLES, *pol.latent_shape(cfg.frames, *cfg.resolution))
         prompts = [prompt] * PRIOR_SAMPLES
         noise = torch.randn(shape, generator=gen).to(self.ctx.device)
-        videos = pol.decode(sample(pol, pol.encode_prompts(prompts), noise, cfg["sample_steps"]).final)
+        videos = pol.decode(sample(pol, pol.encode_prompts(prompts), noise, cfg.sample_steps).final)
         return self.head_values(videos, prompts).mean(0)
 
 

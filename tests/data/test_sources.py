@@ -81,7 +81,7 @@ def test_resolve_path():
 def test_sources_of_a_compiled_plan_resolve_against_the_recipe(project, tmp_path):
     plan, recipe_dir = project
     assert recipe_dir == tmp_path / "recipes"
-    sft, pref, kto, rl = (plan.job(j).config for j in ("sft", "pref", "kto", "rl"))
+    sft, pref, kto, rl = (plan.job(j).config.model_dump() for j in ("sft", "pref", "kto", "rl"))
     prompts, videos = load_videos(sft["data"], recipe_dir, sft["frames"], sft["resolution"])
     assert prompts == ["clip 0", "clip 1", "clip 2", "clip 3"]
     assert videos.shape == (4, sft["frames"], 3, *sft["resolution"])

@@ -18,11 +18,11 @@ def teleboost_jobs() -> dict:
 
 
 def test_the_stdlib_wan_is_the_measured_architecture(teleboost_jobs):
-    assert VideoDiT.from_spec(teleboost_jobs["sft"].config["model"]) == WAN_1_3B
+    assert VideoDiT.from_spec(teleboost_jobs["sft"].config.model) == WAN_1_3B
 
 
 def test_judges_and_reward_backbones_from_their_specs(teleboost_jobs):
-    reward = teleboost_jobs["rl"].config["reward"]["rewards"][0]["spec"]["model"]["spec"]  # VideoAlign's Qwen2-VL-2B
+    reward = teleboost_jobs["rl"].config.reward.rewards[0]["spec"]["model"]["spec"]  # VideoAlign's Qwen2-VL-2B
     vlm = VisionLanguage.from_spec(reward)
     assert (vlm.params, vlm.layers, vlm.hidden, vlm.tokens_per_frame) == (2_200_000_000, 28, 1536, 64)
     assert vlm.tokens(frames=8) == 8 * 64 + 64

@@ -28,7 +28,7 @@ def test_lora_with_reference_refresh_stops_before_training(tmp_path):
     assert result.ok, [d.message for d in result.diagnostics]
     plan = lower(result.recipe)
     job = plan.job("pref")
-    job.config["lora_rank"] = 4  # what the preflight rejects as E0315, written into the plan by hand
+    job.config.lora_rank = 4  # what the preflight rejects as E0315, written into the plan by hand
     run = RunDir(tmp_path / "run")
     ctx = JobContext(plan, job, run, run.job(job))
     with pytest.raises(JobError, match=r"stage `pref` \(r.vpo:3:1\): `reference = refresh\(...\) with LoRA`"):
