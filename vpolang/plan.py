@@ -249,7 +249,8 @@ def job_hash(job: Job, input_hashes: dict[str, str]) -> str:
     optimiser, the rank split, the micro-batches and checkpointing decide what runs and in which
     floating-point order, and a checkpoint of one schedule does not resume under another."""
     execution = job.execution.model_dump(mode="json") if job.execution is not None else None
-    return canonical_hash({"kind": job.kind, "config": job.config.model_dump(mode="json"), "seed": job.seed, "execution": execution,
+    config = job.config.model_dump(mode="json")
+    return canonical_hash({"kind": job.kind, "config": config, "seed": job.seed, "execution": execution,
                            "inputs": {k: [r.job, r.name, input_hashes.get(r.job, "")]
                                       for k, r in sorted(job.inputs.items())}})
 

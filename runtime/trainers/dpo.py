@@ -194,17 +194,17 @@ def online_batch(ctx: JobContext, policy, prompts_pool: list[str], i: int, gen: 
     cfg, src = ctx.config, ctx.config.pairs
     idx = batch_indices(len(prompts_pool), cfg.batch, i, cfg.seed)
     batch_prompts = [prompts_pool[j] for j in idx]
-    n = src["n"]
+    n = src.n
     shape = (len(batch_prompts) * n, *policy.latent_shape(cfg.frames, *cfg.resolution))
     text = policy.encode_prompts([p for p in batch_prompts for _ in range(n)])
     noise = torch.randn(shape, generator=gen).to(ctx.device)
     latents = sample(policy, text, noise, src.sample_steps or cfg.sample_steps).final
     videos = policy.decode(latents)
     scores = torch.stack([score_reward(j, videos, [p for p in batch_prompts for _ in range(n)], ctx)
-                          for j in src["judges"]]).mean(0).view(len(batch_prompts), n)
+                          for j in src.judges]).mean(0).view(len(batch_prompts), n)
     keep_p, keep_w, keep_l = [], [], []
     for k, p in enumerate(batch_prompts):
-        for win, lose in pick_pairs(scores[k], src["pick"], src["margin"]):  # ties give no pair
+        for win, lose in pick_pairs(scores[k], src.pick, src.margin):  # ties give no pair
             keep_p.append(p)
             keep_w.append(latents[k * n + win])
             keep_l.append(latents[k * n + lose])

@@ -29,7 +29,7 @@ def test_judges_and_reward_backbones_from_their_specs(teleboost_jobs):
 
 
 def test_precision_and_prediction_come_through():
-    spec = {"params": 752_000, "layers": 3, "hidden": 128, "heads": 4, "ffn": 256, "patch": [1, 4, 4],
+    spec = {"family": "shapes", "resolution": [16, 16], "frames": 8, "params": 752_000, "layers": 3, "hidden": 128, "heads": 4, "ffn": 256, "patch": [1, 4, 4],
             "vae_stride": [1, 1, 1], "latent_channels": 3, "text_len": 8, "text_dim": 32, "dtype": "fp32",
             "prediction": "epsilon", "sample_steps": 8}
     tiny = VideoDiT.from_spec(spec)

@@ -4,9 +4,11 @@ stop on request, NaN check, outputs written whole). It draws its data from the g
 purpose, so a resumed run only matches an uninterrupted one if the RNG state is saved and restored.
 
 Config (a typed config of a training kind): steps, lr, batch (global, split across ranks),
-checkpoint_every; VPO_TOY_STEP_SLEEP: seconds per step, to leave time to interrupt it."""
+checkpoint_every; VPO_TOY_STEP_SLEEP: seconds per step, to leave time to interrupt it; VPO_TOY_LR:
+{"job id": lr}, a learning rate beyond what a plan accepts (`lr <= 1`), to make a job diverge."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -23,7 +25,8 @@ def run(ctx: JobContext, stop_after: int | None = None) -> None:
     cfg = ctx.config
     model = torch.nn.Linear(4, 1)
     _load_inputs(ctx, model)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
+    optimizer = torch.optim.SGD(model.parameters(), lr=json.loads(os.environ.get("VPO_TOY_LR", "{}")).get(ctx.job.id, cfg.lr),
+                                momentum=0.9)
     start = _resume(ctx, model, optimizer)
     for step in range(start, cfg.steps):
         loss = _loss(ctx, model)

@@ -4,10 +4,8 @@ Built from the model catalogue's fields (stdlib/models.vpo, as lowered into a pl
 `from_spec`, or directly in tests."""
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..schema import entities as schema
 from .calibration import JUDGE_PROMPT_TOKENS
 
 # Height x width of the named resolutions; the compiler's table (vpolang/schema/base.py) is the same.
@@ -39,8 +37,10 @@ class VideoDiT:
     sample_steps: int = 50
 
     @classmethod
-    def from_spec(cls, spec: Mapping | schema.VideoDiffusion) -> VideoDiT:
+    def from_spec(cls, spec) -> VideoDiT:
         """From a video_diffusion spec (typed, or its dict: validated, so defaults are the schema's)."""
+        from ..schema import entities as schema  # pydantic, only when a spec is read (importing stays light)
+
         s = spec if isinstance(spec, schema.VideoDiffusion) else schema.VideoDiffusion.model_validate(dict(spec))
         return cls(params=s.params, layers=s.layers, hidden=s.hidden, heads=s.heads, ffn=s.ffn, patch=tuple(s.patch),
                    vae_stride=tuple(s.vae_stride), latent_channels=s.latent_channels, text_len=s.text_len,
@@ -65,8 +65,10 @@ class VisionLanguage:
     weight_bytes: int = 2
 
     @classmethod
-    def from_spec(cls, spec: Mapping | schema.VisionLanguage) -> VisionLanguage:
+    def from_spec(cls, spec) -> VisionLanguage:
         """From a vision_language spec (typed, or its dict: validated, so defaults are the schema's)."""
+        from ..schema import entities as schema
+
         s = spec if isinstance(spec, schema.VisionLanguage) else schema.VisionLanguage.model_validate(dict(spec))
         return cls(params=s.params, layers=s.layers, hidden=s.hidden, tokens_per_frame=s.tokens_per_frame,
                    weight_bytes=_BYTES[s.dtype])
