@@ -103,13 +103,17 @@ def toy_config(kind: str) -> dict:
     return dict(_TOY_CONFIGS[kind])
 
 
+_TOY_KNOBS: dict[str, dict] = {}  # job id -> what the toy takes beyond a valid config (see toy_plan)
+
+
 def toy_job(job_id: str, kind: str = "sft", deps: tuple[str, ...] = (), line: int = 1, gpus: int = 0,
             executor: str = "local", step_sleep: float = 0.0, **config) -> Job:
-    """A toy job of a real kind, its config valid for that kind. `step_sleep` (seconds per step, to
-    leave time to interrupt it) is not a config field: it reaches the toy's job processes through
-    VPO_TOY_STEP_SLEEP, so it holds for every toy job of the plan."""
-    os.environ["VPO_TOY_STEP_SLEEP"] = str(step_sleep)
+    """A toy job of a real kind, its config valid for that kind. Two knobs are not config values:
+    `step_sleep` (seconds per step, to leave time to interrupt it) and an `lr` above the plan's bound of
+    1 (to make the job diverge); `toy_plan` hands them to the toy's processes through the environment."""
     config = {**toy_config(kind), "steps": 12, "lr": 0.05, "checkpoint_every": 4, **config}
+    _TOY_KNOBS[job_id] = {"step_sleep": step_sleep, "lr": config["lr"] if config["lr"] > 1 else None}
+    config["lr"] = min(config["lr"], 1.0)
     return Job(id=job_id, kind=kind, stage=job_id, depends_on=list(deps),
                inputs={f"init{i}": ArtifactRef(job=d, name="policy") for i, d in enumerate(deps)},
                outputs=["policy"], config=config, seed=7,
@@ -124,6 +128,9 @@ def toy_plan(recipe: Path, jobs: list[Job]) -> Plan:
     hashes: dict[str, str] = {}
     for job in topological_order(jobs):
         job.hash = hashes[job.id] = job_hash(job, hashes)
+    knobs = [_TOY_KNOBS.pop(job.id, {}) for job in jobs]  # each plan sets them afresh: none leaks to the next
+    os.environ["VPO_TOY_STEP_SLEEP"] = str(max([k.get("step_sleep", 0.0) for k in knobs] + [0.0]))
+    os.environ["VPO_TOY_LR"] = json.dumps({job.id: k["lr"] for job, k in zip(jobs, knobs) if k.get("lr")})
     return Plan(recipe=RecipeInfo(path=str(recipe), sha256="0" * 64, name=recipe.stem), jobs=jobs)
 
 

@@ -64,8 +64,7 @@ def test_a_hand_edited_job_gets_the_hash_of_what_it_now_says(tmp_path, capsys):
 
 
 def test_status_table_shows_every_job_and_the_errors(tmp_path, capsys, monkeypatch):
-    plan = chain(tmp_path / "toy.vpo", a={"steps": 5})
-    monkeypatch.setenv("VPO_TOY_LR", json.dumps({"d": 100.0}))  # diverges: a plan refuses lr > 1
+    plan = chain(tmp_path / "toy.vpo", a={"steps": 5}, d={"lr": 100.0})
     save_plan(plan, tmp_path / "run" / "plan.json")
     monkeypatch.setitem(registry.TRAINERS, "sft", toy.run)
     for job_id in ("a", "d"):

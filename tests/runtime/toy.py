@@ -4,8 +4,9 @@ stop on request, NaN check, outputs written whole). It draws its data from the g
 purpose, so a resumed run only matches an uninterrupted one if the RNG state is saved and restored.
 
 Config (a typed config of a training kind): steps, lr, batch (global, split across ranks),
-checkpoint_every; VPO_TOY_STEP_SLEEP: seconds per step, to leave time to interrupt it; VPO_TOY_LR:
-{"job id": lr}, a learning rate beyond what a plan accepts (`lr <= 1`), to make a job diverge."""
+checkpoint_every. Set by conftest.toy_plan: VPO_TOY_STEP_SLEEP, seconds per step (to leave time to
+interrupt it); VPO_TOY_LR, {"job id": lr}, a learning rate beyond what a plan accepts (`lr <= 1`), to
+make a job diverge."""
 from __future__ import annotations
 
 import json
