@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
 from .diagnostics import Note, Reporter, did_you_mean
 from .evaluate import describe as _describe
 from .schema.base import Word
@@ -47,12 +45,13 @@ def span_for(path: tuple, spans: dict[tuple, Span], default: Span) -> Span:
     return default
 
 
-def report_validation(err: ValidationError, data: dict, spans: dict[tuple, Span], name_spans: dict[tuple, Span],
+def report_validation(errors: list[dict], data: dict, spans: dict[tuple, Span], name_spans: dict[tuple, Span],
                       default: Span, what: str, schema_fields: list[str], reporter: Reporter,
                       scope_names: list[str], other_kinds: dict[str, list[str]]) -> None:
-    """Translate every pydantic error; unions report once per location (the best branch's message)."""
+    """Translate every pydantic error (`ValidationError.errors()`, less those already reported); unions
+    report once per location (the best branch's message)."""
     seen: set[tuple] = set()
-    for e in _dedupe_union_errors(err.errors(include_url=False)):
+    for e in _dedupe_union_errors(errors):
         path = data_path(data, tuple(e["loc"]))
         if path in seen:
             continue

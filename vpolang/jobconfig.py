@@ -110,16 +110,21 @@ def _stage_config(kind: str, schema: type[Schema]) -> type[Schema]:
     return create_model(name, __base__=schema, __module__=__name__, __doc__=schema.__doc__, **fields)
 
 
+# An `on_policy(...)` source splits into a judge job (these fields: what becomes of the candidates) and
+# a generate job (every other field: how they are sampled, so a new sampling field reaches it unlisted).
+JUDGE_FIELDS = ("judges", "pick", "margin", "swap_check", "labels")
+GENERATE_FIELDS = tuple(name for name in OnPolicy.model_fields if name not in ("kind", *JUDGE_FIELDS))
+
 GenerateConfig = create_model(
     "GenerateConfig", __base__=JobConfig, __module__=__name__,
     __doc__="Sample `n` candidates per prompt from a policy (an `on_policy(...)` source, lowered).",
-    kind=(Literal["generate"], "generate"), **_fields(OnPolicy, "policy", "prompts", "n", "sample_steps"),
+    kind=(Literal["generate"], "generate"), **_fields(OnPolicy, *GENERATE_FIELDS),
     **_fields(StageBase, "seed", "resolution", "frames"),
     model=(VideoDiffusion | None, Field(None, description="the video_diffusion spec the policy descends from")))
 JudgeConfig = create_model(
     "JudgeConfig", __base__=JobConfig, __module__=__name__,
     __doc__="Score a `generate` job's candidates and build pairs (an `on_policy(...)` source, lowered).",
-    kind=(Literal["judge"], "judge"), **_fields(OnPolicy, "judges", "pick", "margin", "swap_check", "labels"))
+    kind=(Literal["judge"], "judge"), **_fields(OnPolicy, *JUDGE_FIELDS))
 SynthesizeConfig = create_model(
     "SynthesizeConfig", __base__=JobConfig, __module__=__name__,
     __doc__="Pairs of real videos against temporal corruptions of them (a `synthetic(...)` source, lowered).",

@@ -15,7 +15,7 @@ from typing import Any
 
 from .check import CheckedRecipe
 from .safety import recipe_name
-from .jobconfig import JOBS, LoweredOnPolicy, LoweredSynthetic
+from .jobconfig import GENERATE_FIELDS, JOBS, JUDGE_FIELDS, LoweredOnPolicy, LoweredSynthetic
 from .plan import ArtifactRef, Job, Placement, Plan, PlanSpan, RecipeInfo, assign_hashes, topological_order
 from .values import StageValue
 
@@ -74,6 +74,7 @@ def _fill_model_defaults(config: dict, stage: StageValue) -> None:
         config["beta"] = {"kind": "constant", "value": DPO_BETA_DEFAULT[model["prediction"]]}
     if "sample_steps" in config and config.get("sample_steps") is None:
         config["sample_steps"] = model["sample_steps"]
+    _fill_guidance_defaults(config, model)
     if stage.kind == "grpo" and config.get("noise_level") is None:
         config["noise_level"] = 0.7 if config["noise"] == "flow_grpo" else 0.3
     config["model"] = model
@@ -99,9 +100,8 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
     placement = _placement(stage, 1, max_gpus=1)
     if kind == "on_policy":
         gen_inputs, judge_inputs = _Inputs(), _Inputs()
-        gen_cfg = _link_refs({"policy": src["policy"], "prompts": src["prompts"], "n": src["n"],
-                              "sample_steps": src["sample_steps"], "seed": cfg.get("seed", 0),
-                              "resolution": cfg.get("resolution"), "frames": cfg.get("frames"),
+        gen_cfg = _link_refs({**{name: src[name] for name in GENERATE_FIELDS}, "seed": cfg["seed"],
+                              "resolution": cfg["resolution"], "frames": cfg["frames"],
                               "model": _base_of(src["policy"])}, gen_inputs)
         _fill_sampling_defaults(gen_cfg)
         gen = Job(id=f"{stage.id}.{where}.generate", kind="generate", stage=stage.id, inputs=gen_inputs.slots,
@@ -113,8 +113,7 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
             return LoweredOnPolicy(input=inputs.add(where, gen.id, "videos"), n=src["n"],
                                    labels=src["labels"]).model_dump()
         judge_inputs.add("videos", gen.id, "videos")
-        judge_cfg = _link_refs({"judges": src["judges"], "pick": src["pick"], "margin": src["margin"],
-                                "swap_check": src["swap_check"], "labels": src["labels"]}, judge_inputs)
+        judge_cfg = _link_refs({name: src[name] for name in JUDGE_FIELDS}, judge_inputs)
         judge = Job(id=f"{stage.id}.{where}.judge", kind="judge", stage=stage.id, inputs=judge_inputs.slots,
                     depends_on=sorted({r.job for r in judge_inputs.slots.values()}), outputs=OUTPUTS["judge"],
                     placement=placement, config=judge_cfg, seed=stage.config.get("seed", 0), span=_span(stage))
@@ -129,11 +128,22 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
         data_jobs.append(job)
         slot = inputs.add(where, job.id, "pairs")
         return LoweredSynthetic(input=slot).model_dump()
+    if kind == "online":  # candidates come from the stage's own policy
+        _fill_guidance_defaults(src, stage.base_model)
     return src
+
+
+def _fill_guidance_defaults(cfg: dict, model: dict | None) -> None:
+    """Unset `guidance_scale` / `negative_prompt` of a job that samples take the model's; fields the
+    job's kind lacks stay absent (grpo has its own `guidance` scale, default 1)."""
+    for name in ("guidance_scale", "negative_prompt"):
+        if name in cfg and cfg[name] is None and model:
+            cfg[name] = model[name]
 
 
 def _fill_sampling_defaults(cfg: dict) -> None:
     model = cfg.get("model") or {}
+    _fill_guidance_defaults(cfg, model)
     if cfg.get("sample_steps") is None and model:
         cfg["sample_steps"] = model["sample_steps"]
     if cfg.get("resolution") is None and model:

@@ -46,6 +46,7 @@ ALTERNATIVES = {
     "zero_stage": "1", "ema": "0.9", "sample_steps": "3", "noise_level": "0.5", "best_of_n": "4",
     "threshold": "0.5", "weight_clip": "3.0", "backbone": "models.qwen2_vl_7b", "dims": "[a, b]",
     "against": "[shapes.tiny_dit]", "metrics": "[shapes.flicker]", "guidance": "nrg(temporal_flicker)",
+    "negative_prompt": "\"blurry, static\"", "guidance_scale": "4.0",
     "gsb": "shapes.alignment", "human_pairs": "pairs(\"h.jsonl\")", "lr": "3e-3", "micro_batch": "2", "phases": "[[shapes.alignment]]",
 }
 # Per stage kind: where one field only means something with another (`kind.field`: {field: value}).
@@ -215,7 +216,7 @@ CALLED = {
 }
 CALLED_COMPANIONS = {"refresh": {"pairs": "online(shapes.prompts(n = 8), judges = [shapes.alignment])"}}
 CONSTRUCTOR_ALTERNATIVES = {
-    "video_diffusion.family": "wan", "video_diffusion.params": "2M", "layers": "2", "hidden": "64", "heads": "2",
+    "video_diffusion.family": "wan", "video_diffusion.guidance_scale": "4.0", "video_diffusion.params": "2M", "layers": "2", "hidden": "64", "heads": "2",
     "ffn": "128", "patch": "[1, 2, 2]", "vae_stride": "[1, 2, 2]", "latent_channels": "4", "text_dim": "16",
     "path": "\"/cluster/data/elsewhere\"", "vision_language.family": "qwen25_vl", "vision_language.params": "3B",
     "captions": "\"c.jsonl\"", "backbone": "\"shapes\"", "model": "models.qwen2_vl_7b", "question": "\"Good?\"",

@@ -33,7 +33,7 @@ class Quantity:
 class Schema(BaseModel):
     """Base of every kind's schema: unknown fields are errors; docs come from field descriptions."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True, defer_build=True)
     # Which fields a call's positional arguments fill, in order: `prompts("file")` fills `path`.
     positional: ClassVar[tuple[str, ...]] = ()
     summary: ClassVar[str] = ""

@@ -40,6 +40,9 @@ class VideoDiffusion(Schema):
     frames: PositiveInt = Field(le=10_000, description="default number of frames")
     fps: PositiveInt = Field(16, le=1000)
     sample_steps: PositiveInt = Field(50, le=10_000, description="default sampler steps for rollouts and evaluation")
+    guidance_scale: float = Field(1.0, ge=1, le=100, description="default classifier-free guidance scale of "
+                                  "evaluation, on-policy and online candidates (1: off)")
+    negative_prompt: str = Field("", max_length=10_000, description="default unconditional text of guidance")
 
     @model_validator(mode="after")
     def _triples(self):
@@ -175,7 +178,22 @@ class Synthetic(Schema):
     seed: Count = 0
 
 
-class OnPolicy(Schema):
+class NegativePrompt(Schema):
+    """The unconditional text of classifier-free guidance, for every job that samples with it."""
+
+    negative_prompt: str | None = Field(None, max_length=10_000, description="the text guidance steers away "
+                                        "from (its unconditional pass); unset: the model's `negative_prompt`")
+
+
+class Guided(NegativePrompt):
+    """Classifier-free guidance of the videos a job samples: v_u + w (v_c - v_u), two passes per step."""
+
+    guidance_scale: float | None = Field(None, ge=1, le=100, description="classifier-free guidance scale w of "
+                                         "the sampled videos (1: off, one pass per step); unset: the model's "
+                                         "`guidance_scale`")
+
+
+class OnPolicy(Guided):
     """Generate n candidates per prompt from a policy, judge them, build pairs: before the stage runs."""
 
     summary = "on-policy pairs generated before the stage"
@@ -194,7 +212,7 @@ class OnPolicy(Schema):
     labels: bool = Field(False, description="also emit good/normal/bad labels by score tercile (for KTO)")
 
 
-class Online(Schema):
+class Online(Guided):
     """OnlineVPO: every step, sample n candidates per prompt from the current policy and judge them."""
 
     summary = "online pairs sampled from the current policy at every step"
