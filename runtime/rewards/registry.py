@@ -177,7 +177,8 @@ def _feature_consistency(spec, name: str, base_dir: Path | None) -> Reward:
 def _clip_score(spec, name: str, base_dir: Path | None) -> Reward:
     from .clip import load_clip_score
 
-    return load_clip_score(_weights(spec.path, name, "a CLIP model", base_dir), spec.frames)
+    return load_clip_score(_weights(spec.path, name, "a CLIP model", base_dir), spec.frames, spec.logit_scale,
+                           spec.checkpoint)
 
 
 def _aesthetic(spec, name: str, base_dir: Path | None) -> Reward:
@@ -185,7 +186,7 @@ def _aesthetic(spec, name: str, base_dir: Path | None) -> Reward:
 
     folder = _weights(spec.path, name, "a CLIP model and its aesthetic head", base_dir,
                       f" holding the CLIP model and {AESTHETIC_HEAD}")
-    return load_aesthetic(folder, spec.frames)
+    return load_aesthetic(folder, spec.frames, spec.head)
 
 
 def _vlm_judge(spec, name: str, base_dir: Path | None) -> Reward:
@@ -206,11 +207,36 @@ def _video_reward_model(spec, name: str, base_dir: Path | None) -> Reward:
     backbone = VisionLanguage.model_validate(spec.model["spec"])
     check_family(backbone.family, name)
     folder = _weights(spec.path, name, "a trained video reward model", base_dir,
-                      " saved by VideoRewardModel.save (a reward_model stage's output)")
+                      " saved by VideoRewardModel.save (a reward_model stage's output) or a released VideoAlign")
+    from .released import released_reward_model
+
+    released = released_reward_model(folder, spec.model_dump(), name, base_dir)
+    if released is not None:
+        return released
     return load_reward_model(folder, name, spec.heads, backbone.dtype)
+
+
+# These take the spec's plain form (the typed spec's dump: every field, the schema's defaults).
+def _remote(spec, name: str, base_dir: Path | None) -> Reward:
+    from .served import RemoteReward
+
+    return RemoteReward(spec.model_dump(), name)
+
+
+def _served_judge(spec, name: str, base_dir: Path | None) -> Reward:
+    from .served import ServedJudgeReward
+
+    return ServedJudgeReward(spec.model_dump(), name)
+
+
+def _plugin(spec, name: str, base_dir: Path | None) -> Reward:
+    from .plugin import build_plugin
+
+    return build_plugin(spec.model_dump(), name, base_dir)
 
 
 _BUILDERS: dict[str, Callable[[Any, str, Path | None], Reward]] = {
     "weight_free": _weight_free, "shapes": _shapes, "feature_consistency": _feature_consistency,
     "clip_score": _clip_score, "aesthetic": _aesthetic, "vlm_judge": _vlm_judge,
-    "video_reward_model": _video_reward_model}
+    "video_reward_model": _video_reward_model, "remote": _remote, "served_judge": _served_judge,
+    "plugin": _plugin}

@@ -190,6 +190,11 @@ DECLARED = {
                   STAGE_RECIPES["evaluate"].replace("{set}", "  gsb = x\n")),
     "video_reward_model": ("reward x = video_reward_model", {"model": "models.qwen2_vl_2b", "heads": "[a, b]"},
                            GRPO_WITH.replace("{use}", "x.overall")),
+    "remote": ("reward x = remote", {"url": "\"http://127.0.0.1:9000/score\"", "heads": "[a]"},
+               GRPO_WITH.replace("{use}", "x.a")),
+    "served_judge": ("reward x = served_judge", {"url": "\"http://127.0.0.1:8000/v1\"", "model": "\"judge\""},
+                     GRPO_WITH.replace("{use}", "x")),
+    "plugin": ("reward x = plugin", {"entry": "\"pkg.rewards:Mine\"", "heads": "[a]"}, GRPO_WITH.replace("{use}", "x.a")),
     "slurm": ("cluster x = slurm", {"gpu": "\"H100-80GB\""}, STAGE_RECIPES["sft"].replace(
         "{{\n", "on x {{\n", 1).replace("{set}", "")),
     "local": ("cluster x = local", {}, STAGE_RECIPES["sft"].replace("{{\n", "on x {{\n", 1).replace("{set}", "")),
@@ -228,6 +233,10 @@ CONSTRUCTOR_ALTERNATIVES = {
     "end": "300", "reward": "shapes.smoothness", "sample_steps": "3", "min_fraction": "0.3", "max_fraction": "0.4",
     "weight_free.metric": "temporal_flicker", "shapes.metric": "smoothness", "video_reward_model.heads": "[a, b, c]",
     "nrg.reward": "sharpness",
+    "aesthetic.head": "\"sac+logos+ava1-l14-linearMSE.pth\"", "clip_score.checkpoint": "\"HPS_v2.1_compressed.pt\"",
+    "url": "\"http://127.0.0.1:9001/other\"", "remote.heads": "[a, b]", "plugin.heads": "[a, b]", "timeout": "10s",
+    "api_key_env": "\"SCORER_KEY\"", "served_judge.model": "\"other\"", "entry": "\"other_entry\"",
+    "options": "[\"scale=2\"]",
 }
 CONSTRUCTOR_COMPANIONS = {"joint.weights": {"balance": "weights", "weights": "[1.0, 1.0]"},
                           "local.gpus_per_node": {"gpu": "\"H100-80GB\""}}
