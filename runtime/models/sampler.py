@@ -46,11 +46,11 @@ def initial_noise(n: int, shape: tuple[int, ...], generator: torch.Generator | N
     return _normal((n // group, *shape), generator).repeat_interleave(group, 0).to(device)
 
 
-@dataclass(frozen=True)
 def _read(cfg, name: str):
     return cfg[name] if isinstance(cfg, dict) else getattr(cfg, name)
 
 
+@dataclass(frozen=True)
 class Guidance:
     """Classifier-free guidance of a sampling job: the scale w and the unconditional (negative) text.
     The plan fills both (the recipe's, else the model catalogue's); `of` reads a job's config or pair
