@@ -186,7 +186,7 @@ def _dpo(cfg, arch: VideoDiT, sizes: Sizes):
         online = wl.OnlinePairs(pairs.n, steps, scorers(pairs.judges, cfg.frames, sizes.assumed),
                                 guidance=pairs.guidance_scale)
     return wl.Dpo(**_train_fields(cfg, sizes.of(pairs)), backward=cfg.backward, nll_real=cfg.nll_real > 0,
-                  online=online)
+                  online=online, refresh=cfg.reference.kind == "refresh")
 
 
 def _grpo(cfg, arch: VideoDiT, sizes: Sizes):
@@ -195,14 +195,50 @@ def _grpo(cfg, arch: VideoDiT, sizes: Sizes):
     if cfg.vipo is not None:
         backbone = cfg.vipo.backbone
         rewards += (wl.Scorer(backbone, VISION_BACKBONES.get(backbone, VISION_BACKBONES["dinov2-small"]), frames),)
+    if cfg.reward_as == "win_rate":  # Pref-GRPO: a pairwise judge reads each video in its G-1 pairs, both orders
+        reads = 2.0 * (cfg.group_size - 1)
+        judges = {r["name"] for _, r in _reward_refs(cfg.reward.model_dump()) if (r.get("spec") or {}).get("pairwise")}
+        rewards = tuple(wl.Scorer(s.name, s.model, s.frames, reads) if s.name in judges else s for s in rewards)
     prior_policy = cfg.bpgo is not None and cfg.bpgo.prior != "running_mean"
     prompts = sizes.of(cfg.prompts)
     fields = _train_fields(cfg, prompts)
     fields["dataset"] = 0  # prompts are encoded as they come
-    return wl.Grpo(**fields, group_size=cfg.group_size,
-                   sample_steps=cfg.sample_steps or arch.sample_steps, train_fraction=cfg.train_fraction,
+    sample_steps = cfg.sample_steps or arch.sample_steps
+    return wl.Grpo(**fields, group_size=cfg.group_size, sample_steps=sample_steps, train_fraction=cfg.train_fraction,
                    kl=cfg.kl, guidance=cfg.guidance, updates_per_batch=cfg.updates_per_batch, rewards=rewards,
+                   window=cfg.window.size if cfg.window is not None else 0, nft=cfg.objective == "nft",
+                   prefix_steps=_shared_prefix_steps(cfg, sample_steps, fields["steps"]),
                    prior_samples=BPGO_PRIOR_SAMPLES if prior_policy else 0, prompt_pool=prompts)
+
+
+def _shared_prefix_steps(cfg, sample_steps: int, steps: int) -> float:
+    """The mean window start over the stage's steps (the runtime's `window.window_start`: slide from 0 by
+    `stride` every `shift_every` steps up to T - 1 - size; random uniform on [0, T - 1 - size]), the
+    ODE steps a group shares under `shared_noise`; 0 without either. `cfg`: a typed grpo config."""
+    w = cfg.window
+    if w is None or not cfg.shared_noise:
+        return 0.0
+    last = max(0, sample_steps - 1 - w.size)
+    if w.schedule == "random":
+        return last / 2
+    total, done, position = 0.0, 0, 0
+    while done < steps:  # each position holds for shift_every steps; the last one for the rest
+        start = min(w.stride * position, last)
+        held = steps - done if start == last else min(w.shift_every, steps - done)
+        total, done, position = total + start * held, done + held, position + 1
+    return total / max(1, steps)
+
+
+def _reward_refs(node):
+    """Every reward reference inside a reward expression."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _reward_refs(item)
+    elif isinstance(node, dict) and node.get("ref") == "reward":
+        yield None, node
+    elif isinstance(node, dict):
+        for key in ("reward", "rewards", "terms"):
+            yield from _reward_refs(node.get(key))
 
 
 def _reward_model(cfg, arch, sizes: Sizes):
