@@ -385,6 +385,6 @@ def test_every_execution_block_field_is_executed_by_the_runtime():
                 continue
             assert block.micro_batch * block.grad_accum == block.rows_per_rank, job.id
             if job.kind == "grpo":
-                assert block.groups_span_ranks == (block.rows_per_rank % job.config["group_size"] != 0), job.id
+                assert block.groups_span_ranks == (block.rows_per_rank % job.config.group_size != 0), job.id
             if block.candidates_per_rank is not None:
-                assert block.candidates_per_rank == block.rows_per_rank * job.config["pairs"]["n"], job.id
+                assert block.candidates_per_rank == block.rows_per_rank * job.config.pairs.n, job.id
