@@ -150,7 +150,8 @@ class JobContext:
                 raise JobError(f"placement.track: {problem}")
             last = self.dir.last_metrics() or {}
             self._trackers = Trackers(self.job.placement.track, self.run.root, self.job.id, self.job.hash,
-                                      self.plan.recipe.name, self.job.config, int(last.get("step", 0)),
+                                      self.plan.recipe.name, self.job.config.model_dump(mode="json"),
+                                      int(last.get("step", 0)),
                                       warn=self.warn)
         return self._trackers
 

@@ -197,7 +197,9 @@ RULES: tuple[Callable[[list[dict[str, Any]], dict[str, Any]], list[Alarm]], ...]
     grad_norm_explosion, dpo_margin_flat)
 
 
-def alarms(records: Iterable[dict[str, Any]], config: dict[str, Any] | None = None) -> list[Alarm]:
+def alarms(records: Iterable[dict[str, Any]], config: Any = None) -> list[Alarm]:
     """Every alarm the metric stream raises, in rule order."""
     stream = deduplicated(records)
+    if hasattr(config, "model_dump"):  # a plan job's typed config
+        config = config.model_dump()
     return [alarm for rule in RULES for alarm in rule(stream, config or {})]

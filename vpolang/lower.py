@@ -15,13 +15,12 @@ from typing import Any
 
 from .check import CheckedRecipe
 from .safety import recipe_name
+from .jobconfig import GENERATE_FIELDS, JOBS, JUDGE_FIELDS, LoweredOnPolicy, LoweredSynthetic
 from .plan import (SINGLE_PROCESS_KINDS, ArtifactRef, Job, Placement, Plan, PlanSpan, RecipeInfo, assign_hashes,
                    topological_order)
 from .values import StageValue
 
-OUTPUTS = {"sft": ["policy"], "grpo": ["policy"], "dpo": ["policy"], "kto": ["policy"], "rwr": ["policy"],
-           "reward_model": ["reward_model"], "evaluate": ["metrics", "samples"], "generate": ["videos"],
-           "judge": ["pairs"], "synthesize": ["pairs"]}
+OUTPUTS = {kind: list(info.outputs) for kind, info in JOBS.items()}
 DPO_BETA_DEFAULT = {"epsilon": 5000.0, "velocity": 500.0}
 
 
@@ -110,10 +109,8 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
     placement = _placement(stage, 1, max_gpus=1)
     if kind == "on_policy":
         gen_inputs, judge_inputs = _Inputs(), _Inputs()
-        gen_cfg = _link_refs({"policy": src["policy"], "prompts": src["prompts"], "n": src["n"],
-                              "sample_steps": src["sample_steps"], "guidance_scale": src["guidance_scale"],
-                              "negative_prompt": src["negative_prompt"], "seed": cfg.get("seed", 0),
-                              "resolution": cfg.get("resolution"), "frames": cfg.get("frames"),
+        gen_cfg = _link_refs({**{name: src[name] for name in GENERATE_FIELDS}, "seed": cfg["seed"],
+                              "resolution": cfg["resolution"], "frames": cfg["frames"],
                               "model": _base_of(src["policy"])}, gen_inputs)
         _fill_sampling_defaults(gen_cfg)
         gen = Job(id=f"{stage.id}.{where}.generate", kind="generate", stage=stage.id, inputs=gen_inputs.slots,
@@ -122,16 +119,16 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
                   seed=stage.config.get("seed", 0), span=_span(stage))
         if field == "data":  # RWR weighs the samples by its own reward: the candidates need no judging
             data_jobs.append(gen)
-            return {"kind": "on_policy", "input": inputs.add(where, gen.id, "videos"), "n": src["n"]}
+            return LoweredOnPolicy(input=inputs.add(where, gen.id, "videos"), n=src["n"],
+                                   labels=src["labels"]).model_dump()
         judge_inputs.add("videos", gen.id, "videos")
-        judge_cfg = _link_refs({"judges": src["judges"], "pick": src["pick"], "margin": src["margin"],
-                                "swap_check": src["swap_check"], "labels": src["labels"]}, judge_inputs)
+        judge_cfg = _link_refs({name: src[name] for name in JUDGE_FIELDS}, judge_inputs)
         judge = Job(id=f"{stage.id}.{where}.judge", kind="judge", stage=stage.id, inputs=judge_inputs.slots,
                     depends_on=sorted({r.job for r in judge_inputs.slots.values()}), outputs=OUTPUTS["judge"],
                     placement=placement, config=judge_cfg, seed=stage.config.get("seed", 0), span=_span(stage))
         data_jobs.extend([gen, judge])
         slot = inputs.add(where, judge.id, "pairs")
-        return {"kind": "on_policy", "input": slot, "n": src["n"], "labels": src["labels"]}
+        return LoweredOnPolicy(input=slot, n=src["n"], labels=src["labels"]).model_dump()
     if kind == "synthetic":
         job_cfg = {"videos": src["videos"], "negatives": src["negatives"], "seed": src["seed"],
                    "resolution": cfg.get("resolution"), "frames": cfg.get("frames")}
@@ -139,7 +136,7 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
                   placement=placement, config=job_cfg, seed=src["seed"], span=_span(stage))
         data_jobs.append(job)
         slot = inputs.add(where, job.id, "pairs")
-        return {"kind": "synthetic", "input": slot}
+        return LoweredSynthetic(input=slot).model_dump()
     if kind == "online":  # candidates come from the stage's own policy
         _fill_guidance_defaults(src, stage.base_model)
     return src

@@ -11,7 +11,12 @@ up to its own; MINOR bumps only add optional fields. Anything else is refused wi
 `placement.zero_stage` moved into it; a 1.x plan has no schedule to execute, so it is refused.
 3.0: `execution.reward_execution` is an instruction (`serial` | `threads`: how the rewards one call
 scores run), no longer a description of where they run; a 2.x plan's values mean nothing to it.
-3.1: `placement.track` (experiment trackers; not in the job hash).
+4.0: `config` is typed: one model per job kind (vpolang/jobconfig.py, derived from the stage schemas),
+chosen by `config.kind`, which must equal the job's `kind`; unknown fields are refused and absent
+ones take the schema's default. Lowered sources name their input slot (`{"kind": "on_policy",
+"input": ..., "n": ..., "labels": ...}`). A 3.x plan's configs are not checked against a schema, so it
+is refused.
+4.1: `placement.track` (experiment trackers; not in the job hash).
 """
 from __future__ import annotations
 
@@ -26,14 +31,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from . import safety
 
 from .atomic import write_text
+from .jobconfig import JOB_KINDS, TRAINING_KINDS, AnyJobConfig
 
-SCHEMA_VERSION = "3.1"
+__all__ = ["TRAINING_KINDS", "JOB_KINDS"]  # re-exported: vpolang/jobconfig.py holds the one table of kinds
 
-JobKind = Literal[
-    "sft", "grpo", "dpo", "kto", "rwr", "reward_model", "evaluate",  # stages
-    "generate", "judge", "synthesize",  # data jobs lowered from on_policy(...) and synthetic(...)
-]
-TRAINING_KINDS = ("sft", "grpo", "dpo", "kto", "rwr", "reward_model")  # the jobs that carry an execution block
+SCHEMA_VERSION = "4.1"
+
+JobKind = Literal[JOB_KINDS]  # stages, and the data jobs lowered from on_policy(...) and synthetic(...)
 # Job kinds whose trainer runs in one process (runtime/registry.py: no `run.distributed`): lowering
 # places them on one GPU; tests/runtime/test_registry.py checks the runtime agrees.
 SINGLE_PROCESS_KINDS = ("evaluate", "judge", "synthesize")
@@ -166,12 +170,26 @@ class Job(_Strict):
     inputs: dict[SlotName, ArtifactRef] = Field(default_factory=dict)
     outputs: list[ArtifactName] = Field(default_factory=list)
     placement: Placement = Field(default_factory=Placement)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: AnyJobConfig  # the typed config of this kind (vpolang/jobconfig.py)
     seed: int = 0
     hash: JobHash = ""
     estimate: Estimate = Field(default_factory=Estimate)
     execution: ExecutionBlock | None = None  # training jobs: required (see `check_executable`)
     span: PlanSpan | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _config_kind(cls, data: Any) -> Any:
+        """A config given as a dict without `kind` is of the job's kind."""
+        if isinstance(data, dict) and isinstance(data.get("config"), dict) and "kind" not in data["config"]:
+            data = {**data, "config": {**data["config"], "kind": data.get("kind")}}
+        return data
+
+    @model_validator(mode="after")
+    def _same_kind(self):
+        if self.config.kind != self.kind:
+            raise ValueError(f"job {self.id} is a {self.kind} job but its config is of kind {self.config.kind}")
+        return self
 
 
 class Totals(_Strict):
@@ -239,7 +257,8 @@ def job_hash(job: Job, input_hashes: dict[str, str]) -> str:
     optimiser, the rank split, the micro-batches and checkpointing decide what runs and in which
     floating-point order, and a checkpoint of one schedule does not resume under another."""
     execution = job.execution.model_dump(mode="json") if job.execution is not None else None
-    return canonical_hash({"kind": job.kind, "config": job.config, "seed": job.seed, "execution": execution,
+    config = job.config.model_dump(mode="json")
+    return canonical_hash({"kind": job.kind, "config": config, "seed": job.seed, "execution": execution,
                            "inputs": {k: [r.job, r.name, input_hashes.get(r.job, "")]
                                       for k, r in sorted(job.inputs.items())}})
 

@@ -47,6 +47,10 @@ def initial_noise(n: int, shape: tuple[int, ...], generator: torch.Generator | N
     return _normal((n // group, *shape), generator).repeat_interleave(group, 0).to(device)
 
 
+def _read(cfg, name: str):
+    return cfg[name] if isinstance(cfg, dict) else getattr(cfg, name)
+
+
 @dataclass(frozen=True)
 class Guidance:
     """Classifier-free guidance of a sampling job: the scale w and the unconditional (negative) text.
@@ -57,12 +61,13 @@ class Guidance:
     negative_prompt: str = ""
 
     @classmethod
-    def of(cls, cfg: dict) -> "Guidance":
-        return cls(float(cfg["guidance_scale"]), cfg["negative_prompt"])
+    def of(cls, cfg) -> "Guidance":
+        """`cfg`: a typed job config or pair source (vpolang/jobconfig.py), or its plain dict."""
+        return cls(float(_read(cfg, "guidance_scale")), _read(cfg, "negative_prompt"))
 
     @classmethod
-    def grpo(cls, cfg: dict) -> "Guidance":
-        return cls(float(cfg["guidance"]), cfg["negative_prompt"])
+    def grpo(cls, cfg) -> "Guidance":
+        return cls(float(_read(cfg, "guidance")), _read(cfg, "negative_prompt"))
 
     @property
     def active(self) -> bool:

@@ -32,19 +32,18 @@ def unsupported(ctx: JobContext, field: str, why: str) -> None:
 def load_policy(ctx: JobContext, field: str = "policy", trainable: bool = True) -> VideoPolicy:
     """The policy a stage starts from: the base model, plus the weights of the stage it refers to."""
     cfg = ctx.config
-    ref = cfg.get(field) or {}
-    spec = cfg.get("model") or ref.get("spec") or ref.get("base_model")
+    ref = getattr(cfg, field)  # a model or stage reference (a dict; a stage's names its input slot)
     try:
-        policy = build_policy(spec, ctx.device, seed=BASE_SEED, recipe_dir=ctx.recipe_dir)
+        policy = build_policy(cfg.model.model_dump(), ctx.device, seed=BASE_SEED, recipe_dir=ctx.recipe_dir)
     except FileNotFoundError as exc:
         raise JobError(str(exc)) from exc
     if ref.get("input"):
         policy.load(ctx.input_path(ref["input"]))
-    if trainable and cfg.get("lora_rank"):
-        policy.add_lora(int(cfg["lora_rank"]))
+    if trainable and cfg.lora_rank:
+        policy.add_lora(int(cfg.lora_rank))
     if trainable and ctx.execution.checkpointing:  # the plan's block: the recipe's choice or the planner's
         policy.transformer.enable_gradient_checkpointing()
-    if trainable and cfg.get("compile"):
+    if trainable and cfg.compile:
         compile_transformer(ctx, policy.transformer)
     if not trainable:
         policy.requires_grad_(False)
@@ -135,8 +134,8 @@ def policy_updater(ctx: JobContext, policy: VideoPolicy) -> Updater:
 
 
 def lr_at(step: int, cfg: dict) -> float:
-    warm = cfg.get("warmup", 0)
-    return cfg["lr"] * min(1.0, (step + 1) / warm) if warm else cfg["lr"]
+    warm = cfg.warmup
+    return cfg.lr * min(1.0, (step + 1) / warm) if warm else cfg.lr
 
 
 def step_generator(seed: int, step: int, salt: int = 0) -> torch.Generator:
@@ -158,9 +157,9 @@ def batch_indices(n: int, batch: int, step: int, seed: int) -> torch.Tensor:
 
 
 def total_steps(cfg: dict, dataset_size: int) -> int:
-    if cfg.get("steps"):
-        return int(cfg["steps"])
-    return max(1, -(-cfg.get("epochs", 1) * dataset_size // cfg["batch"]))
+    if cfg.steps:
+        return int(cfg.steps)
+    return max(1, -(-cfg.epochs * dataset_size // cfg.batch))
 
 
 @dataclass
@@ -180,12 +179,12 @@ class Loop:
 
     def __post_init__(self):
         self.state = dict(self.state)
-        if self.ctx.config.get("ema"):
+        if self.ctx.config.ema:
             if self.updater.zero_stage == 3:
                 unsupported(self.ctx, "ema", "ZeRO-3 partitions the weights the average reads; use zero_stage <= 2")
-            self.ema = Ema(self.policy, self.ctx.config["ema"])
+            self.ema = Ema(self.policy, self.ctx.config.ema)
             self.state["ema"] = self.ema
-        if self.ctx.config.get("validate"):
+        if "validate" in type(self.ctx.config).model_fields and self.ctx.config.validate is not None:
             from .validation import Validator
 
             self.validator = Validator(self.ctx, self.policy, self.updater)
@@ -224,7 +223,7 @@ class Loop:
     def run(self, step_fn: Callable[[int], dict[str, float]]) -> bool:
         """Calls step_fn(step) for the remaining steps; False when stopped early (to resume later)."""
         cfg = self.ctx.config
-        every = cfg.get("checkpoint_every", 50)
+        every = cfg.checkpoint_every
         for step in range(self.resume(), self.steps):
             for group in self.updater.param_groups:
                 group["lr"] = lr_at(step, cfg)
@@ -238,7 +237,7 @@ class Loop:
             validated = self.validator is not None and self.validator.due(done, self.steps)
             if validated:
                 values.update(self.validator.run(done))
-            if step % cfg.get("log_every", 1) == 0 or step == self.steps - 1 or validated:
+            if step % cfg.log_every == 0 or step == self.steps - 1 or validated:
                 self.ctx.metrics(done, **values)
             if validated and self.validator.should_stop:  # the same decision on every rank
                 v = self.validator
@@ -294,7 +293,7 @@ def real_nll_step(ctx: JobContext, policy, updater: Updater, real, i, cache) -> 
     back-propagated on its own graph, scaled by `nll_real`."""
     real_prompts, real_latents = real
     loss, _ = weighted_flow_matching_step(ctx, policy, updater, real_latents, real_prompts, None, i, cache, salt=1,
-                                          scale=ctx.config["nll_real"])
+                                          scale=ctx.config.nll_real)
     return loss
 
 
@@ -314,10 +313,10 @@ def weighted_flow_matching_step(ctx: JobContext, policy: VideoPolicy, updater: U
     rows get what they would get in one process. `salt` gives a second data stream its own batches and
     noise; `scale` multiplies the loss for backward. Returns the rank-averaged loss and the batch's indices."""
     cfg = ctx.config
-    idx = batch_indices(len(prompts), cfg["batch"], i, cfg["seed"] + salt)
-    gen = step_generator(cfg["seed"], i, salt=salt)
+    idx = batch_indices(len(prompts), cfg.batch, i, cfg.seed + salt)
+    gen = step_generator(cfg.seed, i, salt=salt)
     eps = torch.randn((len(idx), *latents.shape[1:]), generator=gen)
-    s = flow.sample_sigmas(len(idx), gen, policy.spec.get("shift", 1.0))
+    s = flow.sample_sigmas(len(idx), gen, policy.spec["shift"])
     mine = share(ctx, len(idx))
     idx, eps, s = idx[mine], eps[mine].to(latents.device), s[mine].to(latents.device)
     total = 0.0

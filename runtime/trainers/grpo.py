@@ -45,7 +45,9 @@ def initial_noise(cfg: dict, n: int, latent: tuple[int, ...], gen: torch.Generat
 
 
 def run(ctx: JobContext) -> None:
-    cfg = ctx.config
+    # GRPO's helpers (grpo_advantages, algorithms/bpgo) and their tests take the config's plain form: the
+    # dump of the typed config, every field present with the schema's default (none is re-stated here)
+    cfg = ctx.config.model_dump()
     ctx.seed_everything()
     policy = load_policy(ctx)
     prompts_pool = load_prompts(cfg["prompts"], ctx.recipe_dir)

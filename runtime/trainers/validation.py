@@ -35,7 +35,7 @@ BATCH = 8
 class Validator:
     def __init__(self, ctx: JobContext, policy: VideoPolicy, updater):
         self.ctx, self.policy, self.updater = ctx, policy, updater
-        self.cfg = ctx.config["validate"]
+        self.cfg = ctx.config.validate.model_dump()  # the plan's typed `validate`, read as plain values
         self.prompts = load_prompts(self.cfg["prompts"], ctx.recipe_dir)
         self.metrics = [m for ref in self.cfg["metrics"] for m in metric_names(ref)]
         self.monitor = "val/" + metric_names(self.cfg["monitor"])[0][0]
@@ -65,8 +65,8 @@ class Validator:
 
     def samples(self) -> torch.Tensor:
         cfg, policy = self.ctx.config, self.policy
-        shape = policy.latent_shape(cfg["frames"], *cfg["resolution"])
-        noise = torch.randn((len(self.prompts), *shape), generator=torch.Generator().manual_seed(cfg["seed"] + NOISE_SALT))
+        shape = policy.latent_shape(cfg.frames, *cfg.resolution)
+        noise = torch.randn((len(self.prompts), *shape), generator=torch.Generator().manual_seed(cfg.seed + NOISE_SALT))
         training = policy.transformer.training
         policy.eval()
         out = []
