@@ -77,6 +77,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E0322": ("error", "inconsistent Wan 2.2 two-expert folder"),
     "E0323": ("error", "more nodes than the cluster's `max_nodes`"),
     "E0324": ("error", "reward guidance with a reward that has no gradient"),
+    "E0330": ("error", "`sequence_parallel` the job's GPUs, the model's heads or its family cannot split"),
     # E04xx the user's data and model folders, checked where they are on this machine (data preflight)
     "E0401": ("error", "no videos match a dataset's glob"),
     "E0402": ("error", "a dataset file is not a video"),
@@ -145,7 +146,8 @@ HINTS: dict[str, str] = {
     "E0213": "divide by a non-zero number",
     "E0214": "`on` names a `cluster` declaration",
     "E0301": "`vpo explain <stage kind>` describes the fields that go together",
-    "E0302": "use LoRA, more nodes, checkpointing or a smaller clip",
+    "E0302": "the hint lists changes that fit: sequence parallelism, checkpointing or a smaller clip shrink "
+             "one video's activations; ZeRO-3, more nodes and LoRA shrink only the weights' states",
     "E0303": "make the batch a multiple of the GPUs (and of the micro-batch)",
     "E0304": "raise --budget or make the plan cheaper (fewer steps, nodes or stages)",
     "W0101": "remove the declaration or use it",
@@ -172,6 +174,7 @@ HINTS: dict[str, str] = {
     "E0322": "a Wan 2.2 folder needs transformer_2/ and a boundary_ratio in model_index.json",
     "E0323": "lower `nodes` to the cluster's `max_nodes`, or raise the limit",
     "E0324": "guide with a differentiable reward (one computed from pixels by torch)",
+    "E0330": "use a sequence_parallel that divides both the GPUs of the job and the model's attention heads",
     "E0340": "list the joint's own rewards as the self-paced phases",
     "E0342": "leave judges, pick, margin, swap_check and labels unset in an rwr source: its reward weighs samples",
     "E0343": "score candidates with a pointwise judge; a pairwise one compares pairs",

@@ -87,6 +87,7 @@ class Placement(_Strict):
     mem_gib: float | None = None
     time_limit_s: int | None = None
     usd_per_gpu_hour: float | None = None  # the cluster's price, overriding the GPU catalogue's
+    interconnect_gb_s: float | None = None  # the cluster's GPU link, overriding the GPU catalogue's
     slurm_extra: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -124,7 +125,11 @@ class ExecutionBlock(_Strict):
     world_size: int = Field(ge=1, description="processes, one per GPU (or CPU process)")
     optimizer: Literal["torch_adamw", "deepspeed_zero"]
     zero_stage: int | None = Field(None, ge=0, le=3, description="DeepSpeed ZeRO stage; None with torch AdamW")
-    rows_per_rank: int = Field(ge=1, description="rows of the global batch each rank trains on per step")
+    sequence_parallel: int = Field(1, ge=1, description="ranks that split each row's tokens (Ulysses); the "
+                                   "ranks of a group hold the same rows: world_size / sequence_parallel "
+                                   "data-parallel groups")
+    rows_per_rank: int = Field(ge=1, description="rows of the global batch each rank trains on per step (the "
+                               "rows of its sequence-parallel group)")
     micro_batch: int = Field(ge=1, description="rows per forward/backward")
     grad_accum: int = Field(ge=1, description="forward/backward passes accumulated per optimiser step "
                             "(grpo: per trained timestep)")
@@ -143,6 +148,8 @@ class ExecutionBlock(_Strict):
         ranks = f"{self.world_size} rank{'s' if self.world_size > 1 else ''}"
         pinned = " (pinned)" if self.micro_batch_pinned else ""
         parts = [f"{ranks} x {self.micro_batch}{pinned} x {self.grad_accum} accum", optimiser]
+        if self.sequence_parallel > 1:
+            parts.append(f"sequence-parallel {self.sequence_parallel}")
         if self.checkpointing:
             parts.append("ckpt")
         if self.groups_span_ranks:

@@ -70,7 +70,8 @@ def describe(job, recipe_dir: Path, usd_override: float | None, assumed: list[st
         raise PlacementError(str(exc)) from None
     cfg = job.config
     _, zero = optimizer_for(cfg.get("zero_stage"), p.world_size, on_gpu(p))
-    cluster = Cluster(gpu, p.nodes, p.gpus_per_node, memory_zero_stage(zero), usd_override)
+    cluster = Cluster(gpu, p.nodes, p.gpus_per_node, memory_zero_stage(zero), usd_override,
+                      sequence_parallel=cfg.get("sequence_parallel", 1), interconnect_gb_s=p.interconnect_gb_s)
     arch = VideoDiT.from_spec(cfg["model"]) if cfg.get("model") else None
     return BUILDERS[job.kind](cfg, arch, Sizes(recipe_dir, assumed)), arch, cluster
 
