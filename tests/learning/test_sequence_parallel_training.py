@@ -16,7 +16,7 @@ def split_recipe(kind: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["sft"])
+@pytest.mark.parametrize("kind", ["sft", "dpo", "grpo"])
 def test_sequence_parallel_two_matches_one_process(tmp_path, kind):
     from safetensors.torch import load_file
 

@@ -215,8 +215,10 @@ def layout_training(workload, arch: VideoDiT | None, cluster: Cluster) -> tuple[
     pinned = workload.micro_batch
     if pinned is not None and per_gpu % pinned:
         options = ", ".join(str(d) for d in divisors_ascending(per_gpu))
-        raise BatchError(f"micro_batch = {pinned} does not divide the {per_gpu} rows each of {cluster.data_parallel} "
-                         f"GPU group(s) trains on per step; use micro_batch = {options}")
+        who = (f"{cluster.world} GPU(s)" if cluster.sequence_parallel == 1 else
+               f"{cluster.data_parallel} group(s) of {cluster.sequence_parallel} GPUs")
+        raise BatchError(f"micro_batch = {pinned} does not divide the {per_gpu} rows each of {who} "
+                         f"trains on per step; use micro_batch = {options}")
 
     def parts(micro: int, checkpointing: bool) -> dict[str, float]:
         return training_parts(net, tokens, workload.training_peak(micro, checkpointing), cluster.zero_stage,
@@ -284,5 +286,5 @@ def estimate_job(workload, arch: VideoDiT | None, cluster: Cluster, *, with_fixe
     if with_fixes and not estimate.fits:
         from .fixes import suggest_fixes  # fixes re-run this function
 
-        estimate = replace(estimate, fixes=suggest_fixes(workload, arch, cluster))
+        estimate = replace(estimate, fixes=suggest_fixes(workload, arch, cluster, memory_gib=estimate.memory_gib))
     return estimate

@@ -61,6 +61,17 @@ def fixes(job, recipe_dir: Path) -> list[str]:
     return [str(fix) for fix in estimate_workload(work, arch, cluster).fixes]
 
 
+def fix_hint(job, recipe_dir: Path) -> str:
+    """E0302's hint: the changes that would make the job fit, or what the overflowing part needs."""
+    from .fixes import no_fit_hint
+
+    work, arch, cluster = describe(job, recipe_dir, job.placement.usd_per_gpu_hour, [])
+    est = estimate_workload(work, arch, cluster)
+    if est.fixes:
+        return "would fit: " + "; ".join(str(fix) for fix in est.fixes)
+    return no_fit_hint(est.memory_gib, est.capacity_gib, arch, cluster)
+
+
 def describe(job, recipe_dir: Path, usd_override: float | None, assumed: list[str]):
     """(workload, transformer or None, cluster) of a plan job."""
     p = job.placement
