@@ -120,7 +120,9 @@ class ExecutionBlock(_Strict):
 
     A step trains on the global batch: `rows_per_rank` rows on each of `world_size` ranks (videos for
     sft, rwr and kto, pairs for dpo, rollouts for grpo, items for reward_model), in `grad_accum`
-    forward/backward passes of at most `micro_batch` rows, then one optimiser step."""
+    forward/backward passes of at most `micro_batch` rows, then one optimiser step. With
+    `sequence_parallel` = k > 1, k consecutive ranks share each row (each holds 1/k of its tokens), so
+    the batch is `rows_per_rank` x world_size / k rows."""
 
     world_size: int = Field(ge=1, description="processes, one per GPU (or CPU process)")
     optimizer: Literal["torch_adamw", "deepspeed_zero"]

@@ -14,6 +14,10 @@ The attention split is diffusers' own context parallelism (`ContextParallelConfi
   parameter gradients are its tokens' share and the group's sum is the whole sample's gradient
   (runtime/trainers/parallel.py sums over the group, averages over the data-parallel ranks).
 
+A deep copy of a split transformer would call the original's weights (diffusers' hooks close over the
+original module's forward), so the frozen reference is taken with `frozen_copy`: an unsplit copy (a
+no-grad forward keeps about one block's activations, so splitting it would save little).
+
 Families whose diffusers transformer has no `_cp_plan` (CogVideoX in diffusers 0.42) are refused."""
 from __future__ import annotations
 
@@ -101,3 +105,21 @@ def enable(module: nn.Module, layout: Layout, device: str | torch.device, mesh=N
 
         model._resolve_parallel_config = resolve
         model.enable_parallelism(config=config.context_parallel_config)
+
+
+def frozen_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of `module` with its own weights; a sequence-split transformer's copy is unsplit (its
+    context-parallel hooks and attention configuration dropped: it runs every token on each rank)."""
+    import copy
+
+    clone = copy.deepcopy(module)
+    for sub in clone.modules():
+        if "_diffusers_hook" in sub.__dict__:
+            del sub.__dict__["_diffusers_hook"]
+            sub.__dict__.pop("forward", None)  # back to the class's forward, on the copy's own weights
+        processor = getattr(sub, "processor", None)
+        if getattr(processor, "_parallel_config", None) is not None:
+            processor._parallel_config = None
+        if getattr(sub, "_parallel_config", None) is not None:
+            sub._parallel_config = None
+    return clone

@@ -1,7 +1,8 @@
 """Sequence parallelism of degree 2 (diffusers' Ulysses attention over 2 gloo processes on the CPU) gives
 the transformer outputs, input gradients and parameter gradients (summed over the group) of degree 1,
-in fp32, for a tiny Wan 2.1 transformer and a Wan 2.2 expert pair; CogVideoX, which has no context-
-parallel plan in diffusers, is refused by name."""
+in fp32, for a tiny Wan 2.1 transformer and a Wan 2.2 expert pair; the frozen copy a reference is taken
+with keeps its own weights; CogVideoX, which has no context-parallel plan in diffusers, is refused by
+name."""
 from __future__ import annotations
 
 import os
@@ -63,6 +64,16 @@ def _worker(rank: int, world: int, port: int, results):
             for n, grad in grads.items():
                 torch.testing.assert_close(grad, ref_grads[n], **TOLERANCE, msg=f"{name} {n}")
         assert seen and all(tokens == 48 // world for tokens in seen), seen  # the blocks saw half the tokens
+        # the frozen reference: its own weights (a plain deep copy would run the original's), unsplit
+        wan = split["wan"]
+        frozen = sequence.frozen_copy(wan)
+        with torch.no_grad():
+            before = frozen(hidden_states=x, timestep=t["wan"], encoder_hidden_states=e, return_dict=False)[0]
+            for p in wan.parameters():
+                p.add_(0.01)
+            after = frozen(hidden_states=x, timestep=t["wan"], encoder_hidden_states=e, return_dict=False)[0]
+        torch.testing.assert_close(after, before, rtol=0, atol=0)
+        torch.testing.assert_close(before, reference["wan"][0], **TOLERANCE)
         results[rank] = "ok"
     except BaseException as exc:  # reported by the parent
         results[rank] = f"{type(exc).__name__}: {exc}"
