@@ -77,7 +77,8 @@ CODES: dict[str, tuple[str, str]] = {
     "E0322": ("error", "inconsistent Wan 2.2 two-expert folder"),
     "E0323": ("error", "more nodes than the cluster's `max_nodes`"),
     "E0324": ("error", "reward guidance with a reward that has no gradient"),
-    "E0330": ("error", "`sequence_parallel` the job's GPUs, the model's heads or its family cannot split"),
+    "E0330": ("error", "`sequence_parallel` the job's GPUs, the model's heads or its family cannot split, "
+                       "or beside `compile`"),
     # E04xx the user's data and model folders, checked where they are on this machine (data preflight)
     "E0401": ("error", "no videos match a dataset's glob"),
     "E0402": ("error", "a dataset file is not a video"),

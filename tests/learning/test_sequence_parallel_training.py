@@ -10,19 +10,20 @@ from tests.learning.test_data_parallel import MODEL, STAGES, moved, trained
 from tests.runtime.conftest import job_dir, vpo
 
 
-def split_recipe(kind: str) -> str:
-    stage = STAGES[kind].replace("  lr ", "  sequence_parallel = 2\n  lr ", 1)
+def split_recipe(kind: str, extra: str = "") -> str:
+    stage = STAGES[kind].replace("  lr ", f"  sequence_parallel = 2\n{extra}  lr ", 1)
     return f"vpo 0.1\nuse std.shapes\n\n{MODEL}\n\ncluster machine = local {{ gpus_per_node = 2 }}\n\n{stage}\n"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["sft", "dpo", "grpo"])
-def test_sequence_parallel_two_matches_one_process(tmp_path, kind):
+@pytest.mark.parametrize("kind,zero", [("sft", None), ("dpo", None), ("grpo", None), ("sft", 2)])
+def test_sequence_parallel_two_matches_one_process(tmp_path, kind, zero):
+    """Also under DeepSpeed ZeRO-2, which averages over every rank: the loss is scaled by k there."""
     from safetensors.torch import load_file
 
     one = trained(tmp_path, kind, 1)
     path = tmp_path / f"{kind}_sp.vpo"
-    path.write_text(split_recipe(kind))
+    path.write_text(split_recipe(kind, f"  zero_stage = {zero}\n" if zero is not None else ""))
     run_dir = tmp_path / f"{kind}_sp"
     out = vpo("run", path, "--run-dir", run_dir, "--progress", "plain", VPO_DEVICE="cpu")
     log = (job_dir(run_dir, "tuned") / "log.txt").read_text()

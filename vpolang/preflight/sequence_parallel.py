@@ -1,7 +1,8 @@
 """E0330: `sequence_parallel = k` that the runtime cannot lay out: k must divide the GPUs the stage's job
 runs on (groups of k consecutive ranks hold the same rows) and the attention heads of every policy it
 trains (Ulysses gives each rank heads / k of every token), and the family's transformer must have a
-context-parallel plan (runtime/parallel/sequence.py; CogVideoX has none in diffusers 0.42)."""
+context-parallel plan (runtime/parallel/sequence.py; CogVideoX has none in diffusers 0.42); `compile`
+is refused beside it (the context-parallel hooks are not compiled by this runtime yet)."""
 from __future__ import annotations
 
 from ..diagnostics import Diagnostic
@@ -22,6 +23,10 @@ def check(stage, pf) -> list[Diagnostic]:
         return [Diagnostic("E0330", f"stage `{stage.id}`: sequence_parallel = {k} does not divide the {n} "
                            f"process{'es' if n > 1 else ''} it runs on", span, hint=fix)]
     out = []
+    if stage.config.get("compile"):
+        out.append(Diagnostic("E0330", f"stage `{stage.id}`: `compile = true` does not run with sequence_parallel = {k} "
+                              "yet: the runtime does not compile the context-parallel hooks",
+                              field_span(stage, ("compile",)), hint="remove `compile`, or set sequence_parallel = 1"))
     for _, name, spec in policy_bases({"model": stage.config.get("model"), "policy": stage.config.get("policy")}):
         family = VIDEO_FAMILIES.get(spec.get("family"))
         if family is not None and not family.sequence_parallel:
