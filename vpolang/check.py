@@ -461,18 +461,23 @@ class Checker:
     # ---- iterate
     def _iterate(self, node: ast.Iterate, env: Env) -> IterateValue | None:
         ev = Evaluator(self, env, {})
+        current: dict[str, Any] = {}
         try:
-            init = ev.value(node.init)
+            for var in node.vars:
+                if var.name in current:
+                    self.rep.add("E0211", f"`{node.name}` declares the variable `{var.name}` twice", var.name_span)
+                    return None
+                current[var.name] = ev.value(var.init)
+                if isinstance(current[var.name], Word):
+                    ev._unknown(current[var.name], var.init.span)
             rounds = ev.value(node.rounds)
         except EvalError:
             return None
-        if isinstance(init, Word):
-            ev._unknown(init, node.init.span)
         if not isinstance(rounds, int) or isinstance(rounds, bool) or not 1 <= rounds <= MAX_ROUNDS:
             self.rep.add("E0203", f"rounds must be a whole number from 1 to {MAX_ROUNDS}, got {describe(rounds)}",
                          node.rounds.span)
             return None
-        current = {node.var: init}
+        variables = ", ".join(f"`{v.name}`" for v in node.vars)
         per_round: list[dict[str, Any]] = []
         for k in range(1, rounds + 1):
             local: dict[str, Any] = dict(current)
@@ -484,7 +489,7 @@ class Checker:
                     if item.name not in current:
                         if k == 1:
                             self.rep.add("E0111", f"`next {item.name}`: `{node.name}` has no variable "
-                                         f"`{item.name}`", item.name_span, hint=f"its variable is `{node.var}`")
+                                         f"`{item.name}`", item.name_span, hint=f"its variables: {variables}")
                         continue
                     try:
                         nexts[item.name] = Evaluator(self, round_env, {}).value(item.value)

@@ -56,6 +56,8 @@ CODES: dict[str, tuple[str, str]] = {
     "E0220": ("error", "a Slurm partition, account or GPU name holds characters it may not"),
     "E0221": ("error", "an `extra` sbatch option or value that vpo does not pass to Slurm"),
     "E0222": ("error", "a path holds control characters"),
+    "E0223": ("error", "a served reward's URL or key variable that vpo does not call"),
+    "E0224": ("error", "a plugin reward entry that is not `module:Class` or an entry-point name"),
     # E03xx cross-field and whole-recipe rules
     "E0301": ("error", "invalid combination of fields"),
     "E0302": ("error", "the job does not fit in GPU memory"),
@@ -160,6 +162,8 @@ HINTS: dict[str, str] = {
     "E0220": "use only letters, digits, `_`, `.` and `-` (a partition list separates names with commas)",
     "E0221": "name an sbatch long option vpo does not set itself, with a value of letters, digits and `_.,:=+/@%-`",
     "E0222": "remove the control character (newline, tab, NUL) from the path",
+    "E0223": "an http:// or https:// URL with a host and no credentials; a key goes in the variable `api_key_env` names",
+    "E0224": "write `module.path:Class`, or the name an installed package registers under `vpo.rewards`",
     "E0310": "use a family with a runtime adapter (wan, wan22, cogvideox, or the shapes world)",
     "E0311": "use zero_stage <= 2, or remove `compile`",
     "E0312": "use zero_stage <= 2, or remove `ema`",

@@ -10,7 +10,7 @@ from .source import Span
 
 _CUSTOM = {"vpo_ref": "E0206", "vpo_scalar": "E0207", "vpo_unit": "E0208", "vpo_range": "E0203",
            "vpo_type": "E0204", "vpo_rule": "E0301", "vpo_slurm_name": "E0220", "vpo_sbatch_option": "E0221",
-           "vpo_sbatch_value": "E0221", "vpo_path": "E0222"}
+           "vpo_sbatch_value": "E0221", "vpo_path": "E0222", "vpo_url": "E0223", "vpo_plugin": "E0224"}
 _RANGE = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
 _RANGE_CTX = {"greater_than_equal": "ge", "greater_than": "gt", "less_than_equal": "le", "less_than": "lt"}
 

@@ -67,7 +67,7 @@ def run(ctx: JobContext) -> None:
         text = encode_cached(policy, prompts[mine], cache)
         local = mine.stop - mine.start
         policy.eval()
-        uncond = encode_cached(policy, [""] * local, cache) if cfg["guidance"] != 1.0 else None
+        uncond = encode_cached(policy, [cfg["negative_prompt"]] * local, cache) if cfg["guidance"] != 1.0 else None
         traj = sample(policy, text, noise[mine].to(ctx.device), T, cfg["noise"], cfg["noise_level"], gen,
                       cfg["guidance"], uncond, rows=(mine, n))
         videos = policy.decode(traj.final)
