@@ -1,10 +1,11 @@
 """Sequence parallelism of degree 2 (diffusers' Ulysses attention over 2 gloo processes on the CPU) gives
 the transformer outputs, input gradients and parameter gradients (summed over the group) of degree 1,
-in fp32, for a tiny Wan 2.1 transformer and a Wan 2.2 expert pair; the frozen copy a reference is taken
+in fp32, for a tiny Wan 2.1 transformer (also with gradient checkpointing) and a Wan 2.2 expert pair; the frozen copy a reference is taken
 with keeps its own weights; CogVideoX, which has no context-parallel plan in diffusers, is refused by
 name."""
 from __future__ import annotations
 
+import copy
 import os
 
 import pytest
@@ -22,7 +23,9 @@ def _models():
     torch.manual_seed(0)
     wan = tiny_wan_transformer()
     pair = ExpertPair(tiny_wan_transformer(), tiny_wan_transformer(), WAN22_BOUNDARY)
-    return {"wan": wan, "wan22": pair}
+    checkpointed = copy.deepcopy(wan)  # the same weights, each block recomputed in the backward
+    checkpointed.enable_gradient_checkpointing()
+    return {"wan": wan, "wan22": pair, "wan_checkpointed": checkpointed}
 
 
 def _step(model, x, t, e):
@@ -42,7 +45,8 @@ def _worker(rank: int, world: int, port: int, results):
         g = torch.Generator().manual_seed(1)
         x = torch.randn(2, 16, 3, 8, 8, generator=g)  # 3 x 4 x 4 = 48 tokens: 24 per rank
         e = torch.randn(2, 16, 32, generator=g)
-        t = {"wan": torch.tensor([500.0, 200.0]), "wan22": torch.tensor([950.0, 100.0])}  # both experts
+        t = {"wan": torch.tensor([500.0, 200.0]), "wan22": torch.tensor([950.0, 100.0]),  # both experts
+             "wan_checkpointed": torch.tensor([500.0, 200.0])}
         reference = {name: _step(m, x, t[name], e) for name, m in _models().items()}
         layout = sequence.Layout(world, world, rank)
         mesh = sequence.device_mesh(layout, "cpu")
