@@ -28,8 +28,8 @@ def summarize(record: dict[str, Any]) -> str:
 
 
 def total_steps(job: Job) -> int | None:
-    steps = job.config.get("steps")
-    return int(steps) if isinstance(steps, (int, float)) and steps > 0 else None
+    steps = getattr(job.config, "steps", None)  # training kinds with `steps`; None: set by `epochs`, or none
+    return steps if steps else None
 
 
 class StepRate:

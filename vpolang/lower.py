@@ -15,12 +15,12 @@ from typing import Any
 
 from .check import CheckedRecipe
 from .safety import recipe_name
-from .plan import ArtifactRef, Job, Placement, Plan, PlanSpan, RecipeInfo, assign_hashes, topological_order
+from .jobconfig import GENERATE_FIELDS, JOBS, JUDGE_FIELDS, LoweredOnPolicy, LoweredSynthetic
+from .plan import (SINGLE_PROCESS_KINDS, ArtifactRef, Job, Placement, Plan, PlanSpan, RecipeInfo, assign_hashes,
+                   topological_order)
 from .values import StageValue
 
-OUTPUTS = {"sft": ["policy"], "grpo": ["policy"], "dpo": ["policy"], "kto": ["policy"], "rwr": ["policy"],
-           "reward_model": ["reward_model"], "evaluate": ["metrics", "samples"], "generate": ["videos"],
-           "judge": ["pairs"], "synthesize": ["pairs"]}
+OUTPUTS = {kind: list(info.outputs) for kind, info in JOBS.items()}
 DPO_BETA_DEFAULT = {"epsilon": 5000.0, "velocity": 500.0}
 
 
@@ -56,7 +56,9 @@ def _stage_jobs(stage: StageValue) -> list[Job]:
         if isinstance(value, dict):
             config[field] = _lower_source(stage, config, field, value, inputs, data_jobs, {})
     config = _link_refs(config, inputs)
-    placement = _placement(stage, config.get("nodes", 1))
+    # a one-process trainer (evaluate) gets the one GPU it uses, not the cluster's node (E0330: `nodes`)
+    placement = _placement(stage, 1, max_gpus=1) if stage.kind in SINGLE_PROCESS_KINDS else \
+        _placement(stage, config.get("nodes", 1))
     job = Job(id=stage.id, kind=stage.kind, stage=stage.id, inputs=inputs.slots,
               depends_on=sorted({r.job for r in inputs.slots.values()}), outputs=OUTPUTS[stage.kind],
               placement=placement, config=config, seed=config.get("seed", 0), span=_span(stage))
@@ -77,7 +79,7 @@ def _fill_model_defaults(config: dict, stage: StageValue) -> None:
         config["sample_steps"] = model["sample_steps"]
     _fill_guidance_defaults(config, model)
     if stage.kind == "grpo" and config.get("noise_level") is None:
-        config["noise_level"] = 0.7 if config["noise"] == "flow_grpo" else 0.3
+        config["noise_level"] = {"flow_grpo": 0.7, "dance": 0.3, "cps": 0.8, "ode": 0.0}[config["noise"]]
     config["model"] = model
 
 
@@ -101,10 +103,8 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
     placement = _placement(stage, 1, max_gpus=1)
     if kind == "on_policy":
         gen_inputs, judge_inputs = _Inputs(), _Inputs()
-        gen_cfg = _link_refs({"policy": src["policy"], "prompts": src["prompts"], "n": src["n"],
-                              "sample_steps": src["sample_steps"], "guidance_scale": src["guidance_scale"],
-                              "negative_prompt": src["negative_prompt"], "seed": cfg.get("seed", 0),
-                              "resolution": cfg.get("resolution"), "frames": cfg.get("frames"),
+        gen_cfg = _link_refs({**{name: src[name] for name in GENERATE_FIELDS}, "seed": cfg["seed"],
+                              "resolution": cfg["resolution"], "frames": cfg["frames"],
                               "model": _base_of(src["policy"])}, gen_inputs)
         _fill_sampling_defaults(gen_cfg)
         gen = Job(id=f"{stage.id}.{where}.generate", kind="generate", stage=stage.id, inputs=gen_inputs.slots,
@@ -113,16 +113,16 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
                   seed=stage.config.get("seed", 0), span=_span(stage))
         if field == "data":  # RWR weighs the samples by its own reward: the candidates need no judging
             data_jobs.append(gen)
-            return {"kind": "on_policy", "input": inputs.add(where, gen.id, "videos"), "n": src["n"]}
+            return LoweredOnPolicy(input=inputs.add(where, gen.id, "videos"), n=src["n"],
+                                   labels=src["labels"]).model_dump()
         judge_inputs.add("videos", gen.id, "videos")
-        judge_cfg = _link_refs({"judges": src["judges"], "pick": src["pick"], "margin": src["margin"],
-                                "swap_check": src["swap_check"], "labels": src["labels"]}, judge_inputs)
+        judge_cfg = _link_refs({name: src[name] for name in JUDGE_FIELDS}, judge_inputs)
         judge = Job(id=f"{stage.id}.{where}.judge", kind="judge", stage=stage.id, inputs=judge_inputs.slots,
                     depends_on=sorted({r.job for r in judge_inputs.slots.values()}), outputs=OUTPUTS["judge"],
                     placement=placement, config=judge_cfg, seed=stage.config.get("seed", 0), span=_span(stage))
         data_jobs.extend([gen, judge])
         slot = inputs.add(where, judge.id, "pairs")
-        return {"kind": "on_policy", "input": slot, "n": src["n"], "labels": src["labels"]}
+        return LoweredOnPolicy(input=slot, n=src["n"], labels=src["labels"]).model_dump()
     if kind == "synthetic":
         job_cfg = {"videos": src["videos"], "negatives": src["negatives"], "seed": src["seed"],
                    "resolution": cfg.get("resolution"), "frames": cfg.get("frames")}
@@ -130,7 +130,7 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
                   placement=placement, config=job_cfg, seed=src["seed"], span=_span(stage))
         data_jobs.append(job)
         slot = inputs.add(where, job.id, "pairs")
-        return {"kind": "synthetic", "input": slot}
+        return LoweredSynthetic(input=slot).model_dump()
     if kind == "online":  # candidates come from the stage's own policy
         _fill_guidance_defaults(src, stage.base_model)
     return src

@@ -9,6 +9,13 @@ Compatibility: `schema_version` is MAJOR.MINOR. A reader accepts any plan with i
 up to its own; MINOR bumps only add optional fields. Anything else is refused with a clear message.
 2.0: training jobs carry a required `execution` block (the schedule the runtime executes) and
 `placement.zero_stage` moved into it; a 1.x plan has no schedule to execute, so it is refused.
+3.0: `execution.reward_execution` is an instruction (`serial` | `threads`: how the rewards one call
+scores run), no longer a description of where they run; a 2.x plan's values mean nothing to it.
+4.0: `config` is typed: one model per job kind (vpolang/jobconfig.py, derived from the stage schemas),
+chosen by `config.kind`, which must equal the job's `kind`; unknown fields are refused and absent
+ones take the schema's default. Lowered sources name their input slot (`{"kind": "on_policy",
+"input": ..., "n": ..., "labels": ...}`). A 3.x plan's configs are not checked against a schema, so it
+is refused.
 """
 from __future__ import annotations
 
@@ -23,14 +30,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from . import safety
 
 from .atomic import write_text
+from .jobconfig import JOB_KINDS, TRAINING_KINDS, AnyJobConfig
 
-SCHEMA_VERSION = "2.0"
+__all__ = ["TRAINING_KINDS", "JOB_KINDS"]  # re-exported: vpolang/jobconfig.py holds the one table of kinds
 
-JobKind = Literal[
-    "sft", "grpo", "dpo", "kto", "rwr", "reward_model", "evaluate",  # stages
-    "generate", "judge", "synthesize",  # data jobs lowered from on_policy(...) and synthetic(...)
-]
-TRAINING_KINDS = ("sft", "grpo", "dpo", "kto", "rwr", "reward_model")  # the jobs that carry an execution block
+SCHEMA_VERSION = "4.0"
+
+JobKind = Literal[JOB_KINDS]  # stages, and the data jobs lowered from on_policy(...) and synthetic(...)
+# Job kinds whose trainer runs in one process (runtime/registry.py: no `run.distributed`): lowering
+# places them on one GPU; tests/runtime/test_registry.py checks the runtime agrees.
+SINGLE_PROCESS_KINDS = ("evaluate", "judge", "synthesize")
 
 
 class _Strict(BaseModel):
@@ -139,10 +148,11 @@ class ExecutionBlock(_Strict):
     checkpointing: bool = False  # activation (gradient) checkpointing of the trained network
     groups_span_ranks: bool = False  # grpo: a group's rollouts may lie on several ranks
     candidates_per_rank: int | None = None  # online dpo: videos each rank samples per step
-    reward_execution: Literal["per_rank_gathered", "dataset_once", "one_process"] | None = Field(
-        None, description="how rewards run: grpo scores each rank's rollouts and gathers the scores so "
-        "whole groups are normalised; sft/rwr score the dataset once before training; online dpo samples "
-        "and judges in its one process")
+    reward_execution: Literal["serial", "threads"] | None = Field(
+        None, description="how the rewards one call scores together run (grpo's reward expression, online "
+        "dpo's judges; sft/rwr score the dataset once with one reward): `serial`, or `threads`, each on its "
+        "own thread and CUDA stream (runtime/rewards/concurrent.py); None for a job that scores nothing. "
+        "grpo scores each rank's rollouts and gathers the scores before anything per group")
 
     def summary(self) -> str:
         """One line for logs and the plan table: `16 ranks x 1 x 2 accum, ZeRO-2, ckpt`."""
@@ -167,12 +177,26 @@ class Job(_Strict):
     inputs: dict[SlotName, ArtifactRef] = Field(default_factory=dict)
     outputs: list[ArtifactName] = Field(default_factory=list)
     placement: Placement = Field(default_factory=Placement)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: AnyJobConfig  # the typed config of this kind (vpolang/jobconfig.py)
     seed: int = 0
     hash: JobHash = ""
     estimate: Estimate = Field(default_factory=Estimate)
     execution: ExecutionBlock | None = None  # training jobs: required (see `check_executable`)
     span: PlanSpan | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _config_kind(cls, data: Any) -> Any:
+        """A config given as a dict without `kind` is of the job's kind."""
+        if isinstance(data, dict) and isinstance(data.get("config"), dict) and "kind" not in data["config"]:
+            data = {**data, "config": {**data["config"], "kind": data.get("kind")}}
+        return data
+
+    @model_validator(mode="after")
+    def _same_kind(self):
+        if self.config.kind != self.kind:
+            raise ValueError(f"job {self.id} is a {self.kind} job but its config is of kind {self.config.kind}")
+        return self
 
 
 class Totals(_Strict):
@@ -240,7 +264,8 @@ def job_hash(job: Job, input_hashes: dict[str, str]) -> str:
     optimiser, the rank split, the micro-batches and checkpointing decide what runs and in which
     floating-point order, and a checkpoint of one schedule does not resume under another."""
     execution = job.execution.model_dump(mode="json") if job.execution is not None else None
-    return canonical_hash({"kind": job.kind, "config": job.config, "seed": job.seed, "execution": execution,
+    config = job.config.model_dump(mode="json")
+    return canonical_hash({"kind": job.kind, "config": config, "seed": job.seed, "execution": execution,
                            "inputs": {k: [r.job, r.name, input_hashes.get(r.job, "")]
                                       for k, r in sorted(job.inputs.items())}})
 

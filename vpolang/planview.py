@@ -158,7 +158,8 @@ def render_diff(old: Plan, new: Plan) -> str:
     for j in changed:
         a, b = old_jobs[j], new_jobs[j]
         blocks = [x.execution.model_dump(mode="json") if x.execution else {} for x in (a, b)]
-        fields = _changed_fields(a.config, b.config) + _changed_fields(*blocks, "execution.") or ["inputs"]
+        configs = [x.config.model_dump(mode="json") for x in (a, b)]
+        fields = _changed_fields(*configs) + _changed_fields(*blocks, "execution.") or ["inputs"]
         out.append(f"| ~ | `{j}` | {b.kind} | {b.estimate.gpu_hours - a.estimate.gpu_hours:+,.1f} | "
                    f"{b.estimate.cost_usd - a.estimate.cost_usd:+,.0f} | {', '.join(fields[:6])} |")
     if not (added or removed or changed):

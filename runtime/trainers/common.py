@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 
@@ -26,28 +26,26 @@ BASE_SEED = 0  # the base model of a spec is always the same weights, whichever 
 
 def unsupported(ctx: JobContext, field: str, why: str) -> None:
     """An option this runtime cannot honour stops the job naming it, rather than being ignored."""
-    raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): `{field}` is not supported by this runtime yet; "
-                   f"{why}")
+    raise JobError(f"`{field}` is not supported by this runtime yet; {why}")
 
 
 def load_policy(ctx: JobContext, field: str = "policy", trainable: bool = True) -> VideoPolicy:
     """The policy a stage starts from: the base model, plus the weights of the stage it refers to."""
     cfg = ctx.config
-    ref = cfg.get(field) or {}
-    spec = cfg.get("model") or ref.get("spec") or ref.get("base_model")
+    ref = getattr(cfg, field)  # a model or stage reference (a dict; a stage's names its input slot)
     try:
-        policy = build_policy(spec, ctx.device, seed=BASE_SEED, recipe_dir=ctx.recipe_dir)
+        policy = build_policy(cfg.model.model_dump(), ctx.device, seed=BASE_SEED, recipe_dir=ctx.recipe_dir)
     except FileNotFoundError as exc:
-        raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): {exc}") from exc
+        raise JobError(str(exc)) from exc
     if ref.get("input"):
         policy.load(ctx.input_path(ref["input"]))
-    if trainable and cfg.get("lora_rank"):
-        policy.add_lora(int(cfg["lora_rank"]))
+    if trainable and cfg.lora_rank:
+        policy.add_lora(int(cfg.lora_rank))
     if trainable and ctx.execution.checkpointing:  # the plan's block: the recipe's choice or the planner's
         policy.transformer.enable_gradient_checkpointing()
     if trainable and ctx.execution.sequence_parallel > 1:
         split_sequence(ctx, policy.transformer)
-    if trainable and cfg.get("compile"):
+    if trainable and cfg.compile:
         compile_transformer(ctx, policy.transformer)
     if not trainable:
         policy.requires_grad_(False)
@@ -61,7 +59,7 @@ def split_sequence(ctx: JobContext, transformer: torch.nn.Module) -> None:
     from .parallel import use_sequence_parallel
 
     k = ctx.execution.sequence_parallel
-    if ctx.config.get("compile"):
+    if ctx.config.compile:
         unsupported(ctx, "compile with sequence_parallel", "diffusers' context-parallel hooks are not "
                     "compiled here yet; remove `compile` or set sequence_parallel = 1")
     try:
@@ -88,6 +86,16 @@ def compile_transformer(ctx: JobContext, transformer: torch.nn.Module) -> None:
         ctx.log("compiled the transformer")
 
 
+class Stateful(Protocol):
+    """Trainer state beyond the weights, optimiser and RNG that a checkpoint must hold for a resumed
+    run to equal an uninterrupted one: handed to `Loop(state={name: obj})`, saved as
+    `obj.state_dict()` and restored with `obj.load_state_dict(saved)` (torch's protocol)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
 class Ema:
     """Exponential moving average of the trainable weights; the stage's output policy is the average."""
 
@@ -105,6 +113,26 @@ class Ema:
         state = policy.transformer.state_dict()
         policy.load_trainable_state({k: v.to(state[k].dtype) for k, v in self.shadow.items()})
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.shadow
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.shadow = state
+
+
+class ReferenceState:
+    """A reference that moves during training (`reference = refresh(every = K)`) as checkpoint state:
+    the frozen copy, or with LoRA the adapter snapshot (empty while it is still the base model)."""
+
+    def __init__(self, policy: VideoPolicy):
+        self.policy = policy
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.policy.reference_state() or {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.policy.load_reference_state(state or None)
+
 
 def policy_from_ref(ctx: JobContext, ref: dict) -> VideoPolicy:
     """A frozen policy for a reference in `against` / `policy` of evaluate and generate jobs."""
@@ -112,7 +140,7 @@ def policy_from_ref(ctx: JobContext, ref: dict) -> VideoPolicy:
     try:
         policy = build_policy(spec, ctx.device, seed=BASE_SEED, recipe_dir=ctx.recipe_dir)
     except FileNotFoundError as exc:
-        raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): {exc}") from exc
+        raise JobError(str(exc)) from exc
     if ref.get("input"):
         policy.load(ctx.input_path(ref["input"]))
     return policy.requires_grad_(False).eval()
@@ -128,8 +156,8 @@ def policy_updater(ctx: JobContext, policy: VideoPolicy) -> Updater:
 
 
 def lr_at(step: int, cfg: dict) -> float:
-    warm = cfg.get("warmup", 0)
-    return cfg["lr"] * min(1.0, (step + 1) / warm) if warm else cfg["lr"]
+    warm = cfg.warmup
+    return cfg.lr * min(1.0, (step + 1) / warm) if warm else cfg.lr
 
 
 def step_generator(seed: int, step: int, salt: int = 0) -> torch.Generator:
@@ -151,44 +179,49 @@ def batch_indices(n: int, batch: int, step: int, seed: int) -> torch.Tensor:
 
 
 def total_steps(cfg: dict, dataset_size: int) -> int:
-    if cfg.get("steps"):
-        return int(cfg["steps"])
-    return max(1, -(-cfg.get("epochs", 1) * dataset_size // cfg["batch"]))
+    if cfg.steps:
+        return int(cfg.steps)
+    return max(1, -(-cfg.epochs * dataset_size // cfg.batch))
 
 
 @dataclass
 class Loop:
     """A resumable optimisation loop: checkpoints every `checkpoint_every` steps, on a stop request and
-    at the end; resumes from the latest valid checkpoint with model, optimiser and RNG state."""
+    at the end; resumes from the latest valid checkpoint with model, optimiser and RNG state, and the
+    trainer's own `state` objects (state_dict()/load_state_dict(): a moving reference, BPGO's priors;
+    the EMA joins them when the stage has one)."""
 
     ctx: JobContext
     policy: VideoPolicy
     updater: Updater
     steps: int
-    extra_state: Callable[[], dict] | None = None
-    load_extra: Callable[[dict], None] | None = None
+    state: dict[str, Stateful] = field(default_factory=dict)
     ema: Ema | None = None
 
     def __post_init__(self):
-        if self.ctx.config.get("ema"):
+        self.state = dict(self.state)
+        if self.ctx.config.ema:
             if self.updater.zero_stage == 3:
                 unsupported(self.ctx, "ema", "ZeRO-3 partitions the weights the average reads; use zero_stage <= 2")
-            self.ema = Ema(self.policy, self.ctx.config["ema"])
+            self.ema = Ema(self.policy, self.ctx.config.ema)
+            self.state["ema"] = self.ema
 
     def resume(self) -> int:
         found = self.ctx.checkpoints.latest_valid()
         if found is None:
             return 0
         step, path = found
-        state = self.ctx.checkpoints.load(path)
+        saved = self.ctx.checkpoints.load(path)
         with self.updater.full_weights():
-            self.policy.load_trainable_state(state["model"])
-        self.updater.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
-        if self.load_extra and "extra" in state:
-            self.load_extra(state["extra"])
-        if self.ema is not None and "ema" in state:
-            self.ema.shadow = state["ema"]
+            self.policy.load_trainable_state(saved["model"])
+        self.updater.load_state_dict(saved["optimizer"])
+        set_rng_state(saved["rng"])
+        extra = dict(saved.get("extra", {}))
+        if "ema" in saved:  # checkpoints before the state objects kept the EMA beside `extra`
+            extra.setdefault("ema", saved["ema"])
+        for name, obj in self.state.items():
+            if name in extra:
+                obj.load_state_dict(extra[name])
         self.ctx.log(f"resumed from checkpoint at step {step}")
         return step
 
@@ -199,17 +232,14 @@ class Loop:
         optimizer = self.updater.state_dict()
         if not self.ctx.is_main:
             return
-        state: dict[str, Any] = {"model": model, "optimizer": optimizer, "rng": rng_state(), "step": step}
-        if self.extra_state:
-            state["extra"] = self.extra_state()
-        if self.ema is not None:
-            state["ema"] = self.ema.shadow
+        state: dict[str, Any] = {"model": model, "optimizer": optimizer, "rng": rng_state(), "step": step,
+                                 "extra": {name: obj.state_dict() for name, obj in self.state.items()}}
         self.ctx.checkpoints.save(step, state)
 
     def run(self, step_fn: Callable[[int], dict[str, float]]) -> bool:
         """Calls step_fn(step) for the remaining steps; False when stopped early (to resume later)."""
         cfg = self.ctx.config
-        every = cfg.get("checkpoint_every", 50)
+        every = cfg.checkpoint_every
         for step in range(self.resume(), self.steps):
             for group in self.updater.param_groups:
                 group["lr"] = lr_at(step, cfg)
@@ -219,7 +249,7 @@ class Loop:
                 values["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
             if self.ema is not None:
                 self.ema.update(self.policy)
-            if step % cfg.get("log_every", 1) == 0 or step == self.steps - 1:
+            if step % cfg.log_every == 0 or step == self.steps - 1:
                 self.ctx.metrics(step + 1, **values)
             done = step + 1
             if self.ctx.should_stop():  # agreed across ranks: all stop at the same step
@@ -269,7 +299,7 @@ def real_nll_step(ctx: JobContext, policy, updater: Updater, real, i, cache) -> 
     back-propagated on its own graph, scaled by `nll_real`."""
     real_prompts, real_latents = real
     loss, _ = weighted_flow_matching_step(ctx, policy, updater, real_latents, real_prompts, None, i, cache, salt=1,
-                                          scale=ctx.config["nll_real"])
+                                          scale=ctx.config.nll_real)
     return loss
 
 
@@ -289,10 +319,10 @@ def weighted_flow_matching_step(ctx: JobContext, policy: VideoPolicy, updater: U
     rows get what they would get in one process. `salt` gives a second data stream its own batches and
     noise; `scale` multiplies the loss for backward. Returns the rank-averaged loss and the batch's indices."""
     cfg = ctx.config
-    idx = batch_indices(len(prompts), cfg["batch"], i, cfg["seed"] + salt)
-    gen = step_generator(cfg["seed"], i, salt=salt)
+    idx = batch_indices(len(prompts), cfg.batch, i, cfg.seed + salt)
+    gen = step_generator(cfg.seed, i, salt=salt)
     eps = torch.randn((len(idx), *latents.shape[1:]), generator=gen)
-    s = flow.sample_sigmas(len(idx), gen, policy.spec.get("shift", 1.0))
+    s = flow.sample_sigmas(len(idx), gen, policy.spec["shift"])
     mine = share(ctx, len(idx))
     idx, eps, s = idx[mine], eps[mine].to(latents.device), s[mine].to(latents.device)
     total = 0.0

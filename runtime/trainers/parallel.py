@@ -39,7 +39,7 @@ def share(ctx: JobContext, total: int) -> slice:
     per, k = ctx.execution.rows_per_rank, ctx.execution.sequence_parallel
     groups = ctx.world_size // k
     if per * groups != total:
-        raise JobError(f"{ctx.where}: a global batch of {total} rows does not match the plan's execution block "
+        raise JobError(f"a global batch of {total} rows does not match the plan's execution block "
                        f"({groups} x {per} rows); re-create the plan with `vpo plan`")
     group = ctx.rank // k
     return slice(group * per, (group + 1) * per)

@@ -39,7 +39,7 @@ HALF = (torch.bfloat16, torch.float16)
 
 
 def adamw(params, cfg: dict, fused: bool = False) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0), betas=(0.9, 0.999),
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999),
                              fused=fused or None)
 
 
@@ -91,7 +91,7 @@ class TorchUpdater:
             return 0.0  # nothing was back-propagated this step (GRPO: every rollout gated out)
         for p, m in self._copies:  # the norm, the clipping and the update in fp32
             m.grad, p.grad = (p.grad.float() if p.grad is not None else None), None
-        norm = torch.nn.utils.clip_grad_norm_(self.masters, self.cfg.get("grad_clip", 1.0))
+        norm = torch.nn.utils.clip_grad_norm_(self.masters, self.cfg.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self._copy_masters_to_weights()
@@ -191,7 +191,7 @@ class DeepSpeedUpdater:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         _check_kind(state, self.kind)
         if state["zero_stage"] != self.zero_stage or state["world_size"] != self.ctx.world_size:
-            raise JobError(f"{self.ctx.where}: the checkpoint was written with ZeRO stage {state['zero_stage']} on "
+            raise JobError(f"the checkpoint was written with ZeRO stage {state['zero_stage']} on "
                            f"{state['world_size']} processes; resume with the same (stage {self.zero_stage}, "
                            f"{self.ctx.world_size} processes now)")
         parts = state["partitions"]
@@ -212,13 +212,13 @@ def deepspeed_config(cfg: dict, module: nn.Module, stage: int) -> dict[str, Any]
         "train_micro_batch_size_per_gpu": 1,
         "gradient_accumulation_steps": 1,
         "managed_gradient_accumulation": False,
-        "gradient_clipping": cfg.get("grad_clip", 1.0),
+        "gradient_clipping": cfg.grad_clip,
         "zero_optimization": {"stage": stage},
         "bf16": {"enabled": bf16},
         **({"data_types": {"keep_in_fp32_modules": keep_fp32}} if bf16 and keep_fp32 else {}),
         # torch's AdamW (fused on GPUs by torch itself): DeepSpeed's own Adam needs a compiled extension
-        "optimizer": {"type": "AdamW", "params": {"lr": cfg["lr"], "betas": [0.9, 0.999], "eps": 1e-8,
-                                                  "weight_decay": cfg.get("weight_decay", 0.0), "torch_adam": True}},
+        "optimizer": {"type": "AdamW", "params": {"lr": cfg.lr, "betas": [0.9, 0.999], "eps": 1e-8,
+                                                  "weight_decay": cfg.weight_decay, "torch_adam": True}},
         "zero_allow_untested_optimizer": True,
         "steps_per_print": 2**62,
         "wall_clock_breakdown": False,

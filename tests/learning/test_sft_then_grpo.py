@@ -80,7 +80,7 @@ def test_sft_lowers_heldout_loss_and_raises_alignment(run):
     sft = metrics["models"]["sft"]["alignment"]
     assert sft["mean"] > 0.2 and sft["ci95"][0] > metrics["models"]["small"]["alignment"]["ci95"][1], sft
 
-    spec = lower(check_file(recipe).recipe).job("sft").config["model"]
+    spec = lower(check_file(recipe).recipe).job("sft").config.model.model_dump()
     untrained, trained = build_policy(spec, seed=0), build_policy(spec, seed=0)
     trained.load(job_dir(run_dir, "sft") / "artifacts" / "policy")
     before, after = heldout_loss(untrained, spec), heldout_loss(trained, spec)
