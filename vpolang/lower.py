@@ -196,11 +196,13 @@ def _placement(stage: StageValue, nodes: int, max_gpus: int | None = None) -> Pl
                          cpus_per_task=cluster.get("cpus_per_gpu"), mem_gib=mem * gpn if mem else None,
                          time_limit_s=int(time_limit) if time_limit else None,
                          slurm_extra=dict(cluster.get("extra", {})),
-                         usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"), track=list(cluster.get("track", [])))
+                         usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"),
+                         interconnect_gb_s=cluster.get("interconnect_gb_s"), track=list(cluster.get("track", [])))
     return Placement(executor="local", cluster=stage.cluster.name if stage.cluster else None,
                      gpu=cluster.get("gpu", "cpu"), nodes=1, gpus_per_node=cluster.get("gpus_per_node", 0),
                      time_limit_s=int(time_limit) if time_limit else None,
-                     usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"), track=list(cluster.get("track", [])))
+                     usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"),
+                     interconnect_gb_s=cluster.get("interconnect_gb_s"), track=list(cluster.get("track", [])))
 
 
 

@@ -97,6 +97,7 @@ class Placement(_Strict):
     mem_gib: float | None = None
     time_limit_s: int | None = None
     usd_per_gpu_hour: float | None = None  # the cluster's price, overriding the GPU catalogue's
+    interconnect_gb_s: float | None = None  # the cluster's GPU link, overriding the GPU catalogue's
     track: list[Literal["tensorboard", "wandb"]] = Field(default_factory=list)  # experiment trackers
     slurm_extra: dict[str, str] = Field(default_factory=dict)
 
@@ -130,12 +131,18 @@ class ExecutionBlock(_Strict):
 
     A step trains on the global batch: `rows_per_rank` rows on each of `world_size` ranks (videos for
     sft, rwr and kto, pairs for dpo, rollouts for grpo, items for reward_model), in `grad_accum`
-    forward/backward passes of at most `micro_batch` rows, then one optimiser step."""
+    forward/backward passes of at most `micro_batch` rows, then one optimiser step. With
+    `sequence_parallel` = k > 1, k consecutive ranks share each row (each holds 1/k of its tokens), so
+    the batch is `rows_per_rank` x world_size / k rows."""
 
     world_size: int = Field(ge=1, description="processes, one per GPU (or CPU process)")
     optimizer: Literal["torch_adamw", "deepspeed_zero"]
     zero_stage: int | None = Field(None, ge=0, le=3, description="DeepSpeed ZeRO stage; None with torch AdamW")
-    rows_per_rank: int = Field(ge=1, description="rows of the global batch each rank trains on per step")
+    sequence_parallel: int = Field(1, ge=1, description="ranks that split each row's tokens (Ulysses); the "
+                                   "ranks of a group hold the same rows: world_size / sequence_parallel "
+                                   "data-parallel groups")
+    rows_per_rank: int = Field(ge=1, description="rows of the global batch each rank trains on per step (the "
+                               "rows of its sequence-parallel group)")
     micro_batch: int = Field(ge=1, description="rows per forward/backward")
     grad_accum: int = Field(ge=1, description="forward/backward passes accumulated per optimiser step "
                             "(grpo: per trained timestep)")
@@ -155,6 +162,8 @@ class ExecutionBlock(_Strict):
         ranks = f"{self.world_size} rank{'s' if self.world_size > 1 else ''}"
         pinned = " (pinned)" if self.micro_batch_pinned else ""
         parts = [f"{ranks} x {self.micro_batch}{pinned} x {self.grad_accum} accum", optimiser]
+        if self.sequence_parallel > 1:
+            parts.append(f"sequence-parallel {self.sequence_parallel}")
         if self.checkpointing:
             parts.append("ckpt")
         if self.groups_span_ranks:

@@ -43,11 +43,33 @@ def load_policy(ctx: JobContext, field: str = "policy", trainable: bool = True) 
         policy.add_lora(int(cfg.lora_rank))
     if trainable and ctx.execution.checkpointing:  # the plan's block: the recipe's choice or the planner's
         policy.transformer.enable_gradient_checkpointing()
+    if trainable and ctx.execution.sequence_parallel > 1:
+        split_sequence(ctx, policy.transformer)
     if trainable and cfg.compile:
         compile_transformer(ctx, policy.transformer)
     if not trainable:
         policy.requires_grad_(False)
     return policy
+
+
+def split_sequence(ctx: JobContext, transformer: torch.nn.Module) -> None:
+    """Sequence parallelism as the plan's block says (runtime/parallel/sequence.py); every rank calls it."""
+    from runtime.parallel import sequence
+
+    from .parallel import use_sequence_parallel
+
+    k = ctx.execution.sequence_parallel
+    if ctx.config.compile:
+        unsupported(ctx, "compile with sequence_parallel", "diffusers' context-parallel hooks are not "
+                    "compiled here yet; remove `compile` or set sequence_parallel = 1")
+    try:
+        sequence.check_supported(transformer, k)
+        sequence.enable(transformer, sequence.Layout(ctx.world_size, k, ctx.rank), ctx.device)
+    except ValueError as exc:
+        unsupported(ctx, f"sequence_parallel = {k}", str(exc))
+    use_sequence_parallel(k)
+    ctx.log(f"sequence parallelism: {k} ranks split each video's tokens "
+            f"({ctx.world_size // k} data-parallel group{'s' if ctx.world_size // k > 1 else ''})")
 
 
 def compile_transformer(ctx: JobContext, transformer: torch.nn.Module) -> None:

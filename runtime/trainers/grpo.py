@@ -117,7 +117,7 @@ def update(policy, updater, cfg, traj, text, uncond, advantage, keep, dense, cli
     drawn = torch.stack([torch.tensor(trainable_steps)[torch.randperm(len(trainable_steps), generator=gen)]
                          for _ in range(n)])[:, :k_per_sample]
     order, mine_adv, keep_mine = drawn[mine], advantage[mine], keep[mine]
-    world, micro = block.world_size, block.micro_batch
+    world, micro = block.world_size // block.sequence_parallel, block.micro_batch  # data-parallel groups
     totals = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0}
     # under ZeRO-2/3 gradients are reduced inside each backward: every rank must run the same sequence
     # of backwards, so each runs as many passes per timestep as the busiest rank, zero-weight passes

@@ -139,6 +139,7 @@ class DeepSpeedUpdater:
         self.engine, self.optimizer, _, _ = deepspeed.initialize(
             model=module, model_parameters=_groups_by_dtype(params), config=deepspeed_config(ctx.config, module, stage))
         self._backwards = 0
+        self._split = ctx.execution.sequence_parallel > 1
 
     @property
     def param_groups(self) -> list[dict]:
@@ -150,7 +151,9 @@ class DeepSpeedUpdater:
         return self.engine
 
     def backward(self, loss: torch.Tensor) -> None:
-        self.engine.backward(loss)
+        # DeepSpeed averages over every rank; a sequence-parallel group's k ranks each hold part of one
+        # gradient, whose sum is wanted: k x the mean over the world is the mean over the groups
+        self.engine.backward(loss * self.ctx.execution.sequence_parallel if self._split else loss)
         self._backwards += 1
 
     def step(self) -> float:

@@ -64,6 +64,10 @@ TOGETHER = {
 }
 POSITIONAL = {"policy": "shapes.tiny_dit", "backbone": "models.qwen2_vl_2b"}
 
+# Fields that mean something only on several processes: both recipes are placed on two local GPUs.
+PLACED = ("sequence_parallel",)
+TWO_GPUS = "cluster two = local {{ gpus_per_node = 2 }}\n"
+
 # Fields whose other value leaves the plan as it was, and why.
 UNCHANGED: dict[str, str] = {
     "evaluate.nodes": "evaluate runs in one process on one GPU: any other value is E0330",
@@ -116,6 +120,8 @@ def test_stage_field_changes_the_plan(kind, name, info):
     together = TOGETHER.get(f"{kind}.{name}") or {name: _alternative(kind, name, info)}
     assert None not in together.values(), f"no other value known for `{kind}.{name}`: add one to ALTERNATIVES"
     template = STAGE_RECIPES[kind]
+    if name in PLACED:
+        template = TWO_GPUS + template.replace(") {{", ") on two {{", 1)
     base = _lowered(template.format(set=""))
     changed = _lowered(_with(template, together))
     assert changed != base, f"`{kind}.{name} = {together[name]}` leaves the plan unchanged"
@@ -229,6 +235,7 @@ CALLED = {
 }
 CALLED_COMPANIONS = {"refresh": {"pairs": "online(shapes.prompts(n = 8), judges = [shapes.alignment])"}}
 CONSTRUCTOR_ALTERNATIVES = {
+    "interconnect_gb_s": "100.0",
     "video_diffusion.family": "wan", "video_diffusion.guidance_scale": "4.0", "video_diffusion.params": "2M", "layers": "2", "hidden": "64", "heads": "2",
     "ffn": "128", "patch": "[1, 2, 2]", "vae_stride": "[1, 2, 2]", "latent_channels": "4", "text_dim": "16",
     "path": "\"/cluster/data/elsewhere\"", "vision_language.family": "qwen25_vl", "vision_language.params": "3B",
@@ -327,6 +334,8 @@ CONSUMED_BY_COMPILER = {
     "max_nodes": "vpolang/preflight/max_nodes.py",  # E0323
     # decided once into the plan's execution block, which the runtime executes
     "micro_batch": "vpolang/estimate/execution.py", "gradient_checkpointing": "vpolang/estimate/jobs.py",
+    "sequence_parallel": "vpolang/estimate/execution.py",
+    "interconnect_gb_s": "vpolang/lower.py",  # -> placement, read by the planner's all-to-all time
 }
 # Fields accepted and read by nothing: issue 16 item 4 wants each honoured or removed.
 KNOWN_IGNORED = {"vipo.level": "one value left (`latent`, where ViPO maps); `pixel` is refused at check time"}

@@ -3,6 +3,8 @@
 - optimiser: torch AdamW on one process (and on CPU processes); DeepSpeed ZeRO-2 when the job spans
   several GPUs; the recipe's `zero_stage` when it pins one (any device). ZeRO on one GPU partitions
   nothing and its step costs more host time than fused AdamW (runtime/trainers/updater.py).
+- sequence parallelism: the recipe's `sequence_parallel` (k consecutive ranks split each row's tokens
+  and hold the same rows; rows_per_rank is then a group's rows).
 - rank split: every rank trains on the same number of rows of the global batch (batch.py); GRPO splits
   rollouts, not groups, so a group may lie on several ranks (its rewards are gathered before the
   group statistics).
@@ -71,6 +73,7 @@ def execution_block(kind: str, cfg, placement: Placement, layout: BatchPlan,
     if kind == "dpo" and cfg.pairs.kind == "online":
         candidates = layout.per_gpu * cfg.pairs.n
     return ExecutionBlock(world_size=placement.world_size, optimizer=optimizer, zero_stage=zero,
+                          sequence_parallel=getattr(cfg, "sequence_parallel", 1),
                           rows_per_rank=layout.per_gpu, micro_batch=layout.micro_batch, grad_accum=layout.grad_accum,
                           micro_batch_pinned=cfg.micro_batch is not None, checkpointing=checkpointing,
                           groups_span_ranks=spans, candidates_per_rank=candidates,

@@ -65,6 +65,17 @@ def fixes(job, recipe_dir: Path) -> list[str]:
     return [str(fix) for fix in estimate_workload(work, arch, cluster).fixes]
 
 
+def fix_hint(job, recipe_dir: Path) -> str:
+    """E0302's hint: the changes that would make the job fit, or what the overflowing part needs."""
+    from .fixes import no_fit_hint
+
+    work, arch, cluster = describe(job, recipe_dir, job.placement.usd_per_gpu_hour, [])
+    est = estimate_workload(work, arch, cluster)
+    if est.fixes:
+        return "would fit: " + "; ".join(str(fix) for fix in est.fixes)
+    return no_fit_hint(est.memory_gib, est.capacity_gib, arch, cluster)
+
+
 def describe(job, recipe_dir: Path, usd_override: float | None, assumed: list[str]):
     """(workload, transformer or None, cluster) of a plan job."""
     p = job.placement
@@ -74,7 +85,8 @@ def describe(job, recipe_dir: Path, usd_override: float | None, assumed: list[st
         raise PlacementError(str(exc)) from None
     cfg = job.config
     _, zero = optimizer_for(getattr(cfg, "zero_stage", None), p.world_size, on_gpu(p))
-    cluster = Cluster(gpu, p.nodes, p.gpus_per_node, memory_zero_stage(zero), usd_override)
+    cluster = Cluster(gpu, p.nodes, p.gpus_per_node, memory_zero_stage(zero), usd_override,
+                      sequence_parallel=getattr(cfg, "sequence_parallel", 1), interconnect_gb_s=p.interconnect_gb_s)
     model = getattr(cfg, "model", None)  # the video_diffusion spec of jobs that sample or train a policy
     arch = VideoDiT.from_spec(model) if model is not None else None
     sizes = Sizes(recipe_dir, assumed)

@@ -552,6 +552,9 @@ class Slurm(Schema):
     mem_per_gpu: GiB | None = None
     usd_per_gpu_hour: float | None = Field(None, ge=0, description="overrides the catalogue price")
     time_limit: Seconds | None = Field(None, description="wall-clock limit per job, e.g. 48h")
+    interconnect_gb_s: float | None = Field(None, gt=0, le=100_000, description="GB/s per GPU, one direction, "
+                                            "of the link sequence parallelism's all-to-alls cross (unset: the "
+                                            "GPU's NVLink or PCIe from the catalogue, 50 between nodes)")
     max_nodes: PositiveInt | None = Field(None, le=100_000)
     extra: Annotated[dict[str, str], AfterValidator(_sbatch_extra)] = Field(
         default_factory=dict, description="extra sbatch options by long name, e.g. qos, constraint")
@@ -566,6 +569,9 @@ class Local(Schema):
     gpu: Annotated[str, _slurm_name("gpu")] = Field("cpu", description="GPU model of this machine, or cpu")
     gpus_per_node: Count = Field(0, ge=0, le=64)
     usd_per_gpu_hour: float | None = Field(None, ge=0)
+    interconnect_gb_s: float | None = Field(None, gt=0, le=100_000, description="GB/s per GPU, one direction, "
+                                            "of the link sequence parallelism's all-to-alls cross (unset: the "
+                                            "GPU's NVLink or PCIe from the catalogue, 50 between nodes)")
     track: Track = Field(default_factory=list, description=TRACK_DOC)
 
 

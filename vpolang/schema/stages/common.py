@@ -62,6 +62,10 @@ class TrainStage(StageBase):
     gradient_checkpointing: bool | None = Field(None, description="unset: on only when memory demands it")
     zero_stage: Count | None = Field(None, ge=0, le=3, description="DeepSpeed ZeRO stage (0-3); unset: 2 when the "
                                      "job spans several GPUs, else torch AdamW (fp32 master weights for bf16 models)")
+    sequence_parallel: PositiveInt = Field(1, le=64, description="GPUs that split each video's tokens "
+                                           "(Ulysses all-to-all over the attention heads): activations per GPU / k, "
+                                           "one all-to-all before and after each attention; must divide the GPUs of "
+                                           "the job and the model's attention heads")
     compile: bool = Field(False, description="torch.compile the transformer (its repeated blocks where the "
                           "model names them): on an H100, Wan2.1-1.3B steps 21% faster with 10 GiB less "
                           "activation memory, after a one-off compile of about a minute")
