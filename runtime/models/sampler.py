@@ -120,7 +120,7 @@ def sample(policy: VideoPolicy, text: TextCond, noise: torch.Tensor, steps: int,
     `prefix_group` = G > 1: runs of G consecutive rows share their initial noise and prompt (GRPO's
     `shared_noise`), so before the first SDE step they are one ODE trajectory: it is computed once per
     run of rows and repeated (Flow-GRPO-Fast's branching from a shared prefix)."""
-    sigmas = shifted_sigmas(steps, float(policy.spec.get("shift", 1.0)))
+    sigmas = shifted_sigmas(steps, float(policy.spec["shift"]))  # every family fills it (plan or folder)
     x = noise.float()
     states, mus, levels, logps = [x], [], [], []
     branch = min(sde_steps, default=steps) if sde_steps is not None and prefix_group > 1 else 0
