@@ -201,12 +201,13 @@ class Loop:
 
     def __post_init__(self):
         self.state = dict(self.state)
-        if self.ctx.config.ema:
+        fields = type(self.ctx.config).model_fields  # reward_model stages have neither ema nor validate
+        if "ema" in fields and self.ctx.config.ema:
             if self.updater.zero_stage == 3:
                 unsupported(self.ctx, "ema", "ZeRO-3 partitions the weights the average reads; use zero_stage <= 2")
             self.ema = Ema(self.policy, self.ctx.config.ema)
             self.state["ema"] = self.ema
-        if "validate" in type(self.ctx.config).model_fields and self.ctx.config.validate is not None:
+        if "validate" in fields and self.ctx.config.validate is not None:
             from .validation import Validator
 
             self.validator = Validator(self.ctx, self.policy, self.updater)

@@ -11,6 +11,7 @@ from vpolang.plan import ExecutionBlock
 from runtime.models.families import build_policy
 from runtime.models.sampler import recompute_logprob, sample
 from runtime.shapes.model import TINY_DIT
+from vpolang.jobconfig import CONFIGS
 from runtime.shapes.world import prompts as shape_prompts
 from runtime.trainers import grpo, grpo_options
 from runtime.trainers.common import pin_reference
@@ -56,7 +57,7 @@ def one_update(cfg: dict, step: int = 1):
     assert torch.allclose(before, traj.logps[:, steps].sum(1), atol=1e-4)  # recomputation = the rollout's
     weights = torch.cat([p.detach().flatten().clone() for p in policy.transformer.parameters()])
     policy.train()
-    grpo.update(policy, TorchUpdater(policy.transformer, cfg), cfg, traj, text, None, advantage,
+    grpo.update(policy, TorchUpdater(policy.transformer, CONFIGS["grpo"].model_construct(**cfg)), cfg, traj, text, None, advantage,
                 torch.ones(n, dtype=torch.bool), None, 1e-4, gen, slice(0, n),
                 ExecutionBlock(world_size=1, optimizer="torch_adamw", rows_per_rank=n, micro_batch=n, grad_accum=1))
     policy.eval()
@@ -139,7 +140,7 @@ def test_nft_pulls_good_samples_closer_and_bad_ones_away():
     cfg = {**BASE, "objective": "nft", "nft_beta": 1.0, "adv_clip": 5.0, "train_fraction": 1.0,
            "updates_per_batch": 1, "lr": 3e-3}
     policy.train()
-    info = grpo_nft.update(policy, TorchUpdater(policy.transformer, cfg), cfg, traj, text, advantage,
+    info = grpo_nft.update(policy, TorchUpdater(policy.transformer, CONFIGS["grpo"].model_construct(**cfg)), cfg, traj, text, advantage,
                            torch.ones(n, dtype=torch.bool), gen, slice(0, n),
                            ExecutionBlock(world_size=1, optimizer="torch_adamw", rows_per_rank=n, micro_batch=n,
                                           grad_accum=1))

@@ -21,7 +21,7 @@ def _videos():
 
 
 def _spec(folder, base, heads=("vq", "mq", "ta")):
-    model = {"name": "qwen", "spec": {"kind": "vision_language", "family": "qwen2_vl", "path": str(base),
+    model = {"ref": "model", "name": "qwen", "spec": {"kind": "vision_language", "family": "qwen2_vl", "path": str(base),
                                       "dtype": "fp32", "params": 1, "layers": 1, "hidden": 32}}
     return {"ref": "reward", "name": "va", "head": None, "heads": list(heads),
             "spec": {"kind": "video_reward_model", "model": model, "heads": list(heads), "path": str(folder),

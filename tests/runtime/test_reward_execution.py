@@ -54,8 +54,8 @@ def test_grpo_scores_its_rollouts_in_the_blocks_mode(tmp_path, monkeypatch):
     monkeypatch.setattr(concurrent, "run_rewards", recording)
     videos = torch.rand(2, 8, 3, 16, 16) * 2 - 1
     prompts = ["a red circle moving left"] * 2
-    serial = score_rollouts(job.config, videos, prompts, ctx)
+    serial = score_rollouts(job.config.model_dump(), videos, prompts, ctx)
     job.execution.reward_execution = "threads"  # what the planner writes for a GPU placement
-    threads = score_rollouts(job.config, videos, prompts, ctx)
+    threads = score_rollouts(job.config.model_dump(), videos, prompts, ctx)
     assert modes == ["serial", "threads"]
     assert torch.equal(serial.heads, threads.heads)  # the same scores, only overlapped

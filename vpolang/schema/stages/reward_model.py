@@ -26,6 +26,10 @@ class RewardModel(StageBase):
     lr: float = Field(2e-5, gt=0, le=1)
     batch: PositiveInt = Field(32, le=1_000_000)
     lora_rank: int = Field(0, ge=0, le=4096)
+    warmup: Count = TrainStage.model_fields["warmup"]  # the training loop's schedule, as every stage's
+    log_every: PositiveInt = TrainStage.model_fields["log_every"]
+    weight_decay: float = TrainStage.model_fields["weight_decay"]
+    grad_clip: float = TrainStage.model_fields["grad_clip"]
     micro_batch: PositiveInt | None = TrainStage.model_fields["micro_batch"]
     zero_stage: Count | None = TrainStage.model_fields["zero_stage"]
     checkpoint_every: PositiveInt = Field(200, le=100_000_000)
