@@ -67,16 +67,19 @@ def run(ctx: JobContext) -> None:
         text = encode_cached(policy, prompts[mine], cache)
         local = mine.stop - mine.start
         policy.eval()
+        ctx.activity("sampling rollouts", i, steps)
         uncond = encode_cached(policy, [""] * local, cache) if cfg["guidance"] != 1.0 else None
         traj = sample(policy, text, noise[mine].to(ctx.device), T, cfg["noise"], cfg["noise_level"], gen,
                       cfg["guidance"], uncond, rows=(mine, n))
         videos = policy.decode(traj.final)
+        ctx.activity("scoring rollouts", i, steps)
         scores = score_rollouts(cfg, videos, prompts[mine], ctx).gathered()
         advantage, keep, info = compute_advantages(cfg, scores, prompts, priors)
         dense = vipo_maps(backbone, videos, latent, cfg["vipo"]["sigma"]) if backbone else None
         if dense is not None:  # the maps' statistics over this rank's rollouts, averaged over ranks
             info.update({f"vipo/map_{k}": mean_over_ranks(v) for k, v in vipo.map_statistics(dense).items()})
         policy.train()
+        ctx.activity("updating", i, steps)
         for _ in range(cfg["updates_per_batch"]):
             info.update(update(policy, updater, cfg, traj, text, uncond, advantage, keep, dense, clip_range, gen,
                                mine, ctx.execution))
