@@ -41,7 +41,8 @@ def test_ipo_unrolls_rounds_with_generate_judge_dpo_in_order():
 def test_every_default_is_filled_and_refs_are_linked():
     plan = plan_of("quickstart.vpo")
     rl = plan.job("rl")
-    assert rl.config["resolution"] == [16, 16] and rl.config["frames"] == 8
+    assert rl.config["resolution"] == [8, 8] and rl.config["frames"] == 4  # the model's, from its fields
+    assert rl.config["warmup"] is None  # GRPO's default: a quarter of the steps, resolved with them
     assert rl.config["noise_level"] == 0.7 and rl.config["group_size"] == 8
     assert rl.config["policy"]["input"] == "policy:sft" and rl.inputs["policy:sft"].name == "policy"
     pref = plan.job("pref")
@@ -80,7 +81,7 @@ def test_hash_ignores_placement_but_not_config():
     before = job_hash(job, {})
     job.placement.nodes = 4
     assert job_hash(job, {}) == before
-    job.config["lr"] = 1e-3
+    job.config["lr"] = 2e-3
     assert job_hash(job, {}) != before
 
 

@@ -146,21 +146,23 @@ def _grouped_series(r: JobRecord) -> dict[str, dict[str, list[tuple[float, float
     return split_scales(groups)
 
 
-SCALE_RATIO = 10.0  # series whose scales differ by more than this get a chart (an axis) each
+SCALE_RATIO = 10.0  # a series moving over less than 1/10 of its chart's axis is drawn on an axis of its own
 
 
 def split_scales(groups: dict[str, dict[str, list[tuple[float, float]]]]) -> dict[str, dict[str, list]]:
-    """A chart whose series live on different scales (DPO's beta in the hundreds beside a margin of a few
-    hundredths) would draw the small ones flat: those series get a chart each, with its own axis."""
+    """A chart whose series live on different scales (DPO's beta of 500 beside a margin of a few
+    thousandths) would draw the small ones as flat lines: a series that moves over less than 1/SCALE_RATIO
+    of the chart's shared axis gets a chart of its own (`group: name`), with its own axis."""
     out: dict[str, dict[str, list]] = {}
     for group, series in groups.items():
-        scales = {k: max((max(abs(v) for _, v in pts), max(v for _, v in pts) - min(v for _, v in pts)))
-                  for k, pts in series.items() if pts}
-        positive = [x for x in scales.values() if x > 0]
-        if len(series) > 1 and positive and max(positive) > SCALE_RATIO * min(positive):
-            out.update({f"{group}: {k}": {k: pts} for k, pts in series.items()})
-        else:
-            out[group] = series
+        values = [v for pts in series.values() for _, v in pts]
+        axis = max(values) - min(values) if values else 0.0
+        spans = {k: max(v for _, v in pts) - min(v for _, v in pts) for k, pts in series.items() if pts}
+        squashed = [k for k, span in spans.items() if 0 < span < axis / SCALE_RATIO] if len(series) > 1 else []
+        kept = {k: pts for k, pts in series.items() if k not in squashed}
+        if kept:
+            out[group] = kept
+        out.update({f"{group}: {k}": {k: series[k]} for k in squashed})
     return out
 
 

@@ -38,11 +38,12 @@ class StageVerdict:
 
     @property
     def verdict(self) -> str:
-        """The stage's verdict on its target metrics: worse if any is worse, better if all are better."""
+        """On the stage's target metrics (all metrics when none is named): worse if any is worse, better
+        if at least one is better, else no change."""
         targets = [r.verdict for r in self.rows if r.target] or [r.verdict for r in self.rows]
         if "worse" in targets:
             return "worse"
-        return "better" if targets and all(v == "better" for v in targets) else "no change"
+        return "better" if "better" in targets else "no change"
 
 
 def higher_is_better(metric: str) -> bool:
@@ -56,17 +57,33 @@ def judge(diff: dict[str, Any], higher: bool, alpha: float = ALPHA) -> str:
     return "better" if (mean > 0) == higher else "worse"
 
 
+TEMPORAL = ("reversal_gap", "smoothness", "temporal_flicker", "flicker")  # what temporal negatives target
+
+
 def targets(job, metrics: list[str]) -> list[str]:
-    """The evaluation metrics a stage optimises: GRPO its reward's terms, DPO against synthetic reversed
-    negatives the held-out `reversal_gap`; any other stage (SFT) the evaluation's first metric."""
+    """The evaluation metrics a stage optimises: GRPO its reward's terms; DPO (and any other preference
+    stage) the temporal metrics when it learns from synthetic temporal negatives (the held-out
+    `reversal_gap`, smoothness, flicker); any other stage (SFT) the evaluation's first metric."""
     cfg = job.config
     if job.kind == "grpo":
-        refs = cfg.get("reward", {}).get("terms") or cfg.get("reward", {}).get("rewards") or []
+        reward = cfg.get("reward") or {}
+        refs = reward.get("terms") or reward.get("rewards") or []
         names = {str((t.get("reward", t) or {}).get("name", "")).split(".")[-1] for t in refs if isinstance(t, dict)}
         return [m for m in metrics if m in names]
-    if job.kind == "dpo" and "reversal_gap" in metrics:
-        return ["reversal_gap"]
+    if job.kind == "dpo":
+        temporal = [m for m in metrics if m.split(".")[-1] in TEMPORAL]
+        if temporal and _synthetic(cfg.get("pairs")):
+            return temporal
     return metrics[:1]
+
+
+def _synthetic(pairs) -> bool:
+    """Pairs with synthetic temporal negatives, alone or in a mixture."""
+    if not isinstance(pairs, dict):
+        return False
+    if pairs.get("kind") == "synthetic":
+        return True
+    return any(_synthetic(p) for p in pairs.get("sources", []) or pairs.get("terms", []) if isinstance(p, dict))
 
 
 def stage_verdicts(run: RunRecord, evaluation: dict[str, Any]) -> list[StageVerdict]:
