@@ -64,7 +64,7 @@ class Progress:
         self._started: dict[str, float] = {}
         self._last_line: dict[str, float] = {}
         self._last_step: dict[str, int] = {}
-        self._last_activity: dict[str, str] = {}
+        self._seen_activities: dict[str, set[str]] = {}
         self._warned: dict[str, int] = {}
         self._bars = _RichBars(total) if self.mode == "rich" else None
 
@@ -107,7 +107,8 @@ class Progress:
     def tick(self, job: Job, folder: JobDir) -> None:
         """Called often while a job runs; reads its latest metrics and activity (what it does between
         steps: rollouts, encoding, evaluation), and shows the warnings it recorded. Plain mode prints a
-        line only when something changed: a new step (at most every PLAIN_STEP_EVERY_S) or a new activity."""
+        line only when something changed: a new step (at most every PLAIN_STEP_EVERY_S) or an activity not
+        shown before for this job."""
         self._warnings(job, folder)
         record = folder.last_metrics()
         activity = folder.read_activity()
@@ -119,8 +120,9 @@ class Progress:
         if self.mode != "plain":
             return
         what = activity_text(activity, counts=False) if activity else None
-        if what and what != self._last_activity.get(job.id):
-            self._last_activity[job.id] = what
+        seen = self._seen_activities.setdefault(job.id, set())
+        if what and what not in seen:  # a kind of work not shown before (a step's phases recur every step)
+            seen.add(what)
             print(f"    {job.id}: {what}", file=sys.stderr, flush=True)
         if step is None or step == self._last_step.get(job.id):
             return

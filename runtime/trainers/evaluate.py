@@ -110,7 +110,7 @@ def reversal_gaps(ctx: JobContext, policy, batch: int = 64) -> torch.Tensor:
     """Per held-out clip of `reversal_gap`: the error of its reversed copy minus its own, under noises and
     timesteps that depend only on the clip's position (identical across policies: paired)."""
     cfg = ctx.config
-    clips = load_videos(cfg["reversal_gap"], ctx.recipe_dir, cfg["frames"], cfg["resolution"], ctx.should_stop)
+    clips = load_videos(cfg["reversal_gap"], ctx.recipe_dir, cfg["frames"], cfg["resolution"], ctx.stop_event.is_set)
     out = []
     for i in range(0, len(clips.prompts), batch):
         pixels = clips.videos[i:i + batch]

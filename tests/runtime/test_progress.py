@@ -97,6 +97,8 @@ def test_plain_mode_repeats_nothing_and_says_what_the_job_does_between_steps(run
         view.tick(job, folder)
         write(2)
         view.tick(job, folder)
+        folder.write_activity("sampling rollouts", 20, 100)  # the next step's phases: shown once already
+        view.tick(job, folder)
         view.tick(job, folder)
     lines = capsys.readouterr().err.splitlines()[1:]
     assert lines == ["    rl: sampling rollouts", "    rl: step 10/100  loss 0.5 reward/mean 0.25 kl 0.01",
