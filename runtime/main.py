@@ -49,7 +49,10 @@ def run_job(plan_path: Path, job_id: str, run_dir: Path, handle_signals: bool = 
     except (PlanVersionError, OSError, ValueError) as exc:
         return _usage_error(f"cannot run plan {plan_path}: {exc}")
     run, dist = RunDir(Path(run_dir)), from_environment()
-    folder = run.job(job)
+    try:
+        folder = run.job(job)
+    except ValueError as exc:  # PathEscape: the job folder is a link out of the run directory
+        return _usage_error(f"cannot run job {job_id!r} in {run_dir}: {exc}")
     try:
         with folder.hold() if dist.rank == 0 else contextlib.nullcontext():
             return _attempt(plan, job_id, run, dist, handle_signals, stop_event or threading.Event())

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from .check import Checker, CheckedRecipe
 from .datacheck import preflight as data_preflight
-from .diagnostics import Diagnostic, Reporter
+from .diagnostics import CompileError, Diagnostic, Reporter
 from .source import SourceFile, Span, UnreadableSource, decode_error_position, read_limited
 from .values import DeclValue
+
+
+ErrorLevel = Literal["collect", "raise", "strict"]  # sqlglot's policy: collect, raise once, warnings too
 
 
 @dataclass
@@ -20,6 +24,16 @@ class CheckResult:
     @property
     def ok(self) -> bool:
         return not any(d.severity == "error" for d in self.diagnostics)
+
+    def obey(self, level: ErrorLevel) -> CheckResult:
+        """`collect` returns the result as is; `raise` raises one CompileError carrying every diagnostic when
+        there is an error; `strict` also when there is a warning."""
+        if level not in ("collect", "raise", "strict"):
+            raise ValueError(f"error level {level!r}: use collect, raise or strict")
+        failing = {"collect": (), "raise": ("error",), "strict": ("error", "warning")}[level]
+        if any(d.severity in failing for d in self.diagnostics):
+            raise CompileError(self.diagnostics)
+        return self
 
 
 def read_source(path: str | Path, display: str | None = None) -> tuple[SourceFile | None, Diagnostic | None]:
@@ -40,7 +54,11 @@ def read_source(path: str | Path, display: str | None = None) -> tuple[SourceFil
 
 
 def check_source(source: SourceFile, overrides: dict[str, str] | None = None,
-                 root_dir: Path | None = None) -> CheckResult:
+                 root_dir: Path | None = None, error_level: ErrorLevel = "collect") -> CheckResult:
+    return _check_source(source, overrides, root_dir).obey(error_level)
+
+
+def _check_source(source: SourceFile, overrides: dict[str, str] | None, root_dir: Path | None) -> CheckResult:
     reporter = Reporter()
     root = root_dir or (source.path.parent if source.path else None)
     checker = Checker(reporter, root, overrides)
@@ -65,8 +83,11 @@ def _preflight(recipe: CheckedRecipe, checker: Checker, root: Path | None, repor
         reporter.add(d.code, d.message, d.span, d.hint, d.notes)
 
 
-def check_file(path: str | Path, overrides: dict[str, str] | None = None) -> CheckResult:
+def check_file(path: str | Path, overrides: dict[str, str] | None = None,
+               error_level: ErrorLevel = "collect") -> CheckResult:
+    """Check a recipe file. API callers choose what a mistake does (`error_level`): collect the
+    diagnostics in the result (the CLI's way), or raise one CompileError carrying all of them."""
     source, diag = read_source(path)
     if source is None:
-        return CheckResult(None, [diag], {})
-    return check_source(source, overrides)
+        return CheckResult(None, [diag], {}).obey(error_level)
+    return check_source(source, overrides, error_level=error_level)

@@ -163,12 +163,18 @@ class Next(Node):
 
 
 @dataclass(frozen=True)
+class IterVar(Node):
+    """One loop variable of an iterate block and its first round's value: `policy = base`."""
+    name: str
+    name_span: Span
+    init: Expr
+
+
+@dataclass(frozen=True)
 class Iterate(Node):
     name: str
     name_span: Span
-    var: str
-    var_span: Span
-    init: Expr
+    vars: tuple[IterVar, ...]  # `iterate ipo(policy = base, beta = 0.1)`: each changed by its `next`
     rounds: Expr
     items: tuple[Decl | Let | Next, ...]
 

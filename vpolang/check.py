@@ -197,6 +197,8 @@ class Checker:
         base_expr, call_args = (node.value.func, node.value.args) if isinstance(node.value, ast.Call) \
             else (node.value, ())
         table = CONSTRUCTORS[node.kind]
+        if node.kind == "reward" and _is_reward_expression(node.value):
+            return self._reward_expression(node, ev)
         # A constructor name in this position is always the constructor (`reward aesthetic = aesthetic`).
         if isinstance(base_expr, ast.Name) and base_expr.name in table:
             base = ConstructorValue(base_expr.name, node.kind)
@@ -232,6 +234,23 @@ class Checker:
         value = DeclValue(node.kind, node.name, spec, node.span, spans)
         self.decls.append(value)
         return value
+
+    def _reward_expression(self, node: ast.Decl, ev: Evaluator) -> dict | None:
+        """`reward combo = 0.7 * a + 0.3 * b` or `= joint([a, b])`: a name for the expression, usable
+        wherever a weighted or joint reward is (`reward = combo`), checked there as if written there."""
+        if node.body is not None:
+            self.rep.add("E0205", f"reward `{node.name}` names a reward expression, which takes no `{{...}}` "
+                         "block; set the fields on the rewards inside it", node.body.span if hasattr(node.body, "span")
+                         else node.name_span)
+            return None
+        if node.on is not None:
+            self.rep.add("E0214", "`on` places stages on clusters; a reward runs nowhere", node.on.span)
+        value = ev.value(node.value)
+        if isinstance(value, dict) and value.get("kind") in ("sum", "joint"):
+            return value
+        self.rep.add("E0205", f"a reward declaration needs a reward constructor, another reward or a reward "
+                     f"expression (a weighted sum or `joint(...)`), got {describe(value)}", node.value.span)
+        return None
 
     def override_decl(self, decl: DeclValue, call: ast.Call, ev: Evaluator) -> DeclValue | None:
         """`shapes.videos(n = 512)`: a declaration with some fields replaced."""
@@ -299,10 +318,10 @@ class Checker:
             model = schema.model_validate(data)
         except ValidationError as err:
             # Fields that already failed to evaluate are reported; do not add "missing" noise for them.
-            errs = [e for e in err.errors() if not (failed and e["type"] == "missing" and e["loc"]
-                                                    and e["loc"][0] in failed)]
+            errs = [e for e in err.errors(include_url=False) if not (failed and e["type"] == "missing" and e["loc"]
+                                                                     and e["loc"][0] in failed)]
             if errs:
-                report_validation(err, data, spans, name_spans, span, what, list(schema.model_fields),
+                report_validation(errs, data, spans, name_spans, span, what, list(schema.model_fields),
                                   self.rep, env.visible_names(), _other_stage_fields(schema))
             return None
         if failed:
@@ -442,18 +461,23 @@ class Checker:
     # ---- iterate
     def _iterate(self, node: ast.Iterate, env: Env) -> IterateValue | None:
         ev = Evaluator(self, env, {})
+        current: dict[str, Any] = {}
         try:
-            init = ev.value(node.init)
+            for var in node.vars:
+                if var.name in current:
+                    self.rep.add("E0211", f"`{node.name}` declares the variable `{var.name}` twice", var.name_span)
+                    return None
+                current[var.name] = ev.value(var.init)
+                if isinstance(current[var.name], Word):
+                    ev._unknown(current[var.name], var.init.span)
             rounds = ev.value(node.rounds)
         except EvalError:
             return None
-        if isinstance(init, Word):
-            ev._unknown(init, node.init.span)
         if not isinstance(rounds, int) or isinstance(rounds, bool) or not 1 <= rounds <= MAX_ROUNDS:
             self.rep.add("E0203", f"rounds must be a whole number from 1 to {MAX_ROUNDS}, got {describe(rounds)}",
                          node.rounds.span)
             return None
-        current = {node.var: init}
+        variables = ", ".join(f"`{v.name}`" for v in node.vars)
         per_round: list[dict[str, Any]] = []
         for k in range(1, rounds + 1):
             local: dict[str, Any] = dict(current)
@@ -465,7 +489,7 @@ class Checker:
                     if item.name not in current:
                         if k == 1:
                             self.rep.add("E0111", f"`next {item.name}`: `{node.name}` has no variable "
-                                         f"`{item.name}`", item.name_span, hint=f"its variable is `{node.var}`")
+                                         f"`{item.name}`", item.name_span, hint=f"its variables: {variables}")
                         continue
                     try:
                         nexts[item.name] = Evaluator(self, round_env, {}).value(item.value)
@@ -578,6 +602,13 @@ class Checker:
             if isinstance(sym.node, (ast.Decl, ast.Let, ast.Param)) and sym.name in prelude:
                 self.rep.add("W0102", f"`{sym.name}` shadows the built-in metric `{sym.name}`", sym.node.name_span,
                              notes=[Note("built-in declared here", _item_span(prelude[sym.name].node))])
+
+
+def _is_reward_expression(expr: ast.Expr) -> bool:
+    """Arithmetic over rewards, or a `joint(...)` call: not a constructor call or a name."""
+    if isinstance(expr, (ast.Binary, ast.Unary)):
+        return True
+    return isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.name == "joint"
 
 
 def _pair_leaves(value) -> list[dict]:

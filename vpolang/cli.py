@@ -3,6 +3,7 @@ runtime through the `vpo.runtime` entry point, so the compiler does not depend o
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -10,7 +11,7 @@ from typing import List, Optional
 import typer
 
 from .api import CheckResult, check_file
-from .atomic import write_text
+from .atomic import write_failure, write_text
 from .diagnostics import Diagnostic, render_github, render_json, render_sarif, render_text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -100,9 +101,22 @@ def fmt(files: List[Path] = typer.Argument(..., help="recipes to format in place
             if check_only:
                 typer.echo(f"would reformat {f}")
             else:
-                f.write_text(new)
+                try:
+                    _rewrite(f, new)
+                except OSError as exc:  # full, read-only: one line, and the file keeps its old text
+                    typer.echo(f"{f}: not formatted: {write_failure(exc) or exc}", err=True)
+                    raise typer.Exit(EXIT_ERRORS)
                 typer.echo(f"reformatted {f}")
     raise typer.Exit(EXIT_ERRORS if check_only and changed else EXIT_OK)
+
+
+def _rewrite(path: Path, text: str) -> None:
+    """Replaces a recipe in place atomically (a crash leaves the old text or the new, never half of one),
+    keeping its permissions and writing through a symlink to the file it names."""
+    target = path.resolve()
+    mode = target.stat().st_mode & 0o7777
+    write_text(target, text)
+    os.chmod(target, mode)
 
 
 @app.command()

@@ -23,6 +23,7 @@ CODES: dict[str, tuple[str, str]] = {
     "E0007": ("error", "missing or unsupported `vpo` version header"),
     "E0008": ("error", "invalid string escape"),
     "E0009": ("error", "a number or string literal is too long or out of range"),
+    "E0010": ("error", "too many diagnostics: the rest are not shown"),
     # E01xx names and scopes
     "E0101": ("error", "unknown name"),
     "E0102": ("error", "duplicate declaration"),
@@ -55,6 +56,8 @@ CODES: dict[str, tuple[str, str]] = {
     "E0220": ("error", "a Slurm partition, account or GPU name holds characters it may not"),
     "E0221": ("error", "an `extra` sbatch option or value that vpo does not pass to Slurm"),
     "E0222": ("error", "a path holds control characters"),
+    "E0223": ("error", "a served reward's URL or key variable that vpo does not call"),
+    "E0224": ("error", "a plugin reward entry that is not `module:Class` or an entry-point name"),
     # E03xx cross-field and whole-recipe rules
     "E0301": ("error", "invalid combination of fields"),
     "E0302": ("error", "the job does not fit in GPU memory"),
@@ -115,6 +118,7 @@ HINTS: dict[str, str] = {
     "E0007": "start the file with `vpo 0.1`",
     "E0008": 'escapes: \\\\ \\" \\n \\t \\r \\0 \\uXXXX',
     "E0009": "numbers are at most 64 characters and finite; strings at most 65,536 characters",
+    "E0010": "fix the errors shown and check again; the next one is at the span given",
     "E0101": "declare the name, import it with `use`, or fix its spelling",
     "E0102": "rename one of the two declarations",
     "E0103": "`vpo explain <kind>` lists the fields of a kind",
@@ -155,6 +159,8 @@ HINTS: dict[str, str] = {
     "E0220": "use only letters, digits, `_`, `.` and `-` (a partition list separates names with commas)",
     "E0221": "name an sbatch long option vpo does not set itself, with a value of letters, digits and `_.,:=+/@%-`",
     "E0222": "remove the control character (newline, tab, NUL) from the path",
+    "E0223": "an http:// or https:// URL with a host and no credentials; a key goes in the variable `api_key_env` names",
+    "E0224": "write `module.path:Class`, or the name an installed package registers under `vpo.rewards`",
     "E0310": "use a family with a runtime adapter (wan, wan22, cogvideox, or the shapes world)",
     "E0311": "use zero_stage <= 2, or remove `compile`",
     "E0312": "use zero_stage <= 2, or remove `ema`",
@@ -232,25 +238,38 @@ class Reporter:
 
     diagnostics: list[Diagnostic] = field(default_factory=list)
     limit: int = 200
+    dropped: int = 0  # past the limit: counted, not shown
+    next_dropped: Diagnostic | None = None  # the first of them, named by the E0010 that ends the list
 
     def add(self, code: str, message: str, span: Span | None, hint: str | None = None,
             notes: Iterable[Note] = ()) -> None:
         if code not in CODES:
             raise KeyError(f"unregistered diagnostic code {code}")
         diag = Diagnostic(code, message, span, hint, tuple(notes))
-        if diag in self.diagnostics or len(self.diagnostics) >= self.limit:
+        if diag in self.diagnostics or diag == self.next_dropped:
             return
-        self.diagnostics.append(diag)
+        if len(self.diagnostics) < self.limit:
+            self.diagnostics.append(diag)
+            return
+        self.dropped += 1
+        self.next_dropped = self.next_dropped or diag
 
     @property
     def errors(self) -> list[Diagnostic]:
         return [d for d in self.diagnostics if d.severity == "error"]
 
     def sorted(self) -> list[Diagnostic]:
+        """By position, then one E0010 saying how many more there were and where the next one is."""
         def key(d: Diagnostic):
             s = d.span
             return (s.file, s.line, s.col, d.code) if s else ("", 0, 0, d.code)
-        return sorted(self.diagnostics, key=key)
+        shown = sorted(self.diagnostics, key=key)
+        if self.next_dropped is not None:
+            more, nxt = self.dropped, self.next_dropped
+            shown.append(Diagnostic("E0010", f"{more} more diagnostic{'s' * (more != 1)} not shown "
+                                    f"(vpo shows the first {self.limit}); the next: {nxt.message}",
+                                    nxt.span, HINTS["E0010"]))
+        return shown
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
@@ -282,8 +301,8 @@ def render_text(diags: list[Diagnostic], sources: dict[str, SourceFile], color: 
     out = []
     for d in diags:
         out.append(_render_one(d, sources, color))
-    n_err = sum(d.severity == "error" for d in diags)
-    n_warn = len(diags) - n_err
+    n_err = sum(d.severity == "error" and d.code != "E0010" for d in diags)
+    n_warn = sum(d.severity == "warning" for d in diags)
     if diags:
         out.append(f"{n_err} error{'s' * (n_err != 1)}, {n_warn} warning{'s' * (n_warn != 1)}")
     return "\n".join(out)

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
 from .diagnostics import Note, Reporter, did_you_mean
 from .evaluate import describe as _describe
 from .schema.base import Word
@@ -12,7 +10,7 @@ from .source import Span
 
 _CUSTOM = {"vpo_ref": "E0206", "vpo_scalar": "E0207", "vpo_unit": "E0208", "vpo_range": "E0203",
            "vpo_type": "E0204", "vpo_rule": "E0301", "vpo_slurm_name": "E0220", "vpo_sbatch_option": "E0221",
-           "vpo_sbatch_value": "E0221", "vpo_path": "E0222"}
+           "vpo_sbatch_value": "E0221", "vpo_path": "E0222", "vpo_url": "E0223", "vpo_plugin": "E0224"}
 _RANGE = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
 _RANGE_CTX = {"greater_than_equal": "ge", "greater_than": "gt", "less_than_equal": "le", "less_than": "lt"}
 
@@ -47,12 +45,13 @@ def span_for(path: tuple, spans: dict[tuple, Span], default: Span) -> Span:
     return default
 
 
-def report_validation(err: ValidationError, data: dict, spans: dict[tuple, Span], name_spans: dict[tuple, Span],
+def report_validation(errors: list[dict], data: dict, spans: dict[tuple, Span], name_spans: dict[tuple, Span],
                       default: Span, what: str, schema_fields: list[str], reporter: Reporter,
                       scope_names: list[str], other_kinds: dict[str, list[str]]) -> None:
-    """Translate every pydantic error; unions report once per location (the best branch's message)."""
+    """Translate every pydantic error (`ValidationError.errors()`, less those already reported); unions
+    report once per location (the best branch's message)."""
     seen: set[tuple] = set()
-    for e in _dedupe_union_errors(err.errors(include_url=False)):
+    for e in _dedupe_union_errors(errors):
         path = data_path(data, tuple(e["loc"]))
         if path in seen:
             continue

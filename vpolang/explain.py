@@ -1,6 +1,7 @@
 """`vpo explain NAME`: documentation generated from the schemas, the stdlib and the diagnostics table."""
 from __future__ import annotations
 
+import inspect
 import typing
 
 from pydantic.fields import FieldInfo
@@ -56,7 +57,7 @@ def field_rows(schema: type[Schema]) -> list[tuple[str, str, str, str, str]]:
 
 
 def explain_schema(name: str, schema: type[Schema]) -> str:
-    doc = (schema.__doc__ or "").strip()
+    doc = inspect.cleandoc(schema.__doc__ or "")
     lines = [f"{name}: {schema.summary or doc.splitlines()[0] if doc else name}", ""]
     if doc:
         lines += [doc, ""]

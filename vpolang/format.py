@@ -331,6 +331,8 @@ def _render(toks: list[Tok]) -> str:
 
 def _space_between(prev: Tok, cur: Tok) -> bool:
     p, c = prev.text, cur.text
+    if (c == "." and p[:1].isdigit()) or (p == "." and c[:1].isdigit()):
+        return True  # `8 . x` joined would lex as the number `8.` or a unit: a different recipe
     if c in (",", ")", "]", ".") or p in ("(", "[", "."):
         return False
     if c == "}":

@@ -3,6 +3,8 @@ in a hover (VS Code's MarkdownString, LSP `MarkupContent`): headings bold, types
 fields as a list, stdlib declarations as a fenced `vpo` block."""
 from __future__ import annotations
 
+import inspect
+
 from .diagnostics import CODES
 from .explain import _all_schemas, _explain_stdlib, constraint_text, default_text, explain, field_rows, type_text
 
@@ -28,7 +30,7 @@ def explain_markdown(name: str) -> str:
 
 
 def _schema_markdown(name: str, schema) -> str:
-    doc = (schema.__doc__ or "").strip()
+    doc = inspect.cleandoc(schema.__doc__ or "")
     summary = schema.summary or (doc.splitlines()[0] if doc else "")
     lines = [f"**{name}**" + (f": {_escape(summary)}" if summary else ""), ""]
     if doc:

@@ -75,6 +75,7 @@ def _fill_model_defaults(config: dict, stage: StageValue) -> None:
         config["beta"] = {"kind": "constant", "value": DPO_BETA_DEFAULT[model["prediction"]]}
     if "sample_steps" in config and config.get("sample_steps") is None:
         config["sample_steps"] = model["sample_steps"]
+    _fill_guidance_defaults(config, model)
     if stage.kind == "grpo" and config.get("noise_level") is None:
         config["noise_level"] = 0.7 if config["noise"] == "flow_grpo" else 0.3
     config["model"] = model
@@ -101,7 +102,8 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
     if kind == "on_policy":
         gen_inputs, judge_inputs = _Inputs(), _Inputs()
         gen_cfg = _link_refs({"policy": src["policy"], "prompts": src["prompts"], "n": src["n"],
-                              "sample_steps": src["sample_steps"], "seed": cfg.get("seed", 0),
+                              "sample_steps": src["sample_steps"], "guidance_scale": src["guidance_scale"],
+                              "negative_prompt": src["negative_prompt"], "seed": cfg.get("seed", 0),
                               "resolution": cfg.get("resolution"), "frames": cfg.get("frames"),
                               "model": _base_of(src["policy"])}, gen_inputs)
         _fill_sampling_defaults(gen_cfg)
@@ -129,11 +131,22 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
         data_jobs.append(job)
         slot = inputs.add(where, job.id, "pairs")
         return {"kind": "synthetic", "input": slot}
+    if kind == "online":  # candidates come from the stage's own policy
+        _fill_guidance_defaults(src, stage.base_model)
     return src
+
+
+def _fill_guidance_defaults(cfg: dict, model: dict | None) -> None:
+    """Unset `guidance_scale` / `negative_prompt` of a job that samples take the model's; fields the
+    job's kind lacks stay absent (grpo has its own `guidance` scale, default 1)."""
+    for name in ("guidance_scale", "negative_prompt"):
+        if name in cfg and cfg[name] is None and model:
+            cfg[name] = model[name]
 
 
 def _fill_sampling_defaults(cfg: dict) -> None:
     model = cfg.get("model") or {}
+    _fill_guidance_defaults(cfg, model)
     if cfg.get("sample_steps") is None and model:
         cfg["sample_steps"] = model["sample_steps"]
     if cfg.get("resolution") is None and model:

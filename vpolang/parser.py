@@ -353,9 +353,14 @@ class _Builder(Transformer):
 
     @v_args(meta=True)
     def iterate(self, meta, children):
-        name, var, init, rounds = children[:4]
-        return ast.Iterate(self.sp(meta), str(name), self.sp(name), str(var), self.sp(var), init, rounds,
-                           tuple(children[4:]))
+        name, rest = children[0], children[1:]
+        loop_vars = tuple(c for c in rest if isinstance(c, ast.IterVar))
+        rounds, *items = rest[len(loop_vars):]
+        return ast.Iterate(self.sp(meta), str(name), self.sp(name), loop_vars, rounds, tuple(items))
+
+    @v_args(meta=True)
+    def iter_var(self, meta, children):
+        return ast.IterVar(self.sp(meta), str(children[0]), self.sp(children[0]), children[1])
 
     @v_args(meta=True)
     def next(self, meta, children):

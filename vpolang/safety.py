@@ -103,6 +103,57 @@ def path_text_problem(text: str) -> str | None:
     return f"a path cannot hold control characters (NUL, newline, tab...), got {shown(text)}"
 
 
+URL_MAX_LEN = 2048
+ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+
+
+def url_problem(text: str) -> str | None:
+    """Why `text` is not an http(s) URL a served reward may call: scheme http or https, a host, a valid
+    port, no credentials (they belong in an environment variable, `api_key_env`), no whitespace or
+    control characters, no fragment. The URL is only ever handed to an HTTP client, never to a shell."""
+    from urllib.parse import urlsplit
+
+    if len(text) > URL_MAX_LEN:
+        return f"a URL is at most {URL_MAX_LEN} characters, got {len(text)}"
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text):
+        return f"a URL cannot hold whitespace or control characters, got {shown(text)}"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as e:
+        return f"not a URL ({e}): {shown(text)}"
+    if parts.scheme not in ("http", "https"):
+        return f"a served reward's URL starts with http:// or https://, got {shown(text)}"
+    if not parts.hostname:
+        return f"the URL names no host: {shown(text)}"
+    if parts.username is not None or parts.password is not None:
+        return "a URL cannot carry credentials; put the key in an environment variable named by `api_key_env`"
+    if parts.fragment:
+        return f"a URL's `#fragment` is never sent to the server; remove it: {shown(text)}"
+    if port is not None and not 0 < port < 65536:
+        return f"port {port} is out of range"
+    return None
+
+
+PY_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+ENTRY_POINT_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.\-]*"
+
+
+def plugin_entry_problem(text: str) -> str | None:
+    """Why `text` is neither `module.path:Class` nor an entry-point name (of the `vpo.rewards` group).
+    Syntax only: the compiler never imports user code."""
+    if len(text) > MAX_LEN:
+        return f"a plugin entry is at most {MAX_LEN} characters"
+    if ":" in text:
+        module, _, attr = text.partition(":")
+        if re.fullmatch(PY_DOTTED, module) and re.fullmatch(PY_DOTTED, attr):
+            return None
+        return f"`module:Class` takes a dotted module and a dotted attribute name, got {shown(text)}"
+    if re.fullmatch(ENTRY_POINT_NAME, text):
+        return None
+    return f"a plugin is `module.path:Class` or the name of a `vpo.rewards` entry point, got {shown(text)}"
+
+
 def placement_problems(placement) -> list[str]:
     """Everything wrong with a plan placement's strings (the Slurm executor refuses any)."""
     problems = [slurm_name_problem(placement.partition, "partition", many=True) if placement.partition else None,

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import inspect
 import typing
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def render() -> str:
            "Generated from `vpolang/schema/stages/` (`python -m vpolang.specgen`). Every stage also takes the "
            "placement `on CLUSTER`.", ""]
     for i, (kind, schema) in enumerate(STAGES.items(), 1):
-        out += [f"### 6.{i} `{kind}` — {schema.summary}", "", (schema.__doc__ or "").strip(), ""]
+        out += [f"### 6.{i} `{kind}` — {schema.summary}", "", inspect.cleandoc(schema.__doc__ or ""), ""]
         if schema.positional:
             out += [f"Positional argument: `{', '.join(schema.positional)}`.", ""]
         if schema.modifiers:
@@ -37,13 +38,13 @@ def render() -> str:
     out += ["## 7. Modifiers", ""]
     mods = {m: typing.get_args(s.model_fields[m].annotation)[0] for s in STAGES.values() for m in s.modifiers}
     for i, (name, schema) in enumerate(mods.items(), 1):
-        out += [f"### 7.{i} `with {name}` — {schema.summary}", "", (schema.__doc__ or "").strip(), ""] + table(schema) + [""]
+        out += [f"### 7.{i} `with {name}` — {schema.summary}", "", inspect.cleandoc(schema.__doc__ or ""), ""] + table(schema) + [""]
     out += [GRPO_COMPOSITION.read_text().rstrip(), ""]
     out += ["## 8. Constructors", ""]
     entries = [(f"{role} `{n}`", s) for role, group in CONSTRUCTORS.items() for n, s in group.items()]
     entries += [(f"value `{n}(...)`", s) for n, s in VALUE_CONSTRUCTORS.items()]
     for i, (title, schema) in enumerate(entries, 1):
-        out += [f"### 8.{i} {title}", "", (schema.__doc__ or "").strip(), ""] + table(schema) + [""]
+        out += [f"### 8.{i} {title}", "", inspect.cleandoc(schema.__doc__ or ""), ""] + table(schema) + [""]
     out += ["## 9. Diagnostics", "", "| code | severity | meaning | hint |", "|---|---|---|---|"]
     out += [f"| {code} | {sev} | {text} | {_cell(HINTS.get(code, ''))} |" for code, (sev, text) in CODES.items()]
     return "\n".join(out) + "\n"

@@ -57,7 +57,9 @@ def build_policy(spec: dict, device: str | torch.device = "cpu", seed: int = 0, 
     elif isinstance(dtype, str):
         dtype = DTYPES[dtype]
     if spec.get("path"):
-        policy = family.load(resolve_model_path(spec, recipe_dir), {**spec}, dtype)
+        path = resolve_model_path(spec, recipe_dir)
+        policy = family.load(path, {**spec}, dtype)
+        policy.base_folder = path
     elif family.build is not None:
         policy = family.build(spec, seed, dtype)
     else:
@@ -73,7 +75,9 @@ def from_pretrained(path: str | Path, family: str | None = None, dtype: torch.dt
     if not root.is_dir():
         raise FileNotFoundError(f"model folder {root} does not exist")
     name = family or (spec or {}).get("family") or family_of_folder(root)
-    return get_family(name).load(root, {**(spec or {}), "family": name, "path": str(root)}, dtype)
+    policy = get_family(name).load(root, {**(spec or {}), "family": name, "path": str(root)}, dtype)
+    policy.base_folder = root
+    return policy
 
 
 def family_of_folder(root: Path) -> str:

@@ -14,6 +14,7 @@ from runtime.errors import JobError
 from runtime.rewards.base import OVERALL, Reward, select_head
 
 from .policy import TextCond, VideoPolicy
+from .sampler import OFF, Guidance, guided_velocity
 
 
 def reward_gradient(policy: VideoPolicy, reward: Reward, head: str | None, x: torch.Tensor, s: float,
@@ -35,13 +36,16 @@ def reward_gradient(policy: VideoPolicy, reward: Reward, head: str | None, x: to
 
 @torch.no_grad()
 def sample_with_nrg(policy: VideoPolicy, text: TextCond, noise: torch.Tensor, steps: int, reward: Reward,
-                    head: str | None, prompts: list[str], weight: float, clamp: float = 10.0) -> torch.Tensor:
-    """Deterministic (ODE) sampling from s = 1 to 0 with the guided velocity at every step."""
+                    head: str | None, prompts: list[str], weight: float, clamp: float = 10.0,
+                    cfg: Guidance = OFF) -> torch.Tensor:
+    """Deterministic (ODE) sampling from s = 1 to 0 with the reward-guided velocity at every step, on top
+    of the classifier-free guided one when `cfg` is active."""
     sigmas = shifted_sigmas(steps, float(policy.spec.get("shift", 1.0)))
     x = noise.float()
+    uncond = cfg.uncond(policy)
     for k in range(steps):
         s, s_next = float(sigmas[k]), float(sigmas[k + 1])
-        v = policy.velocity(x, s, text).float()
+        v = guided_velocity(policy, x, s, text, uncond, cfg.scale).float()
         grad = reward_gradient(policy, reward, head, x, s, v, prompts)
         x = x + (s_next - s) * nrg_velocity(v, s, weight, grad, clamp)
     return x

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -81,6 +82,7 @@ class VideoPolicy(nn.Module):
         self._dtype = dtype
         self.lora: LoraSpec | None = None
         self.lineage: list[dict] = []  # weight files (full, or adapters merged in order) on top of the base
+        self.base_folder: Path | None = None  # the diffusers folder the base was loaded from (exports need it)
         self._frozen_reference: nn.Module | None = None
         # what `velocity` calls for the trainable weights: the transformer, or an engine wrapping it
         # (DeepSpeed ZeRO-3 gathers partitioned weights in its forward); kept out of the module tree
@@ -253,12 +255,16 @@ class VideoPolicy(nn.Module):
 
     # ---- persistence
     def save(self, folder: str | Path) -> None:
-        """Write the policy's weights as safetensors with the spec (`policy.json`).
+        """Write the policy's weights as safetensors with the spec (`policy.json`), and, for a model
+        loaded from a diffusers folder, its diffusers export (`pipeline/`, and `lora/` for LoRA; see
+        export.py), named in policy.json's `diffusers`.
 
         Without LoRA: the whole transformer. With LoRA: only the adapters, plus the weight files its base
         was built from (`lineage`: earlier stages' full weights or merged adapters, hard-linked when
         possible), so a chain of LoRA stages reloads exactly."""
         from safetensors.torch import save_file
+
+        from . import export
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -271,10 +277,36 @@ class VideoPolicy(nn.Module):
                 name = f"lineage_{i}.safetensors"
                 _link_or_copy(Path(entry["file"]), folder / name)
                 lineage.append({"file": name, "lora": entry["lora"]})
-        save_file(state, str(folder / WEIGHTS_FILE))
         lora = None if self.lora is None else {**self.lora.__dict__, "targets": list(self.lora.targets)}
-        meta = {"spec": self.spec, "lora": lora, "lineage": lineage}
+        (folder / WEIGHTS_FILE).unlink(missing_ok=True)  # a policy saved again into the same folder
+        exported = self._export(folder, state, lora, lineage) if export.exportable(self.base_folder) else None
+        if not (folder / WEIGHTS_FILE).exists():  # not already a link to the export's weights
+            save_file(state, str(folder / WEIGHTS_FILE))
+        meta = {"spec": self.spec, "lora": lora, "lineage": lineage, "diffusers": exported}
         (folder / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+
+    def _export(self, folder: Path, state: dict[str, torch.Tensor], lora: dict | None,
+                lineage: list[dict]) -> dict:
+        """The diffusers export beside the policy's own files (export.py). A full fine-tune of a one-
+        transformer family shares its weight file with the pipeline's (a hard link: one copy on disk)."""
+        from safetensors.torch import load_file
+
+        from . import export
+
+        modules = export.expert_modules(self.transformer)
+        components = list(modules)
+        if lora is None:
+            written = export.write_pipeline(folder, self.base_folder, modules,
+                                            export.split_by_component(state, components))
+            if components == ["transformer"]:
+                os.link(written["transformer"], folder / WEIGHTS_FILE)
+            return {"pipeline": export.PIPELINE_DIR, "lora": None}
+        full = lineage[0] if lineage and lineage[0]["lora"] is None else None
+        states = None if full is None else export.split_by_component(load_file(str(folder / full["file"])), components)
+        export.write_pipeline(folder, self.base_folder, modules, states)
+        chain = [(load_file(str(folder / e["file"])), e["lora"]) for e in lineage if e["lora"] is not None]
+        files = export.write_lora(folder, self.base_folder, components, [*chain, (state, lora)])
+        return {"pipeline": export.PIPELINE_DIR, "lora": files}
 
     def load(self, folder: str | Path) -> None:
         """Load what `save` wrote: full weights, or adapters merged into the base (after the lineage).

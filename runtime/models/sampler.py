@@ -46,6 +46,35 @@ def initial_noise(n: int, shape: tuple[int, ...], generator: torch.Generator | N
     return _normal((n // group, *shape), generator).repeat_interleave(group, 0).to(device)
 
 
+@dataclass(frozen=True)
+class Guidance:
+    """Classifier-free guidance of a sampling job: the scale w and the unconditional (negative) text.
+    The plan fills both (the recipe's, else the model catalogue's); `of` reads a job's config or pair
+    source, `grpo` a GRPO stage's (its scale field is `guidance`)."""
+
+    scale: float = 1.0
+    negative_prompt: str = ""
+
+    @classmethod
+    def of(cls, cfg: dict) -> "Guidance":
+        return cls(float(cfg["guidance_scale"]), cfg["negative_prompt"])
+
+    @classmethod
+    def grpo(cls, cfg: dict) -> "Guidance":
+        return cls(float(cfg["guidance"]), cfg["negative_prompt"])
+
+    @property
+    def active(self) -> bool:
+        return self.scale != 1.0
+
+    def uncond(self, policy: VideoPolicy, n: int = 1) -> TextCond | None:
+        """The negative prompt's conditioning (n rows), or None when guidance is off (one pass a step)."""
+        return policy.encode_prompts([self.negative_prompt] * n) if self.active else None
+
+
+OFF = Guidance()
+
+
 def guided_velocity(policy: VideoPolicy, x: torch.Tensor, s: float, text: TextCond, uncond: TextCond | None = None,
                     guidance: float = 1.0, transformer=None) -> torch.Tensor:
     """The velocity at level s, with classifier-free guidance `v_u + w (v_c - v_u)` when an
@@ -59,6 +88,14 @@ def guided_velocity(policy: VideoPolicy, x: torch.Tensor, s: float, text: TextCo
                            transformer)
     v_cond, v_uncond = both.chunk(2)
     return v_uncond + guidance * (v_cond - v_uncond)
+
+
+@torch.no_grad()
+def sample_guided(policy: VideoPolicy, text: TextCond, noise: torch.Tensor, steps: int, guidance: Guidance,
+                  **kwargs) -> Trajectory:
+    """`sample` with a job's classifier-free guidance: what evaluation, on-policy and online candidates,
+    GRPO rollouts and BPGO's prior samples all call."""
+    return sample(policy, text, noise, steps, guidance=guidance.scale, uncond=guidance.uncond(policy), **kwargs)
 
 
 @torch.no_grad()

@@ -4,7 +4,8 @@ Folder layout: what `CLIPModel.save_pretrained` and a tokenizer's `save_pretrain
 model.safetensors, tokenizer files), optionally `preprocessor_config.json` (resize / crop / mean / std;
 OpenAI's statistics and the model's image size otherwise). The aesthetic predictor also needs
 `aesthetic_head.safetensors` beside the CLIP weights: a linear layer (`weight` (1, D), `bias` (1,))
-applied to L2-normalised image embeddings, as LAION's linear aesthetic predictor is.
+applied to L2-normalised image embeddings, as LAION's linear aesthetic predictor is; or, named by the
+reward's `head`, LAION's improved predictor (an MLP, its released .pth, see aesthetic_mlp.py).
 """
 from __future__ import annotations
 
@@ -31,10 +32,22 @@ def _embedding(out) -> torch.Tensor:
 class ClipEncoder:
     """Normalised CLIP embeddings of frames and prompts."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, weights: str | None = None):
         from transformers import AutoTokenizer, CLIPModel
 
-        self.model = from_local(CLIPModel, path).eval().requires_grad_(False)
+        if weights is None:
+            self.model = from_local(CLIPModel, path).eval().requires_grad_(False)
+        else:  # open_clip weights (HPSv2) into the model `path`'s config.json describes
+            from transformers import CLIPConfig
+
+            from .open_clip_layout import load_into
+
+            self.model = CLIPModel(from_local(CLIPConfig, path))
+            file = Path(weights) if Path(weights).is_absolute() else Path(path) / weights
+            if not file.is_file():
+                raise JobError(f"CLIP reward: `checkpoint` {weights} is not a file (looked at {file})")
+            load_into(self.model, file)
+            self.model.eval().requires_grad_(False)
         self.tokenizer = from_local(AutoTokenizer, path)
         proc = read_processor_config(path, "preprocessor_config.json")
         self.crop = square_side(proc.get("crop_size"), self.model.config.vision_config.image_size)
@@ -71,10 +84,12 @@ def _frames(videos: torch.Tensor, wanted: int) -> tuple[torch.Tensor, int]:
 
 
 class ClipScoreReward(Reward):
-    """Mean cosine similarity between the prompt's and each sampled frame's CLIP embeddings, in [-1, 1]."""
+    """Mean cosine similarity between the prompt's and each sampled frame's CLIP embeddings, in [-1, 1];
+    with `logit_scale`, times the model's exp(logit_scale) (PickScore's scale, 100 for PickScore_v1)."""
 
-    def __init__(self, encoder: ClipEncoder, frames: int = 8):
-        self.encoder, self.frames = encoder, frames
+    def __init__(self, encoder: ClipEncoder, frames: int = 8, logit_scale: bool = False):
+        self.encoder, self.frames, self.logit_scale = encoder, frames, logit_scale
+        self.bounded = not logit_scale
         self.name, self.heads = "clip_score", ("clip_score",)
         self.needs = DeviceNeeds(device="gpu", memory_gib=round(encoder.memory_gib + 0.5, 3), max_batch=16)
 
@@ -85,13 +100,16 @@ class ClipScoreReward(Reward):
         frames, n = _frames(videos, self.frames)
         image = self.encoder.image_embeds(frames).view(len(prompts), n, -1)
         text = self.encoder.text_embeds(prompts)
-        return {self.name: (image * text[:, None]).sum(-1).mean(1)}
+        cosine = (image * text[:, None]).sum(-1).mean(1)
+        if self.logit_scale:  # PickScore's reported score: exp(logit_scale) * cosine
+            cosine = cosine * self.encoder.model.logit_scale.exp().float()
+        return {self.name: cosine}
 
 
 class AestheticReward(Reward):
     """LAION-style aesthetic score: a linear head on normalised CLIP image embeddings, averaged over frames."""
 
-    def __init__(self, encoder: ClipEncoder, head: torch.nn.Linear, frames: int = 8):
+    def __init__(self, encoder: ClipEncoder, head: torch.nn.Module, frames: int = 8):
         self.encoder, self.head, self.frames = encoder, head.eval().requires_grad_(False), frames
         self.name, self.heads = "aesthetic", ("aesthetic",)
         self.needs = DeviceNeeds(device="gpu", memory_gib=round(encoder.memory_gib + 0.5, 3), max_batch=16)
@@ -106,28 +124,36 @@ class AestheticReward(Reward):
         return {self.name: per_frame.mean(1)}
 
 
-def load_aesthetic_head(folder: Path, dim: int) -> torch.nn.Linear:
-    """The linear head saved beside the CLIP weights; checks it fits the CLIP embedding width."""
-    from safetensors.torch import load_file
+def load_aesthetic_head(folder: Path, dim: int, head: str | None = None) -> torch.nn.Module:
+    """The predictor beside the CLIP weights (or at `head`, a file name in the CLIP folder or an absolute
+    path): a linear head (`weight` (1, D), `bias` (1,)) or LAION's released MLP (aesthetic_mlp.py)."""
+    from .aesthetic_mlp import is_mlp_state, mlp_from_state, read_state
 
-    path = Path(folder) / AESTHETIC_HEAD
+    path = Path(folder) / (head or AESTHETIC_HEAD)
     if not path.is_file():
         raise JobError(f"aesthetic predictor: {path} is missing; save the linear head (`weight` (1, {dim}), "
-                       f"`bias` (1,)) as {AESTHETIC_HEAD} in the CLIP folder")
-    state = load_file(str(path))
+                       f"`bias` (1,)) as {AESTHETIC_HEAD} in the CLIP folder, or set `head` to LAION's "
+                       "predictor file (e.g. sac+logos+ava1-l14-linearMSE.pth)")
+    state = read_state(path)
+    if is_mlp_state(state):
+        mlp = mlp_from_state(state, path)
+        if mlp[0].in_features != dim:
+            raise JobError(f"aesthetic predictor: {path} takes {mlp[0].in_features}-d embeddings; this CLIP model "
+                           f"gives {dim}-d ones (LAION's predictor is for CLIP ViT-L/14, 768-d)")
+        return mlp
     if set(state) != {"weight", "bias"} or tuple(state["weight"].shape) != (1, dim):
         shapes = {k: tuple(v.shape) for k, v in state.items()}
         raise JobError(f"aesthetic predictor: {path} holds {shapes}; expected a linear head with `weight` "
-                       f"(1, {dim}) and `bias` (1,) for this CLIP model")
-    head = torch.nn.Linear(dim, 1)
-    head.load_state_dict(state)
-    return head
+                       f"(1, {dim}) and `bias` (1,) for this CLIP model, or LAION's MLP (`layers.N.weight`)")
+    linear = torch.nn.Linear(dim, 1)
+    linear.load_state_dict(state)
+    return linear
 
 
-def load_clip_score(path: Path, frames: int) -> ClipScoreReward:
-    return ClipScoreReward(ClipEncoder(path), frames)
+def load_clip_score(path: Path, frames: int, logit_scale: bool = False, weights: str | None = None) -> ClipScoreReward:
+    return ClipScoreReward(ClipEncoder(path, weights), frames, logit_scale)
 
 
-def load_aesthetic(path: Path, frames: int) -> AestheticReward:
+def load_aesthetic(path: Path, frames: int, head: str | None = None) -> AestheticReward:
     encoder = ClipEncoder(path)
-    return AestheticReward(encoder, load_aesthetic_head(path, encoder.model.config.projection_dim), frames)
+    return AestheticReward(encoder, load_aesthetic_head(path, encoder.model.config.projection_dim, head), frames)

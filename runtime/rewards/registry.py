@@ -169,7 +169,8 @@ def _feature_consistency(spec: dict, name: str, base_dir: Path | None) -> Reward
 def _clip_score(spec: dict, name: str, base_dir: Path | None) -> Reward:
     from .clip import load_clip_score
 
-    return load_clip_score(_weights(spec.get("path"), name, "a CLIP model", base_dir), spec.get("frames", 8))
+    return load_clip_score(_weights(spec.get("path"), name, "a CLIP model", base_dir), spec.get("frames", 8),
+                           spec.get("logit_scale", False), spec.get("checkpoint"))
 
 
 def _aesthetic(spec: dict, name: str, base_dir: Path | None) -> Reward:
@@ -177,7 +178,7 @@ def _aesthetic(spec: dict, name: str, base_dir: Path | None) -> Reward:
 
     folder = _weights(spec.get("path"), name, "a CLIP model and its aesthetic head", base_dir,
                       f" holding the CLIP model and {AESTHETIC_HEAD}")
-    return load_aesthetic(folder, spec.get("frames", 8))
+    return load_aesthetic(folder, spec.get("frames", 8), spec.get("head"))
 
 
 def _vlm_judge(spec: dict, name: str, base_dir: Path | None) -> Reward:
@@ -198,11 +199,35 @@ def _video_reward_model(spec: dict, name: str, base_dir: Path | None) -> Reward:
 
     check_family(spec["model"]["spec"]["family"], name)
     folder = _weights(spec.get("path"), name, "a trained video reward model", base_dir,
-                      " saved by VideoRewardModel.save (a reward_model stage's output)")
+                      " saved by VideoRewardModel.save (a reward_model stage's output) or a released VideoAlign")
+    from .released import released_reward_model
+
+    released = released_reward_model(folder, spec, name, base_dir)
+    if released is not None:
+        return released
     return load_reward_model(folder, name, spec["heads"], spec["model"]["spec"].get("dtype", "bf16"))
+
+
+def _remote(spec: dict, name: str, base_dir: Path | None) -> Reward:
+    from .served import RemoteReward
+
+    return RemoteReward(spec, name)
+
+
+def _served_judge(spec: dict, name: str, base_dir: Path | None) -> Reward:
+    from .served import ServedJudgeReward
+
+    return ServedJudgeReward(spec, name)
+
+
+def _plugin(spec: dict, name: str, base_dir: Path | None) -> Reward:
+    from .plugin import build_plugin
+
+    return build_plugin(spec, name, base_dir)
 
 
 _BUILDERS: dict[str, Callable[[dict, str, Path | None], Reward]] = {
     "weight_free": _weight_free, "shapes": _shapes, "feature_consistency": _feature_consistency,
     "clip_score": _clip_score, "aesthetic": _aesthetic, "vlm_judge": _vlm_judge,
-    "video_reward_model": _video_reward_model}
+    "video_reward_model": _video_reward_model, "remote": _remote, "served_judge": _served_judge,
+    "plugin": _plugin}

@@ -14,7 +14,7 @@ from runtime.data.pairs import read_pairs, read_pairs_file
 from runtime.data.sources import load_prompts, load_videos
 from runtime.data.video import resample
 from runtime.errors import JobError
-from runtime.models.sampler import sample
+from runtime.models.sampler import Guidance, sample_guided
 from runtime.rewards.registry import score_reward
 
 from .common import (Loop, batch_indices, encode_cached, load_policy, pin_reference, policy_updater, real_nll_step,
@@ -200,7 +200,8 @@ def online_batch(ctx: JobContext, policy, prompts_pool: list[str], i: int, gen: 
     shape = (len(batch_prompts) * n, *policy.latent_shape(cfg["frames"], *cfg["resolution"]))
     text = policy.encode_prompts([p for p in batch_prompts for _ in range(n)])
     noise = torch.randn(shape, generator=gen).to(ctx.device)
-    latents = sample(policy, text, noise, src.get("sample_steps") or cfg["sample_steps"] or 8).final
+    latents = sample_guided(policy, text, noise, src.get("sample_steps") or cfg["sample_steps"] or 8,
+                            Guidance.of(src)).final
     videos = policy.decode(latents)
     scores = torch.stack([score_reward(j, videos, [p for p in batch_prompts for _ in range(n)], ctx)
                           for j in src["judges"]]).mean(0).view(len(batch_prompts), n)

@@ -18,7 +18,7 @@ from runtime.algorithms.metrics import bootstrap_ci, paired_difference
 from runtime.context import JobContext
 from runtime.data.sources import load_prompts, load_videos, write_video
 from runtime.models.guidance import sample_with_nrg
-from runtime.models.sampler import sample
+from runtime.models.sampler import Guidance, sample_guided
 from runtime.rewards.registry import reward_for, score_reward
 
 from .common import policy_from_ref
@@ -126,6 +126,7 @@ def sample_all(ctx: JobContext, policy, prompts: list[str], batch: int = 32, gui
     """ODE samples with noise seeded by the prompt's position: identical across policies. With
     `guidance` (nrg(reward, weight)), every step's velocity is steered by the reward's gradient."""
     cfg = ctx.config
+    cfg_guidance = Guidance.of(cfg)  # classifier-free guidance: every compared policy alike
     shape = policy.latent_shape(cfg["frames"], *cfg["resolution"])
     gen = torch.Generator().manual_seed(cfg["seed"])
     noise = torch.randn((len(prompts), *shape), generator=gen)
@@ -137,9 +138,9 @@ def sample_all(ctx: JobContext, policy, prompts: list[str], batch: int = 32, gui
         if guidance:
             latents = sample_with_nrg(policy, text, start, cfg["sample_steps"], reward_for(guidance["reward"], ctx),
                                       guidance["reward"].get("head"), prompts[i:i + batch], guidance["weight"],
-                                      guidance["clamp"])
+                                      guidance["clamp"], cfg_guidance)
         else:
-            latents = sample(policy, text, start, cfg["sample_steps"]).final
+            latents = sample_guided(policy, text, start, cfg["sample_steps"], cfg_guidance).final
         out.append(policy.decode(latents).cpu())
     return torch.cat(out)
 

@@ -12,7 +12,7 @@ from vpolang.atomic import atomic_path, publish_folder, staging_folder, staging_
 from runtime.context import JobContext
 from runtime.data.sources import load_prompts
 from runtime.distributed import barrier
-from runtime.models.sampler import sample
+from runtime.models.sampler import Guidance, sample_guided
 
 from .common import policy_from_ref
 
@@ -34,13 +34,14 @@ def run(ctx: JobContext) -> None:
     policy = policy_from_ref(ctx, cfg["policy"])
     prompts = load_prompts(cfg["prompts"], ctx.recipe_dir)
     n = cfg["n"]
+    guidance = Guidance.of(cfg)
     shape = policy.latent_shape(cfg["frames"], *cfg["resolution"])
     mine = prompt_share(len(prompts), ctx.rank, ctx.world_size)
     videos = []
     for done, i in enumerate(mine, start=1):
         text = policy.encode_prompts([prompts[i]] * n)
         noise = torch.randn((n, *shape), generator=prompt_generator(cfg["seed"], i))
-        latents = sample(policy, text, noise.to(ctx.device), cfg["sample_steps"]).final
+        latents = sample_guided(policy, text, noise.to(ctx.device), cfg["sample_steps"], guidance).final
         videos.append(policy.decode(latents).cpu().half())
         if done % 16 == 0:
             ctx.metrics(done * ctx.world_size, prompts_done=done * ctx.world_size)

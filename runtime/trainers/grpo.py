@@ -68,7 +68,7 @@ def run(ctx: JobContext) -> None:
         local = mine.stop - mine.start
         policy.eval()
         ctx.activity("sampling rollouts", i, steps)
-        uncond = encode_cached(policy, [""] * local, cache) if cfg["guidance"] != 1.0 else None
+        uncond = encode_cached(policy, [cfg["negative_prompt"]] * local, cache) if cfg["guidance"] != 1.0 else None
         traj = sample(policy, text, noise[mine].to(ctx.device), T, cfg["noise"], cfg["noise_level"], gen,
                       cfg["guidance"], uncond, rows=(mine, n))
         videos = policy.decode(traj.final)

@@ -23,7 +23,7 @@ from runtime.algorithms import advantages as adv_fn
 from runtime.algorithms import bpgo, min_norm, self_paced
 from runtime.context import JobContext
 from runtime.errors import JobError
-from runtime.models.sampler import sample
+from runtime.models.sampler import Guidance, sample_guided
 from runtime.rewards.registry import gate_mask, label, reward_for, score_expression, score_references
 
 from .common import policy_from_ref
@@ -140,7 +140,9 @@ class Priors:
         shape = (PRIOR_SAMPLES, *pol.latent_shape(cfg["frames"], *cfg["resolution"]))
         prompts = [prompt] * PRIOR_SAMPLES
         noise = torch.randn(shape, generator=gen).to(self.ctx.device)
-        videos = pol.decode(sample(pol, pol.encode_prompts(prompts), noise, cfg["sample_steps"]).final)
+        # sampled as the trainer's rollouts are: with the stage's guidance
+        videos = pol.decode(sample_guided(pol, pol.encode_prompts(prompts), noise, cfg["sample_steps"],
+                                          Guidance.grpo(cfg)).final)
         return self.head_values(videos, prompts).mean(0)
 
 

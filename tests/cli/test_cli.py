@@ -105,3 +105,30 @@ def test_compile_commands_do_not_import_the_gpu_stack():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_fmt_rewrites_through_a_symlink_keeping_the_mode_and_leaving_no_temp(tmp_path):
+    real = tmp_path / "recipes" / "messy.vpo"
+    real.parent.mkdir()
+    real.write_text("vpo 0.1\nuse std.shapes\nmodel   m=shapes.tiny_dit\n")
+    real.chmod(0o640)
+    link = tmp_path / "messy.vpo"
+    link.symlink_to(real)
+    result = invoke("fmt", str(link))
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and "model m = shapes.tiny_dit" in real.read_text()
+    assert real.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in real.parent.iterdir()) == ["messy.vpo"]
+
+
+def test_fmt_interrupted_before_publishing_leaves_the_old_text(tmp_path, monkeypatch):
+    messy = tmp_path / "messy.vpo"
+    text = "vpo 0.1\nuse std.shapes\nmodel   m=shapes.tiny_dit\n"
+    messy.write_text(text)
+
+    def disk_full(src, dst):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr("vpolang.atomic.os.replace", disk_full)
+    result = invoke("fmt", str(messy))
+    assert result.exit_code == 1 and "not formatted" in result.output and "Traceback" not in result.output
+    assert messy.read_text() == text and [p.name for p in tmp_path.iterdir()] == ["messy.vpo"]

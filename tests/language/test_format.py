@@ -55,6 +55,14 @@ def test_messy_input_is_normalised():
     assert format_source(out) == out
 
 
+def test_a_number_before_a_dot_keeps_its_space():
+    """Found by bench/fuzz.py: `8 . videos` parses (and fails to check), but `8.videos` lexes as a number
+    with a unit, so joining them changed the recipe and fmt stopped on its own assertion."""
+    text = "vpo 0.1\nuse std.shapes\nstage s = sft(shapes.tiny_dit) { data = 8 . videos(n = 2) }\n"
+    out = format_source(text)
+    assert "8 .videos" in out and format_source(out) == out
+
+
 def test_syntax_errors_are_refused():
     with pytest.raises(ValueError, match="fix syntax errors"):
         format_source("vpo 0.1\nstage x = sft(\n")

@@ -46,6 +46,7 @@ ALTERNATIVES = {
     "zero_stage": "1", "ema": "0.9", "sample_steps": "3", "noise_level": "0.5", "best_of_n": "4",
     "threshold": "0.5", "weight_clip": "3.0", "backbone": "models.qwen2_vl_7b", "dims": "[a, b]",
     "against": "[shapes.tiny_dit]", "metrics": "[shapes.flicker]", "guidance": "nrg(temporal_flicker)",
+    "negative_prompt": "\"blurry, static\"", "guidance_scale": "4.0",
     "gsb": "shapes.alignment", "human_pairs": "pairs(\"h.jsonl\")", "lr": "3e-3", "micro_batch": "2", "phases": "[[shapes.alignment]]",
 }
 # Per stage kind: where one field only means something with another (`kind.field`: {field: value}).
@@ -189,6 +190,11 @@ DECLARED = {
                   STAGE_RECIPES["evaluate"].replace("{set}", "  gsb = x\n")),
     "video_reward_model": ("reward x = video_reward_model", {"model": "models.qwen2_vl_2b", "heads": "[a, b]"},
                            GRPO_WITH.replace("{use}", "x.overall")),
+    "remote": ("reward x = remote", {"url": "\"http://127.0.0.1:9000/score\"", "heads": "[a]"},
+               GRPO_WITH.replace("{use}", "x.a")),
+    "served_judge": ("reward x = served_judge", {"url": "\"http://127.0.0.1:8000/v1\"", "model": "\"judge\""},
+                     GRPO_WITH.replace("{use}", "x")),
+    "plugin": ("reward x = plugin", {"entry": "\"pkg.rewards:Mine\"", "heads": "[a]"}, GRPO_WITH.replace("{use}", "x.a")),
     "slurm": ("cluster x = slurm", {"gpu": "\"H100-80GB\""}, STAGE_RECIPES["sft"].replace(
         "{{\n", "on x {{\n", 1).replace("{set}", "")),
     "local": ("cluster x = local", {}, STAGE_RECIPES["sft"].replace("{{\n", "on x {{\n", 1).replace("{set}", "")),
@@ -215,7 +221,7 @@ CALLED = {
 }
 CALLED_COMPANIONS = {"refresh": {"pairs": "online(shapes.prompts(n = 8), judges = [shapes.alignment])"}}
 CONSTRUCTOR_ALTERNATIVES = {
-    "video_diffusion.family": "wan", "video_diffusion.params": "2M", "layers": "2", "hidden": "64", "heads": "2",
+    "video_diffusion.family": "wan", "video_diffusion.guidance_scale": "4.0", "video_diffusion.params": "2M", "layers": "2", "hidden": "64", "heads": "2",
     "ffn": "128", "patch": "[1, 2, 2]", "vae_stride": "[1, 2, 2]", "latent_channels": "4", "text_dim": "16",
     "path": "\"/cluster/data/elsewhere\"", "vision_language.family": "qwen25_vl", "vision_language.params": "3B",
     "captions": "\"c.jsonl\"", "backbone": "\"shapes\"", "model": "models.qwen2_vl_7b", "question": "\"Good?\"",
@@ -227,6 +233,10 @@ CONSTRUCTOR_ALTERNATIVES = {
     "end": "300", "reward": "shapes.smoothness", "sample_steps": "3", "min_fraction": "0.3", "max_fraction": "0.4",
     "weight_free.metric": "temporal_flicker", "shapes.metric": "smoothness", "video_reward_model.heads": "[a, b, c]",
     "nrg.reward": "sharpness",
+    "aesthetic.head": "\"sac+logos+ava1-l14-linearMSE.pth\"", "clip_score.checkpoint": "\"HPS_v2.1_compressed.pt\"",
+    "url": "\"http://127.0.0.1:9001/other\"", "remote.heads": "[a, b]", "plugin.heads": "[a, b]", "timeout": "10s",
+    "api_key_env": "\"SCORER_KEY\"", "served_judge.model": "\"other\"", "entry": "\"other_entry\"",
+    "options": "[\"scale=2\"]",
 }
 CONSTRUCTOR_COMPANIONS = {"joint.weights": {"balance": "weights", "weights": "[1.0, 1.0]"},
                           "local.gpus_per_node": {"gpu": "\"H100-80GB\""}}

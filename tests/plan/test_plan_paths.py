@@ -177,6 +177,20 @@ def test_a_symlink_out_of_the_run_directory_is_not_followed(tmp_path):
         RunDir(tmp_path / "run").job(plan.job("a"))
 
 
+def test_a_job_started_on_a_linked_out_folder_fails_in_one_line(tmp_path, capsys):
+    from runtime.main import EXIT_USAGE, run_job
+    plan = chain(tmp_path / "toy.vpo")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "run" / "a")
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(plan.to_json())
+    assert run_job(plan_path, "a", tmp_path / "run", handle_signals=False) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "lies outside" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not any((tmp_path / "elsewhere").iterdir())
+
+
 def test_a_damaged_current_file_names_no_folder(tmp_path):
     (tmp_path / "run" / "a").mkdir(parents=True)
     (tmp_path / "run" / "a" / "current").write_text("../../../etc\n")

@@ -173,7 +173,8 @@ def _dpo(cfg, arch: VideoDiT, sizes: Sizes):
     online = None
     if pairs["kind"] == "online":
         steps = pairs.get("sample_steps") or cfg.get("sample_steps") or arch.sample_steps
-        online = wl.OnlinePairs(pairs["n"], steps, scorers(pairs["judges"], cfg["frames"], sizes.assumed))
+        online = wl.OnlinePairs(pairs["n"], steps, scorers(pairs["judges"], cfg["frames"], sizes.assumed),
+                                guidance=pairs["guidance_scale"])
     return wl.Dpo(**_train_fields(cfg, sizes.of(pairs)), backward=cfg.get("backward", "standard"),
                   nll_real=cfg.get("nll_real", 0) > 0, online=online)
 
@@ -205,7 +206,7 @@ def _reward_model(cfg, arch, sizes: Sizes):
 
 def _generate(cfg, arch: VideoDiT, sizes: Sizes):
     return wl.Generate(videos=sizes.of(cfg["prompts"]) * cfg["n"], clip=_clip(cfg), per_prompt=cfg["n"],
-                       sample_steps=cfg.get("sample_steps") or arch.sample_steps)
+                       sample_steps=cfg.get("sample_steps") or arch.sample_steps, guidance=cfg["guidance_scale"])
 
 
 def _evaluate(cfg, arch: VideoDiT, sizes: Sizes):
@@ -213,7 +214,7 @@ def _evaluate(cfg, arch: VideoDiT, sizes: Sizes):
     videos = sizes.of(cfg["prompts"]) * cfg["samples_per_prompt"] * policies
     return wl.Evaluate(videos=videos, clip=_clip(cfg), per_prompt=cfg["samples_per_prompt"],
                        sample_steps=cfg.get("sample_steps") or arch.sample_steps,
-                       scorers=scorers(cfg["metrics"], cfg["frames"], sizes.assumed))
+                       scorers=scorers(cfg["metrics"], cfg["frames"], sizes.assumed), guidance=cfg["guidance_scale"])
 
 
 def _judge(cfg, arch, sizes: Sizes):

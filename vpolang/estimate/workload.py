@@ -148,6 +148,7 @@ class OnlinePairs:
     candidates: int
     sample_steps: int
     judges: tuple[Scorer, ...]
+    guidance: float = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,7 +178,8 @@ class Dpo(DiTTraining):
         if not self.online:
             return work
         videos = pairs * self.online.candidates
-        return Work(train=work.train, reference=work.reference, sample=videos * self.online.sample_steps,
+        passes = self.online.sample_steps * _guidance_passes(self.online.guidance)
+        return Work(train=work.train, reference=work.reference, sample=videos * passes,
                     vae_decode=videos, prompts=pairs, scored=_scored(self.online.judges, videos))
 
     def training_peak(self, micro_batch: int, checkpointing: bool) -> TrainingPeak:

@@ -33,7 +33,7 @@ class Quantity:
 class Schema(BaseModel):
     """Base of every kind's schema: unknown fields are errors; docs come from field descriptions."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_default=True, defer_build=True)
     # Which fields a call's positional arguments fill, in order: `prompts("file")` fills `path`.
     positional: ClassVar[tuple[str, ...]] = ()
     summary: ClassVar[str] = ""
@@ -61,6 +61,7 @@ def _unit(dimension: str, example: str, allow_plain: bool):
 
 
 Seconds = Annotated[float, _unit("duration", "48h", allow_plain=False), Field(gt=0)]
+Timeout = Annotated[float, _unit("duration", "30s", allow_plain=True), Field(gt=0)]  # plain numbers: seconds
 GiB = Annotated[float, _unit("memory", "80GiB", allow_plain=False), Field(gt=0)]
 
 
@@ -126,6 +127,41 @@ def _path_text(value: str) -> str:
 
 
 PathText = Annotated[str, AfterValidator(_path_text)]  # a file or folder name the runtime opens
+
+
+def _url(value: str) -> str:
+    from ..safety import url_problem
+
+    problem = url_problem(value)
+    if problem:
+        raise fail("vpo_url", problem, hint="write an http:// or https:// URL with a host, e.g. "
+                   "\"http://127.0.0.1:8000/score\"; keys go in the environment variable `api_key_env` names")
+    return value
+
+
+def _env_name(value: str) -> str:
+    from ..safety import ENV_NAME, shown
+
+    import re
+
+    if not re.fullmatch(ENV_NAME, value) or len(value) > 128:
+        raise fail("vpo_url", f"an environment variable name is letters, digits and `_`, got {shown(value)}")
+    return value
+
+
+def _plugin_entry(value: str) -> str:
+    from ..safety import plugin_entry_problem
+
+    problem = plugin_entry_problem(value)
+    if problem:
+        raise fail("vpo_plugin", problem, hint="e.g. \"mypkg.rewards:Sharpness\", or the name a package "
+                   "registers under the `vpo.rewards` entry-point group")
+    return value
+
+
+PluginEntry = Annotated[str, AfterValidator(_plugin_entry)]  # never imported by the compiler
+Url = Annotated[str, AfterValidator(_url)]  # a served reward's endpoint: only ever given to an HTTP client
+EnvName = Annotated[str, AfterValidator(_env_name)]
 
 
 # ---- references ------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from .. import safety
 
-from .base import (GiB, PathText, AnyReward, Backbone, Count, Policy, PositiveInt, Probability, Resolution, Schema, Seconds,
-                   ScalarReward, fail, word_or_object)
+from .base import (EnvName, GiB, PluginEntry, PathText, AnyReward, Backbone, Count, Policy, PositiveInt, Probability, Resolution, Schema,
+                   Seconds, ScalarReward, Timeout, Url, fail, word_or_object)
 
 # ---- models ----------------------------------------------------------------------------------------
 Family = Literal["wan", "wan22", "cogvideox", "hunyuan", "ltx", "shapes"]
@@ -40,6 +40,9 @@ class VideoDiffusion(Schema):
     frames: PositiveInt = Field(le=10_000, description="default number of frames")
     fps: PositiveInt = Field(16, le=1000)
     sample_steps: PositiveInt = Field(50, le=10_000, description="default sampler steps for rollouts and evaluation")
+    guidance_scale: float = Field(1.0, ge=1, le=100, description="default classifier-free guidance scale of "
+                                  "evaluation, on-policy and online candidates (1: off)")
+    negative_prompt: str = Field("", max_length=10_000, description="default unconditional text of guidance")
 
     @model_validator(mode="after")
     def _triples(self):
@@ -175,7 +178,22 @@ class Synthetic(Schema):
     seed: Count = 0
 
 
-class OnPolicy(Schema):
+class NegativePrompt(Schema):
+    """The unconditional text of classifier-free guidance, for every job that samples with it."""
+
+    negative_prompt: str | None = Field(None, max_length=10_000, description="the text guidance steers away "
+                                        "from (its unconditional pass); unset: the model's `negative_prompt`")
+
+
+class Guided(NegativePrompt):
+    """Classifier-free guidance of the videos a job samples: v_u + w (v_c - v_u), two passes per step."""
+
+    guidance_scale: float | None = Field(None, ge=1, le=100, description="classifier-free guidance scale w of "
+                                         "the sampled videos (1: off, one pass per step); unset: the model's "
+                                         "`guidance_scale`")
+
+
+class OnPolicy(Guided):
     """Generate n candidates per prompt from a policy, judge them, build pairs: before the stage runs."""
 
     summary = "on-policy pairs generated before the stage"
@@ -194,7 +212,7 @@ class OnPolicy(Schema):
     labels: bool = Field(False, description="also emit good/normal/bad labels by score tercile (for KTO)")
 
 
-class Online(Schema):
+class Online(Guided):
     """OnlineVPO: every step, sample n candidates per prompt from the current policy and judge them."""
 
     summary = "online pairs sampled from the current policy at every step"
@@ -252,21 +270,35 @@ class ShapesReward(Schema):
 
 
 class ClipScore(Schema):
-    """CLIP text-video similarity averaged over frames (transformers CLIP)."""
+    """CLIP text-video similarity averaged over frames (transformers CLIP). Released CLIP-based scorers
+    saved in the transformers layout load as they are: PickScore (`logit_scale = true`, the folder of
+    PickScore_v1 with the CLIP-H processor files), CLIP ViT-B/L. open_clip checkpoints load through
+    `checkpoint` into the model the folder's config describes: HPSv2 (`checkpoint = "HPS_v2.1_compressed.pt"`
+    in the folder of laion/CLIP-ViT-H-14-laion2B-s32B-b79K), whose score is the plain cosine."""
 
     summary = "CLIP text-video score"
     kind: Literal["clip_score"] = "clip_score"
     path: PathText | None = Field(None, description="local CLIP folder")
     frames: PositiveInt = Field(8, le=10_000)
+    logit_scale: bool = Field(False, description="multiply the cosine by the model's learned exp(logit_scale), "
+                              "as PickScore reports its score")
+    checkpoint: PathText | None = Field(None, description="open_clip weights loaded into the model `path`'s "
+                                     "config.json describes (HPSv2: HPS_v2.1_compressed.pt); a file in the "
+                                     "folder or an absolute path")
 
 
 class Aesthetic(Schema):
-    """An aesthetic predictor: a linear head over CLIP image embeddings, averaged over frames."""
+    """An aesthetic predictor over unit-norm CLIP image embeddings, averaged over frames: a linear head
+    (`aesthetic_head.safetensors` in the CLIP folder) or LAION's improved predictor, an MLP loaded from its
+    released state dict (`head = "sac+logos+ava1-l14-linearMSE.pth"`, on CLIP ViT-L/14)."""
 
     summary = "aesthetic predictor"
     kind: Literal["aesthetic"] = "aesthetic"
-    path: PathText | None = None
+    path: PathText | None = Field(None, description="local CLIP folder")
     frames: PositiveInt = Field(8, le=10_000)
+    head: PathText | None = Field(None, description="the predictor's weights: a file in the CLIP folder or an "
+                                  "absolute path (.safetensors or a .pth state dict); default "
+                                  "aesthetic_head.safetensors")
 
 
 class VlmJudge(Schema):
@@ -281,7 +313,12 @@ class VlmJudge(Schema):
 
 
 class VideoRewardModel(Schema):
-    """A multi-head video reward model (VideoAlign style): one score per head, `overall` their sum."""
+    """A multi-head video reward model (VideoAlign style): one score per head, `overall` their sum.
+    `path` is read by its layout: a folder a vpo reward_model stage wrote (reward_model.json), or the
+    released VideoAlign checkpoint as published (model_config.json and checkpoint-<step>/ with model.pth,
+    or adapter_model.safetensors and non_lora_state_dict.pth, and tokenizer/); the release holds LoRA
+    deltas, merged at load time into the base model at the `model`'s own `path`. Its heads are its
+    eval_dim, lower-cased: [vq, mq, ta]."""
 
     summary = "a multi-head video reward model"
     kind: Literal["video_reward_model"] = "video_reward_model"
@@ -291,8 +328,74 @@ class VideoRewardModel(Schema):
     frames: PositiveInt = Field(8, le=10_000)
 
 
+class _Served(Schema):
+    """Fields every served reward shares: where it is and how vpo calls it."""
+
+    url: Url = Field(description="the endpoint (http or https)")
+    frames: PositiveInt = Field(8, le=1024, description="frames sent per video, evenly spaced")
+    concurrency: PositiveInt = Field(1, le=256, description="requests in flight at once")
+    timeout: Timeout = Field(60.0, le=86_400, description="how long to wait for one response (`30s`; a plain number is seconds)")
+    retries: int = Field(2, ge=0, le=20, description="further tries of a request that failed to connect, timed "
+                         "out or got a 5xx/429 answer, with exponential backoff")
+    api_key_env: EnvName | None = Field(None, description="environment variable holding a bearer token "
+                                        "(never the key itself in the recipe)")
+
+
+class Remote(_Served):
+    """A reward served over HTTP. Per batch, vpo POSTs JSON {"prompts": [str], "videos": [{"frames": [PNG
+    as base64], "fps": null}], "heads": [...]} to `url` and reads {"scores": [float]} (one score per video)
+    or {"scores": {head: [float]}} for the declared `heads`. Non-2xx answers, malformed JSON, wrong counts
+    and non-finite scores stop the job with the server's message."""
+
+    summary = "a reward served over HTTP"
+    kind: Literal["remote"] = "remote"
+    heads: list[str] = Field(default_factory=list, description="named scores the server returns (none: one score)")
+    batch: PositiveInt = Field(8, le=4096, description="videos per request")
+    bounded: bool = Field(False, description="the scores lie in a fixed range (BPGO squashes unbounded ones)")
+
+
+class ServedJudge(_Served):
+    """A vision-language judge behind an OpenAI-compatible chat API (vLLM, SGLang, ...): one chat request
+    per video, its frames as base64 PNG `image_url` parts with the question and the prompt, asking for one token;
+    the score is P(yes) / (P(yes) + P(no)) from the returned top log-probabilities of the first token
+    (a bare "yes" / "no" answer scores 1 / 0 when the server returns no log-probabilities)."""
+
+    summary = "a VLM judge behind an OpenAI-compatible server"
+    kind: Literal["served_judge"] = "served_judge"
+    model: str = Field(description="the served model's name, as the server lists it under /v1/models")
+    question: str = "Does this video match the prompt and look realistic?"
+    top_logprobs: PositiveInt = Field(20, le=20, description="log-probabilities asked of the server's first token")
+
+
+class Plugin(Schema):
+    """A reward class of your own, without editing vpo: `entry` is `module.path:Class` (importable where
+    the job runs) or the name an installed package registers under the `vpo.rewards` entry-point group
+    (`[project.entry-points."vpo.rewards"] sharpness = "mypkg.rewards:Sharpness"`). The compiler checks
+    the name's syntax only and never imports it; the job imports it when it starts. The class is built
+    with `options` as string keyword arguments (and `path=` when set); it is either a vpo Reward or any
+    object with `score(videos, prompts)` returning one (B,) tensor, or a dict of them per declared head."""
+
+    summary = "a reward class from an installed package"
+    kind: Literal["plugin"] = "plugin"
+    entry: PluginEntry = Field(description="`module.path:Class` or a `vpo.rewards` entry-point name")
+    heads: list[str] = Field(default_factory=list, description="named scores the class returns (none: one score)")
+    path: PathText | None = Field(None, description="a local folder handed to the class as `path`")
+    options: list[str] = Field(default_factory=list, description="`key=value` strings passed as keyword arguments")
+    device: Literal["cpu", "gpu"] = Field("cpu", description="where the class wants its videos")
+    bounded: bool = Field(True, description="the scores lie in a fixed range (BPGO squashes unbounded ones)")
+
+    @model_validator(mode="after")
+    def _options(self):
+        for option in self.options:
+            key, sep, _ = option.partition("=")
+            if not sep or not key.isidentifier():
+                raise fail("vpo_rule", f"an option is `key=value` with a Python name as key, got {option!r}",
+                           field="options")
+        return self
+
+
 RewardSpec = Annotated[Union[WeightFree, FeatureConsistency, ShapesReward, ClipScore, Aesthetic, VlmJudge,
-                             VideoRewardModel], Field(discriminator="kind")]
+                             VideoRewardModel, Remote, ServedJudge, Plugin], Field(discriminator="kind")]
 
 
 class Term(Schema):
@@ -467,7 +570,8 @@ CONSTRUCTORS: dict[str, dict[str, type[Schema]]] = {
                 "shapes_videos": ShapesVideos, "shapes_prompts": ShapesPrompts},
     "reward": {"weight_free": WeightFree, "feature_consistency": FeatureConsistency, "shapes": ShapesReward,
                "clip_score": ClipScore, "aesthetic": Aesthetic, "vlm_judge": VlmJudge,
-               "video_reward_model": VideoRewardModel},
+               "video_reward_model": VideoRewardModel, "remote": Remote, "served_judge": ServedJudge,
+               "plugin": Plugin},
     "cluster": {"slurm": Slurm, "local": Local},
 }
 # Constructors usable inside field values.

@@ -6,11 +6,11 @@ from typing import Literal
 from pydantic import Field
 
 from ..base import AnyReward, Count, Policy, PositiveInt
-from ..entities import Nrg, PairsFile, PromptSource, VideoSource
+from ..entities import Guided, Nrg, PairsFile, PromptSource, VideoSource
 from .common import StageBase
 
 
-class Evaluate(StageBase):
+class Evaluate(StageBase, Guided):
     """Samples every policy on the same prompts and seeds; writes metrics.json with means and 95% CIs."""
 
     summary = "evaluation"

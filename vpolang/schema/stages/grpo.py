@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field
 
 from ..base import Count, Policy, PositiveInt, Probability, ScalarReward, Schema
-from ..entities import GateExpr, PromptSource, RewardExpr
+from ..entities import GateExpr, NegativePrompt, PromptSource, RewardExpr
 from .common import TrainStage
 
 
@@ -48,7 +48,7 @@ class SelfPaced(Schema):
         0.0, description="a component whose in-group reward std is below this hands its weight on")
 
 
-class Grpo(TrainStage):
+class Grpo(TrainStage, NegativePrompt):
     """Group-relative policy optimisation over SDE rollouts with stored log-probs."""
 
     summary = "group-relative RL (Flow-GRPO)"
@@ -77,7 +77,8 @@ class Grpo(TrainStage):
     global_std: bool = Field(False, description="normalise advantages by the batch std")
     shared_noise: bool = Field(False, description="one initial noise per group")
     best_of_n: PositiveInt | None = Field(None, le=4096, description="train on the k highest and k lowest advantages")
-    guidance: float = Field(1.0, ge=1, description="classifier-free guidance scale for rollouts")
+    guidance: float = Field(1.0, ge=1, description="classifier-free guidance scale of rollouts, their "
+                            "log-probs and BPGO's prior samples (1: off)")
     updates_per_batch: PositiveInt = Field(1, le=1024, description="optimiser passes over each rollout batch")
     vipo: Vipo | None = None
     bpgo: Bpgo | None = None
