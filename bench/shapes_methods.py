@@ -5,6 +5,7 @@ t-interval (seeds are the unit of replication), and the mean paired gain over th
 
     python bench/shapes_methods.py dpo  --seeds 0 1 2 --out bench/results/shapes_dpo_methods.json
     python bench/shapes_methods.py grpo --seeds 0 1 2 --out bench/results/shapes_grpo_methods.json
+    python bench/shapes_methods.py grpo2026 --seeds 0 1 2 --out bench/results/shapes_grpo_2026.json
 """
 from __future__ import annotations
 
@@ -108,7 +109,29 @@ stage report = evaluate(weighted) {
   save_samples = 0
 }
 """
-STUDIES = {"dpo": DPO, "grpo": GRPO}
+# The 2026 options (docs/algorithms.md §S3) at equal rollouts: 24 steps x 4 prompts x 8 videos each.
+GRPO_2026_VARIANTS = {
+    "grpo": ("crisp + still", ""),
+    "window": ("crisp + still", "with window { size = 2, shift_every = 8 }"),
+    "cps": ("crisp + still", "noise = cps"),
+    "guard": ("crisp + still", "guard = true"),
+    "velocity_kl": ("crisp + still", "kl_space = velocity"),
+    "win_rate": ("crisp + still", "reward_as = win_rate"),
+    "nft": ("crisp + still", "objective = nft\n  noise = ode"),
+}
+GRPO_2026 = HEAD + "".join(GRPO_STAGE.format(name=n, reward=r, extra=e) for n, (r, e) in GRPO_2026_VARIANTS.items()) \
+    + """
+stage report = evaluate(grpo) {
+  against      = [tiny, window, cps, guard, velocity_kl, win_rate, nft]
+  prompts      = shapes.prompts(n = 48, split = test, seed = 5)
+  metrics      = [crisp, still, shapes.alignment]
+  sample_steps = 6
+  seed         = seed
+  save_samples = 0
+}
+"""
+STUDIES = {"dpo": DPO, "grpo": GRPO, "grpo2026": GRPO_2026}
+TRAINING = {"grpo2026": list(GRPO_2026_VARIANTS)}  # stages whose wall time per step and KL are tabled
 
 
 def run_seed(recipe: str, seed: int, work: Path) -> tuple[dict, float]:
@@ -124,6 +147,18 @@ def run_seed(recipe: str, seed: int, work: Path) -> tuple[dict, float]:
     current = (folder / "current").read_text().strip()
     record = json.loads((folder / current / "artifacts" / "metrics" / "metrics.json").read_text())
     return record["models"], time.perf_counter() - start
+
+
+def training_stats(run_dir: Path, stages: list[str]) -> dict[str, dict[str, float]]:
+    """Per training stage: wall seconds per step (between the first and last logged step) and the mean
+    logged KL (in the stage's own kl_space: not comparable across spaces)."""
+    out = {}
+    for stage in stages:
+        current = (run_dir / stage / "current").read_text().strip()
+        rows = [json.loads(line) for line in (run_dir / stage / current / "metrics.jsonl").read_text().splitlines()]
+        span = (rows[-1]["time"] - rows[0]["time"]) / max(1, rows[-1]["step"] - rows[0]["step"])
+        out[stage] = {"s_per_step": span, "kl": statistics.fmean(r.get("kl", 0.0) for r in rows)}
+    return out
 
 
 def interval(values: list[float]) -> tuple[float, float, float]:
@@ -167,19 +202,25 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    per_seed, seconds = [], []
+    per_seed, seconds, training = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             models, took = run_seed(STUDIES[args.study], seed, Path(tmp))
             per_seed.append(models)
             seconds.append(took)
+            if args.study in TRAINING:
+                training.append(training_stats(Path(tmp) / f"run-{seed}", TRAINING[args.study]))
             print(f"seed {seed}: {took:.0f} s", flush=True)
     table = summarise(per_seed)
     print(markdown(table))
+    steps = {s: {k: statistics.fmean(run[s][k] for run in training) for k in ("s_per_step", "kl")}
+             for s in TRAINING.get(args.study, [])}
+    for stage, row in steps.items():
+        print(f"{stage}: {row['s_per_step']:.2f} s/step, mean logged kl {row['kl']:.3g}")
     if args.out:
         args.out.write_text(json.dumps({
             "study": args.study, "seeds": args.seeds, "recipe": STUDIES[args.study], "table": table,
-            "wall_s_per_seed": seconds, "machine": f"{platform.node()} ({platform.processor() or platform.machine()}, "
+            "wall_s_per_seed": seconds, "training": steps, "machine": f"{platform.node()} ({platform.processor() or platform.machine()}, "
             f"{__import__('os').cpu_count()} CPUs)", "date": datetime.date.today().isoformat(),
         }, indent=2) + "\n")
 

@@ -49,7 +49,7 @@ class JobContext:
         """The schedule the plan chose for this training job; the trainers execute it as is."""
         block = self.job.execution
         if block is None:
-            raise JobError(f"{self.where}: the plan gives this {self.job.kind} job no execution block; "
+            raise JobError(f"the plan gives this {self.job.kind} job no execution block; "
                            "re-create the plan with `vpo plan`")
         return block
 
@@ -60,7 +60,7 @@ class JobContext:
             return
         block = self.execution
         if block.world_size != self.world_size:
-            raise JobError(f"{self.where}: the plan's execution block is for {block.world_size} process(es), "
+            raise JobError(f"the plan's execution block is for {block.world_size} process(es), "
                            f"this job was started on {self.world_size}; re-plan for this placement")
         self.log(f"execution block: {block.summary()} ({block.model_dump_json()})")
 
@@ -78,7 +78,7 @@ class JobContext:
         ref = self.job.inputs[slot]
         path = self.input_paths[slot]
         if not path.exists():
-            raise JobError(f"{self.where}: input `{slot}` ({ref.job}/{ref.name}) is missing at {path}; "
+            raise JobError(f"input `{slot}` ({ref.job}/{ref.name}) is missing at {path}; "
                            f"run `{ref.job}` first")
         return path
 
@@ -149,7 +149,7 @@ class JobContext:
             return
         last = self.checkpoints.latest_valid()
         kept = f"; the last good checkpoint (step {last[0]}) is kept" if last else ""
-        raise JobError(f"{self.where}: {what} became {value} at step {step}{kept}. "
+        raise JobError(f"{what} became {value} at step {step}{kept}. "
                        "Lower `lr` or raise `grad_clip`.")
 
     @property

@@ -92,8 +92,9 @@ def _attempt(plan: Plan, job_id: str, run: RunDir, dist: DistInfo, handle_signal
 
 
 def _at_stage(ctx: JobContext, message: str) -> str:
-    """Every failure names the stage's recipe line; a data error's own file:line follows it."""
-    return message if message.startswith(f"stage `{ctx.job.stage}`") else f"{ctx.where}: {message}"
+    """Every failure names the stage's recipe line, added here and only here (trainers, loaders and the
+    job context raise JobError without a location); a data error's own file:line follows it."""
+    return f"{ctx.where}: {message}"
 
 
 def _context(plan: Plan, job_id: str, run: RunDir, dist: DistInfo, stop_event: threading.Event) -> JobContext:
@@ -107,7 +108,7 @@ def _context(plan: Plan, job_id: str, run: RunDir, dist: DistInfo, stop_event: t
 def _train(ctx: JobContext) -> None:
     trainer = trainer_for(ctx.job.kind)
     if ctx.world_size > 1 and not supports_distributed(trainer):
-        raise JobError(f"{ctx.where}: the `{ctx.job.kind}` trainer runs in one process, but this job was "
+        raise JobError(f"the `{ctx.job.kind}` trainer runs in one process, but this job was "
                        f"started as {ctx.world_size}; place it on one GPU (nodes = 1, gpus_per_node = 1)")
     ctx.check_execution()
     with process_group(ctx.dist, ctx.device):

@@ -9,8 +9,9 @@ def _label(ref: dict) -> str:
 
 
 def grpo_composition_rules(config: dict, spans: dict, default_span, rep: Reporter) -> bool:
-    """E0340: under joint, self-paced weights act on the joint's heads, so its phases must be them."""
-    ok = True
+    """E0340: under joint, self-paced weights act on the joint's heads, so its phases must be them.
+    E0344-E0347: the 2026 options (docs/algorithms.md §S3) where a combination means nothing."""
+    ok = _window_rules(config, spans, default_span, rep)
     sp, reward = config.get("self_paced"), config.get("reward") or {}
     if sp and reward.get("kind") == "joint":
         phases, heads = [_label(r) for r in sp["phases"]], [_label(r) for r in reward["rewards"]]
@@ -19,6 +20,66 @@ def grpo_composition_rules(config: dict, spans: dict, default_span, rep: Reporte
                     f"[{', '.join(heads)}]", spans.get(("self_paced", "phases"), spans.get(("self_paced",), default_span)),
                     hint="under reward = joint(...) the curriculum weights the joint's heads: list the same rewards "
                          "in curriculum order")
+            ok = False
+    return ok
+
+
+def _window_rules(config: dict, spans: dict, default_span, rep: Reporter) -> bool:
+    ok = True
+    window = config.get("window")
+    if window:
+        if ("train_fraction",) in spans:
+            rep.add("E0344", "`train_fraction` with `with window`: the window's SDE steps are the trained steps, all "
+                    "of them", spans[("train_fraction",)], hint="remove `train_fraction`, or size the window instead")
+            ok = False
+        policy = config.get("policy") or {}
+        model = policy.get("spec") if policy.get("ref") == "model" else policy.get("base_model")
+        steps = config.get("sample_steps") or (model or {}).get("sample_steps")
+        if steps is not None and window["size"] > steps - 1:
+            rep.add("E0344", f"a window of {window['size']} SDE steps does not fit {steps} sampling steps (the last "
+                    "step is deterministic)", spans.get(("window", "size"), spans.get(("window",), default_span)),
+                    hint=f"use at most {max(steps - 1, 1)} window steps or more `sample_steps`")
+            ok = False
+    if ("kl_space",) in spans and not config.get("kl"):
+        rep.add("E0345", "`kl_space` without a KL term (kl = 0)", spans[("kl_space",)],
+                hint="set `kl` (e.g. 0.01) or remove `kl_space`")
+        ok = False
+    if config.get("reward_as") == "win_rate" and config.get("bpgo"):
+        rep.add("E0346", "`reward_as = win_rate` with `with bpgo`: every group's win rates average 0.5, so a "
+                "per-prompt prior says nothing", spans.get(("bpgo",), default_span),
+                hint="drop `with bpgo`, or score the rewards (`reward_as = score`)")
+        ok = False
+    ok = _nft_rules(config, spans, default_span, rep) and ok
+    if config.get("noise") == "cps" and (config.get("noise_level") or 0) > 1:
+        rep.add("E0347", f"cps noise_level {config['noise_level']} is outside (0, 1]",
+                spans.get(("noise_level",), default_span), hint="the CPS std is s' sin(eta pi / 2): eta in (0, 1]")
+        ok = False
+    return ok
+
+
+NFT_WITHOUT = {  # what only the ratio loss over SDE steps' log-probs means
+    "guard": "GRPO-Guard normalises a log-ratio", "clip_range": "the clip acts on a ratio",
+    "kl_space": "its KL is the velocity KL (no transition mean)", "window": "a window chooses SDE steps to train",
+    "vipo": "ViPO maps weight a per-position log-ratio", "guidance": "it is CFG-free"}
+
+
+def _nft_rules(config: dict, spans: dict, default_span, rep: Reporter) -> bool:
+    """E0348: DiffusionNFT has no trajectory log-probs; GRPO has nothing but them."""
+    ok = True
+    if config.get("objective") != "nft":
+        if config.get("noise") == "ode":
+            rep.add("E0348", "`noise = ode` rollouts carry no log-probs for the GRPO ratio", spans.get(("noise",), default_span),
+                    hint="use an SDE (flow_grpo, dance, cps), or `objective = nft`")
+            ok = False
+        if ("nft_beta",) in spans:
+            rep.add("E0348", "`nft_beta` without `objective = nft`", spans[("nft_beta",)],
+                    hint="set `objective = nft` or remove `nft_beta`")
+            ok = False
+        return ok
+    for field, why in NFT_WITHOUT.items():
+        if (field,) in spans and not (field == "guidance" and config.get("guidance") == 1.0):
+            rep.add("E0348", f"`{field}` with `objective = nft`: {why}", spans[(field,)],
+                    hint=f"remove `{field}` (DiffusionNFT trains on clean samples, without log-probs)")
             ok = False
     return ok
 

@@ -69,7 +69,6 @@ CODES: dict[str, tuple[str, str]] = {
     "E0312": ("error", "`ema` with ZeRO-3"),
     "E0313": ("error", "online pairs on several processes"),
     "E0314": ("error", "`mixed_resolution` with online pairs"),
-    "E0315": ("error", "LoRA with `reference = refresh(...)`"),
     "E0316": ("error", "a pairwise judge used as a pointwise score"),
     "E0317": ("error", "shapes-world videos at a non-square resolution"),
     "E0318": ("error", "frames the model family cannot encode"),
@@ -79,6 +78,9 @@ CODES: dict[str, tuple[str, str]] = {
     "E0322": ("error", "inconsistent Wan 2.2 two-expert folder"),
     "E0323": ("error", "more nodes than the cluster's `max_nodes`"),
     "E0324": ("error", "reward guidance with a reward that has no gradient"),
+    # E0315 retired: LoRA with `reference = refresh(...)` runs (the reference is an adapter snapshot)
+    "E0330": ("error", "`nodes` on a stage whose trainer runs in one process"),
+    "E0331": ("error", "a refreshed LoRA reference with ZeRO-3"),
     # E04xx the user's data and model folders, checked where they are on this machine (data preflight)
     "E0401": ("error", "no videos match a dataset's glob"),
     "E0402": ("error", "a dataset file is not a video"),
@@ -91,6 +93,11 @@ CODES: dict[str, tuple[str, str]] = {
     "E0340": ("error", "self_paced phases differ from the joint reward's rewards"),
     "E0342": ("error", "on_policy(...) inside rwr with judging fields the stage does not use"),
     "E0343": ("error", "a pairwise judge asked to score candidates"),
+    "E0344": ("error", "a GRPO window that conflicts with the stage's steps"),
+    "E0345": ("error", "a KL option without a KL term"),
+    "E0346": ("error", "win-rate rewards with BPGO's per-prompt prior"),
+    "E0347": ("error", "a CPS noise level outside (0, 1]"),
+    "E0348": ("error", "a GRPO option that needs trajectory log-probs beside DiffusionNFT, or the reverse"),
     # W01xx warnings
     "W0101": ("warning", "unused declaration"),
     "W0102": ("warning", "declaration shadows an imported or built-in name"),
@@ -99,10 +106,10 @@ CODES: dict[str, tuple[str, str]] = {
     "W0106": ("warning", "DPO beta outside the usual range for the model's prediction type"),
     "W0107": ("warning", "evaluation against nothing"),
     # W03xx preflight and plan warnings
-    "W0301": ("warning", "vision-language family without a runtime adapter"),
+    # W0301 retired: every vision-language family loads (VILA and LLaVA through transformers' Llava classes)
     "W0302": ("warning", "the plan assumed a number it cannot count (a dataset size, a backbone)"),
     "W0303": ("warning", "planned memory leaves under 10% headroom"),
-    "W0304": ("warning", "a single-process stage placed on several GPUs"),
+    # W0304 retired: lowering places one-process stages (evaluate) on one GPU; `nodes > 1` is E0330
     "W0305": ("warning", "weights a job must load have no `path`"),
 }
 
@@ -166,7 +173,6 @@ HINTS: dict[str, str] = {
     "E0312": "use zero_stage <= 2, or remove `ema`",
     "E0313": "place the online DPO stage on one GPU (nodes = 1, gpus_per_node = 1)",
     "E0314": "drop `mixed_resolution`, or use offline pairs",
-    "E0315": "train fully (lora_rank = 0) or keep a frozen reference",
     "E0316": "use it as evaluate's `gsb` or as an on_policy judge, or declare a pointwise judge",
     "E0317": "give the shapes world a square resolution, e.g. [16, 16]",
     "E0318": "choose a frame count the family's VAE encodes (Wan: 1 + 4k)",
@@ -176,9 +182,17 @@ HINTS: dict[str, str] = {
     "E0322": "a Wan 2.2 folder needs transformer_2/ and a boundary_ratio in model_index.json",
     "E0323": "lower `nodes` to the cluster's `max_nodes`, or raise the limit",
     "E0324": "guide with a differentiable reward (one computed from pixels by torch)",
+    "E0330": "remove `nodes`: the job is placed on one GPU of its cluster",
+    "E0331": "use zero_stage <= 2 with a refreshed LoRA reference, or train the full model",
     "E0340": "list the joint's own rewards as the self-paced phases",
     "E0342": "leave judges, pick, margin, swap_check and labels unset in an rwr source: its reward weighs samples",
     "E0343": "score candidates with a pointwise judge; a pairwise one compares pairs",
+    "E0344": "remove `train_fraction` (a window trains all its steps) or make the window fit the sampling steps",
+    "E0345": "set `kl` above 0, or remove `kl_space`",
+    "E0346": "drop `with bpgo` or use `reward_as = score`: a group's win rates always average 0.5",
+    "E0347": "give cps a noise_level eta in (0, 1] (std = s' sin(eta pi / 2))",
+    "E0348": "objective = nft trains on clean samples without log-probs or guidance: remove the ratio, window and "
+             "map options (or use objective = grpo)",
     "E0401": "check the glob against the files on this machine",
     "E0402": "replace the file with a video (mp4, webm, avi, gif) or a folder of frame images",
     "E0403": "fix the line named in the note (one JSON object per line, UTF-8)",
@@ -187,10 +201,8 @@ HINTS: dict[str, str] = {
     "E0406": "add items to the file or point at another one",
     "E0407": "point `path` at a diffusers pipeline folder (model_index.json, transformer/config.json)",
     "E0408": "add a captions record or a .txt beside the video",
-    "W0301": "prefer a vision-language family with a runtime adapter (Qwen2-VL)",
     "W0302": "make the data countable here (local files) or accept the assumed count in the estimate",
     "W0303": "lower the micro-batch, enable gradient checkpointing or use more GPUs for headroom",
-    "W0304": "evaluation runs in one process: place it on one GPU",
     "W0305": "give the model a `path` to its local weights",
 }
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from .check import CheckedRecipe
 from .safety import recipe_name
-from .plan import ArtifactRef, Job, Placement, Plan, PlanSpan, RecipeInfo, assign_hashes, topological_order
+from .plan import (SINGLE_PROCESS_KINDS, ArtifactRef, Job, Placement, Plan, PlanSpan, RecipeInfo, assign_hashes,
+                   topological_order)
 from .values import StageValue
 
 OUTPUTS = {"sft": ["policy"], "grpo": ["policy"], "dpo": ["policy"], "kto": ["policy"], "rwr": ["policy"],
@@ -56,7 +57,9 @@ def _stage_jobs(stage: StageValue) -> list[Job]:
         if isinstance(value, dict):
             config[field] = _lower_source(stage, config, field, value, inputs, data_jobs, {})
     config = _link_refs(config, inputs)
-    placement = _placement(stage, config.get("nodes", 1))
+    # a one-process trainer (evaluate) gets the one GPU it uses, not the cluster's node (E0330: `nodes`)
+    placement = _placement(stage, 1, max_gpus=1) if stage.kind in SINGLE_PROCESS_KINDS else \
+        _placement(stage, config.get("nodes", 1))
     job = Job(id=stage.id, kind=stage.kind, stage=stage.id, inputs=inputs.slots,
               depends_on=sorted({r.job for r in inputs.slots.values()}), outputs=OUTPUTS[stage.kind],
               placement=placement, config=config, seed=config.get("seed", 0), span=_span(stage))
@@ -77,7 +80,7 @@ def _fill_model_defaults(config: dict, stage: StageValue) -> None:
         config["sample_steps"] = model["sample_steps"]
     _fill_guidance_defaults(config, model)
     if stage.kind == "grpo" and config.get("noise_level") is None:
-        config["noise_level"] = 0.7 if config["noise"] == "flow_grpo" else 0.3
+        config["noise_level"] = {"flow_grpo": 0.7, "dance": 0.3, "cps": 0.8, "ode": 0.0}[config["noise"]]
     config["model"] = model
 
 

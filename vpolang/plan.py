@@ -9,6 +9,8 @@ Compatibility: `schema_version` is MAJOR.MINOR. A reader accepts any plan with i
 up to its own; MINOR bumps only add optional fields. Anything else is refused with a clear message.
 2.0: training jobs carry a required `execution` block (the schedule the runtime executes) and
 `placement.zero_stage` moved into it; a 1.x plan has no schedule to execute, so it is refused.
+3.0: `execution.reward_execution` is an instruction (`serial` | `threads`: how the rewards one call
+scores run), no longer a description of where they run; a 2.x plan's values mean nothing to it.
 """
 from __future__ import annotations
 
@@ -24,13 +26,16 @@ from . import safety
 
 from .atomic import write_text
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "3.0"
 
 JobKind = Literal[
     "sft", "grpo", "dpo", "kto", "rwr", "reward_model", "evaluate",  # stages
     "generate", "judge", "synthesize",  # data jobs lowered from on_policy(...) and synthetic(...)
 ]
 TRAINING_KINDS = ("sft", "grpo", "dpo", "kto", "rwr", "reward_model")  # the jobs that carry an execution block
+# Job kinds whose trainer runs in one process (runtime/registry.py: no `run.distributed`): lowering
+# places them on one GPU; tests/runtime/test_registry.py checks the runtime agrees.
+SINGLE_PROCESS_KINDS = ("evaluate", "judge", "synthesize")
 
 
 class _Strict(BaseModel):
@@ -132,10 +137,11 @@ class ExecutionBlock(_Strict):
     checkpointing: bool = False  # activation (gradient) checkpointing of the trained network
     groups_span_ranks: bool = False  # grpo: a group's rollouts may lie on several ranks
     candidates_per_rank: int | None = None  # online dpo: videos each rank samples per step
-    reward_execution: Literal["per_rank_gathered", "dataset_once", "one_process"] | None = Field(
-        None, description="how rewards run: grpo scores each rank's rollouts and gathers the scores so "
-        "whole groups are normalised; sft/rwr score the dataset once before training; online dpo samples "
-        "and judges in its one process")
+    reward_execution: Literal["serial", "threads"] | None = Field(
+        None, description="how the rewards one call scores together run (grpo's reward expression, online "
+        "dpo's judges; sft/rwr score the dataset once with one reward): `serial`, or `threads`, each on its "
+        "own thread and CUDA stream (runtime/rewards/concurrent.py); None for a job that scores nothing. "
+        "grpo scores each rank's rollouts and gathers the scores before anything per group")
 
     def summary(self) -> str:
         """One line for logs and the plan table: `16 ranks x 1 x 2 accum, ZeRO-2, ckpt`."""

@@ -8,13 +8,14 @@ import inspect
 import typing
 from pathlib import Path
 
+from . import runtime_refusals
 from .diagnostics import CODES, HINTS
 from .explain import field_rows
 from .schema.entities import CONSTRUCTORS, VALUE_CONSTRUCTORS
 from .schema.stages import STAGES
 
 HAND_WRITTEN = Path(__file__).resolve().parent.parent / "spec" / "language.intro.md"
-GRPO_COMPOSITION = HAND_WRITTEN.with_name("language.grpo-composition.md")  # §7.4, after the modifiers
+GRPO_COMPOSITION = HAND_WRITTEN.with_name("language.grpo-composition.md")  # §7.5, after the modifiers
 
 
 def table(schema) -> list[str]:
@@ -47,6 +48,7 @@ def render() -> str:
         out += [f"### 8.{i} {title}", "", inspect.cleandoc(schema.__doc__ or ""), ""] + table(schema) + [""]
     out += ["## 9. Diagnostics", "", "| code | severity | meaning | hint |", "|---|---|---|---|"]
     out += [f"| {code} | {sev} | {text} | {_cell(HINTS.get(code, ''))} |" for code, (sev, text) in CODES.items()]
+    out += ["", *runtime_refusals.render()]
     return "\n".join(out) + "\n"
 
 

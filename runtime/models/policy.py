@@ -84,6 +84,7 @@ class VideoPolicy(nn.Module):
         self.lineage: list[dict] = []  # weight files (full, or adapters merged in order) on top of the base
         self.base_folder: Path | None = None  # the diffusers folder the base was loaded from (exports need it)
         self._frozen_reference: nn.Module | None = None
+        self._lora_reference: dict[str, torch.Tensor] | None = None  # LoRA: adapters at the last refresh
         # what `velocity` calls for the trainable weights: the transformer, or an engine wrapping it
         # (DeepSpeed ZeRO-3 gathers partitioned weights in its forward); kept out of the module tree
         self.__dict__["_runner"] = None
@@ -206,12 +207,17 @@ class VideoPolicy(nn.Module):
 
     @contextlib.contextmanager
     def reference(self) -> Iterator[nn.Module]:
-        """The frozen reference transformer, to pass to `velocity(..., transformer=ref)` under no_grad:
-        with LoRA, the base weights (adapters disabled); otherwise a frozen copy of the weights as they
-        were at the first call (or at the last `refresh_reference`)."""
+        """The frozen reference transformer, to pass to `velocity(..., transformer=ref)` under no_grad.
+        Without LoRA: a frozen copy of the weights as they were at the first call (or at the last
+        `refresh_reference`). With LoRA: the base weights (adapters disabled) until the first refresh,
+        then the transformer run with the adapter snapshot that refresh took (the policy with its
+        adapters as they were then: no second copy of the base weights)."""
         if self.lora is not None:
-            with self.adapters_disabled() as base:
-                yield base
+            if self._lora_reference is None:
+                with self.adapters_disabled() as base:
+                    yield base
+                return
+            yield WithWeights(self.transformer, self._lora_reference)
             return
         if self._frozen_reference is None:
             self.refresh_reference()
@@ -224,9 +230,13 @@ class VideoPolicy(nn.Module):
     def refresh_reference(self) -> None:
         """Make the current weights the reference (OnlineVPO's periodic reference update). Copies into
         the existing reference when there is one (no second allocation; under ZeRO-3 the caller gathers
-        the weights around this call)."""
+        the weights around this call). With LoRA the reference becomes the base plus a snapshot of the
+        current adapters (their size only)."""
         if self.lora is not None:
-            raise ValueError("with LoRA the reference is the base model; merge the adapters to move it")
+            with torch.no_grad():
+                self._lora_reference = {k: v.detach().clone() for k, v in self.transformer.named_parameters()
+                                        if v.requires_grad}
+            return
         if self._frozen_reference is None:
             self._frozen_reference = copy.deepcopy(self.transformer).requires_grad_(False).eval()
             return
@@ -234,12 +244,21 @@ class VideoPolicy(nn.Module):
             self._frozen_reference.load_state_dict(self.transformer.state_dict())
 
     def reference_state(self) -> dict[str, torch.Tensor] | None:
-        """The frozen reference's weights (for checkpoints of trainers that refresh it); None with LoRA."""
-        if self.lora is not None or self._frozen_reference is None:
+        """The reference's weights for checkpoints of trainers that refresh it: the frozen copy, or with
+        LoRA the adapter snapshot (None while the reference is still the base model)."""
+        if self.lora is not None:
+            ref = self._lora_reference
+            return None if ref is None else {k: v.detach().cpu().clone() for k, v in ref.items()}
+        if self._frozen_reference is None:
             return None
         return {k: v.detach().cpu().clone() for k, v in self._frozen_reference.state_dict().items()}
 
-    def load_reference_state(self, state: dict[str, torch.Tensor]) -> None:
+    def load_reference_state(self, state: dict[str, torch.Tensor] | None) -> None:
+        if self.lora is not None:
+            self._lora_reference = None if state is None else {k: v.to(self.device) for k, v in state.items()}
+            return
+        if state is None:
+            return
         if self._frozen_reference is None:
             self.refresh_reference()
         self._frozen_reference.load_state_dict(state)
@@ -252,6 +271,7 @@ class VideoPolicy(nn.Module):
         self.transformer.unload_lora()
         self.transformer.requires_grad_(True)
         self.lora = None
+        self._lora_reference = None
 
     # ---- persistence
     def save(self, folder: str | Path) -> None:
@@ -331,6 +351,21 @@ class VideoPolicy(nn.Module):
         self.add_lora(lora["rank"], lora["alpha"], tuple(lora["targets"]), lora["dropout"])
         self.load_trainable_state(state)
         self.merge_lora()
+
+
+class WithWeights:
+    """A module run with some of its parameters replaced (torch.func.functional_call: nothing is
+    modified in place, so a pending backward through the module is unaffected). Attributes other than
+    the call (`config`) are the module's."""
+
+    def __init__(self, module: nn.Module, weights: dict[str, torch.Tensor]):
+        self.module, self.weights = module, weights
+
+    def __call__(self, *args, **kwargs):
+        return torch.func.functional_call(self.module, self.weights, args, kwargs, strict=False)
+
+    def __getattr__(self, name: str):
+        return getattr(self.module, name)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

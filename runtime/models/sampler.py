@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from runtime.algorithms.schedule import shifted_sigmas
-from runtime.algorithms.sde import gaussian_logprob, noise_level, sde_step, sde_step_mean
+from runtime.algorithms.sde import gaussian_logprob, noise_level, sde_step, step_mean
 
 from .policy import TextCond, VideoPolicy
 
@@ -22,7 +22,8 @@ class Trajectory:
     logps: torch.Tensor | None  # (B, T) log p(x_{k+1} | x_k), 0 on deterministic steps; None for the ODE
     mus: list[torch.Tensor]  # T step means (ViPO recomputes per-position log-probs from them)
     sigmas: torch.Tensor  # (T+1,) the schedule, from 1 to 0
-    levels: list[float]  # the noise scale g of each step (0 = deterministic)
+    levels: list[float]  # the noise scale g of each step (eta for cps; 0 = deterministic)
+    noise_kind: str = "flow_grpo"  # how a step's level makes its mean and std (sde.step_mean)
 
     @property
     def final(self) -> torch.Tensor:
@@ -102,37 +103,51 @@ def sample_guided(policy: VideoPolicy, text: TextCond, noise: torch.Tensor, step
 def sample(policy: VideoPolicy, text: TextCond, noise: torch.Tensor, steps: int, noise_kind: str = "ode",
            level: float = 0.7, generator: torch.Generator | None = None, guidance: float = 1.0,
            uncond: TextCond | None = None, transformer=None, deterministic_last_step: bool = True,
-           rows: tuple[slice, int] | None = None) -> Trajectory:
+           rows: tuple[slice, int] | None = None, sde_steps: frozenset[int] | None = None,
+           prefix_group: int = 1) -> Trajectory:
     """Integrate from the initial `noise` (s = 1) to s = 0 in `steps` steps of the policy's shifted
     schedule. `noise_kind` `ode`, `flow_grpo` (level = a) or `dance` (level = eta). The last step is
     deterministic by default: nothing after it would remove the noise it adds, so the sample is its
     mean (and the step carries no log-prob). `rows` = (these rows, global row count): a data-parallel
     rank's share of a global batch draws the whole batch's step noise and keeps its rows, so its
-    rollouts are the ones one process would sample."""
+    rollouts are the ones one process would sample. `sde_steps`: only these steps are stochastic, the
+    others are ODE steps (windowed training, MixGRPO); None: every step but the deterministic last.
+    `prefix_group` = G > 1: runs of G consecutive rows share their initial noise and prompt (GRPO's
+    `shared_noise`), so before the first SDE step they are one ODE trajectory: it is computed once per
+    run of rows and repeated (Flow-GRPO-Fast's branching from a shared prefix)."""
     sigmas = shifted_sigmas(steps, float(policy.spec.get("shift", 1.0)))
     x = noise.float()
     states, mus, levels, logps = [x], [], [], []
+    branch = min(sde_steps, default=steps) if sde_steps is not None and prefix_group > 1 else 0
+    if branch and x.shape[0] % prefix_group:
+        raise ValueError(f"{x.shape[0]} rows do not split into runs of {prefix_group}")
     for k in range(steps):
         s, s_next = float(sigmas[k]), float(sigmas[k + 1])
         last = k == steps - 1 and deterministic_last_step
-        g = 0.0 if last else noise_level(noise_kind, s, float(sigmas[1]), a=level, eta=level)
-        v = guided_velocity(policy, x, s, text, uncond, guidance, transformer)
+        outside = sde_steps is not None and k not in sde_steps
+        g = 0.0 if last or outside else noise_level(noise_kind, s, float(sigmas[1]), a=level, eta=level)
+        if k < branch:  # the shared ODE prefix: one velocity per run of rows
+            heads = torch.arange(0, x.shape[0], prefix_group)
+            v = guided_velocity(policy, x[heads], s, text.index(heads), _rows_of(uncond, heads), guidance,
+                                transformer).repeat_interleave(prefix_group, 0)
+        else:
+            v = guided_velocity(policy, x, s, text, uncond, guidance, transformer)
         z = _step_noise(x.shape, generator, rows).to(x.device) if g > 0 else None
-        x, mu, _, logp = sde_step(x, v, s, s_next, g, z)
+        x, mu, _, logp = sde_step(x, v, s, s_next, g, z, noise_kind)
         states.append(x)
         mus.append(mu)
-        levels.append(g)
+        levels.append(g if logp is not None else 0.0)
         logps.append(logp if logp is not None else torch.zeros(x.shape[0], device=x.device))
     stacked = None if noise_kind == "ode" else torch.stack(logps, 1)
-    return Trajectory(states, stacked, mus, sigmas, levels)
+    return Trajectory(states, stacked, mus, sigmas, levels, noise_kind)
 
 
 def step_logprob(policy: VideoPolicy, text: TextCond, x: torch.Tensor, x_next: torch.Tensor, s: float,
                  s_next: float, g: float, uncond: TextCond | None = None, guidance: float = 1.0,
-                 transformer=None) -> tuple[torch.Tensor, torch.Tensor]:
+                 transformer=None, noise_kind: str = "flow_grpo") -> tuple[torch.Tensor, torch.Tensor]:
     """log p(x_next | x) of one step under the current weights, with gradients: (logp (B,), mu)."""
     v = guided_velocity(policy, x, s, text, uncond, guidance, transformer)
-    mu, std = sde_step_mean(x, v, s, s_next, g)
+    mu, std = step_mean(noise_kind, x, v, s, s_next, g)
     return gaussian_logprob(x_next.detach(), mu, std), mu
 
 
@@ -149,7 +164,11 @@ def recompute_logprob(policy: VideoPolicy, traj: Trajectory, k: int, text: TextC
         text = text.index(rows)
         uncond = uncond.index(rows) if uncond is not None and len(uncond) > 1 else uncond
     return step_logprob(policy, text, x, x_next, float(traj.sigmas[k]), float(traj.sigmas[k + 1]), traj.levels[k],
-                        uncond, guidance, transformer)
+                        uncond, guidance, transformer, traj.noise_kind)
+
+
+def _rows_of(cond: TextCond | None, rows: torch.Tensor) -> TextCond | None:
+    return cond.index(rows) if cond is not None and len(cond) > 1 else cond
 
 
 def _step_noise(shape: tuple[int, ...], generator: torch.Generator | None, rows: tuple[slice, int] | None):

@@ -59,15 +59,13 @@ def score_reward(ref: dict, videos: torch.Tensor, prompts: list[str], ctx=None) 
 def score_references(refs: list[dict], videos: torch.Tensor, prompts: list[str], ctx=None,
                      mode: str | None = None) -> list[torch.Tensor]:
     """(B,) scores per reference; each distinct reward runs once however many heads are asked of it.
-    `mode` (serial | threads | grouped, see concurrent.py) defaults to threads on a GPU, else serial."""
+    `mode` (serial | threads | grouped, see concurrent.py) is the plan's decision (a training job's
+    `execution.reward_execution`); None runs them one after another."""
     from .concurrent import run_rewards
 
     rewards = [reward_for(ref, ctx) for ref in refs]
     distinct = {str(id(r)): r for r in rewards}
-    if mode is None:
-        on_gpu = ctx is not None and torch.device(ctx.device).type == "cuda"
-        mode = "threads" if on_gpu and len(distinct) > 1 else "serial"
-    scores = run_rewards(distinct, videos, list(prompts), mode=mode).scores
+    scores = run_rewards(distinct, videos, list(prompts), mode=mode or "serial").scores
     return [select_head(scores[str(id(r))], ref.get("head"), ref["name"]) for r, ref in zip(rewards, refs)]
 
 

@@ -102,6 +102,31 @@ def tiny_qwen_vl(folder: str | Path, seed: int = 0, model_type: str = "qwen2_vl"
     return folder
 
 
+LLAVA_SPECIAL = ["<s>", "</s>", "<unk>", "<image>"]
+
+
+def tiny_llava(folder: str | Path, seed: int = 0) -> Path:
+    """A model in transformers' Llava layout (the `llava` and `vila` families): a SigLIP tower on 16 px
+    frames with 4 px patches (16 tokens a frame), a GELU projector and a LLaMA of width 32, 2 layers."""
+    from transformers import LlavaConfig, LlavaForConditionalGeneration
+
+    folder = Path(folder)
+    ids = write_tokenizer(folder, LLAVA_SPECIAL, eos="</s>", pad="<unk>")
+    vision = dict(model_type="siglip_vision_model", image_size=16, patch_size=4, hidden_size=32,
+                  intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
+    text = dict(model_type="llama", vocab_size=ids["size"], hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                bos_token_id=ids["<s>"], eos_token_id=ids["</s>"], pad_token_id=ids["<unk>"])
+    torch.manual_seed(seed)
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=ids["<image>"],
+                         vision_feature_select_strategy="full", vision_feature_layer=-1)
+    with quiet_transformers():
+        LlavaForConditionalGeneration(config).save_pretrained(folder)
+    _processor_json(folder, "preprocessor_config.json",
+                    {"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "size": {"height": 16, "width": 16}})
+    return folder
+
+
 def _qwen_config(model_type: str, text: dict, tokens: dict):
     if model_type == "qwen2_vl":
         from transformers import Qwen2VLConfig

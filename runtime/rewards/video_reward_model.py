@@ -1,11 +1,12 @@
-"""A VideoAlign-style multi-head video reward model: a Qwen2-VL-family backbone reads the video and the
-prompt; the final hidden state at the last prompt token feeds one linear head per quality dimension.
+"""A VideoAlign-style multi-head video reward model: a vision-language backbone (the Qwen2-VL family, or
+the LLaVA layout: LLaVA, VILA) reads the video and the prompt; the final hidden state at the last
+prompt token feeds one linear head per quality dimension.
 
 The same class scores videos as a reward and is what the reward_model trainer trains (`forward` keeps
 gradients). Saved layout (`save(dir)` / `load(dir)`):
   reward_model.json   {"format", "heads", "frames", "template"}
   heads.safetensors   `weight` (H, D), `bias` (H,)
-  backbone/           the transformers backbone, its tokenizer and video_preprocessor_config.json
+  backbone/           the transformers backbone, its tokenizer and its processor settings
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from runtime.errors import JobError
 
 from .base import DeviceNeeds, Reward
 from .pixels import sample_frames
-from .vlm import VIDEO, QwenVideoModel, VideoPatcher, chat
+from .vlm import VIDEO, LlavaVideoModel, QwenVideoModel, load_vlm
 
 FORMAT = "vpo-video-reward-model/1"
 META, HEADS, BACKBONE = "reward_model.json", "heads.safetensors", "backbone"
@@ -28,7 +29,8 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 class VideoRewardModel(nn.Module):
-    def __init__(self, vlm: QwenVideoModel, heads: list[str], frames: int = 8, template: str = TEMPLATE):
+    def __init__(self, vlm: QwenVideoModel | LlavaVideoModel, heads: list[str], frames: int = 8,
+                 template: str = TEMPLATE):
         super().__init__()
         if len(set(heads)) != len(heads) or not heads:
             raise ValueError(f"reward model heads must be distinct and non-empty, got {heads}")
@@ -41,7 +43,7 @@ class VideoRewardModel(nn.Module):
     @classmethod
     def from_backbone(cls, path: str | Path, heads: list[str], frames: int = 8, seed: int = 0) -> "VideoRewardModel":
         """A new reward model on a pretrained backbone folder, heads initialised near zero (seeded)."""
-        model = cls(QwenVideoModel(Path(path), lm=False), heads, frames)
+        model = cls(load_vlm(Path(path), lm=False), heads, frames)
         gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             model.head.weight.copy_(torch.randn(model.head.weight.shape, generator=gen) * 1e-3)
@@ -49,7 +51,7 @@ class VideoRewardModel(nn.Module):
         return model
 
     def text(self, prompt: str) -> str:
-        return chat(self.template.format(prompt=prompt, dimensions=", ".join(self.heads)))
+        return self.vlm.chat(self.template.format(prompt=prompt, dimensions=", ".join(self.heads)))
 
     def forward(self, videos: torch.Tensor, prompts: list[str]) -> dict[str, torch.Tensor]:
         """videos (B, F, 3, H, W) in [-1, 1] -> {head: (B,) float32}, differentiable."""
@@ -66,7 +68,7 @@ class VideoRewardModel(nn.Module):
         (folder / BACKBONE).mkdir(parents=True, exist_ok=True)
         self.backbone.save_pretrained(folder / BACKBONE)
         self.vlm.tokenizer.save_pretrained(folder / BACKBONE)
-        _save_patcher(self.vlm.patcher, folder / BACKBONE)
+        self.vlm.save_processor(folder / BACKBONE)
         save_file({k: v.detach().float().cpu().contiguous() for k, v in self.head.state_dict().items()},
                   str(folder / HEADS))
         meta = {"format": FORMAT, "heads": self.heads, "frames": self.frames, "template": self.template}
@@ -82,16 +84,9 @@ class VideoRewardModel(nn.Module):
         meta = json.loads((folder / META).read_text())
         if meta.get("format") != FORMAT:
             raise JobError(f"{folder / META}: format {meta.get('format')!r}, this runtime reads {FORMAT!r}")
-        model = cls(QwenVideoModel(folder / BACKBONE, lm=False), meta["heads"], meta["frames"], meta["template"])
+        model = cls(load_vlm(folder / BACKBONE, lm=False), meta["heads"], meta["frames"], meta["template"])
         model.head.load_state_dict(load_file(str(folder / HEADS)))
         return model.eval()
-
-
-def _save_patcher(patcher: VideoPatcher, folder: Path) -> None:
-    config = {"patch_size": patcher.patch, "temporal_patch_size": patcher.temporal, "merge_size": patcher.merge,
-              "image_mean": list(patcher.mean), "image_std": list(patcher.std),
-              "size": {"shortest_edge": patcher.min_pixels, "longest_edge": patcher.max_pixels}}
-    (folder / "video_preprocessor_config.json").write_text(json.dumps(config, indent=2))
 
 
 class VideoRewardModelReward(Reward):

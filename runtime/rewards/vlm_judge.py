@@ -1,4 +1,5 @@
-"""A vision-language judge (Qwen2-VL family): P("yes") to a question about a video, or which of two.
+"""A vision-language judge (the Qwen2-VL family, or the LLaVA layout: LLaVA, VILA): P("yes") to a
+question about a video, or which of two.
 
 Pointwise score = P(yes) / (P(yes) + P(no)) from the next-token distribution where the answer starts,
 summing the probabilities of the spellings of each word that are single tokens ("yes", "Yes", " yes",
@@ -16,7 +17,7 @@ from runtime.errors import JobError
 
 from .base import DeviceNeeds, Reward
 from .pixels import sample_frames
-from .vlm import VIDEO, QwenVideoModel, chat
+from .vlm import VIDEO, load_vlm
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
@@ -46,7 +47,7 @@ class VlmJudgeReward(Reward):
 
     def __init__(self, path: Path, question: str, frames: int = 8, pairwise: bool = False, dtype: str = "bf16",
                  name: str = "vlm_judge"):
-        self.vlm = QwenVideoModel(path, lm=True)
+        self.vlm = load_vlm(path, lm=True)
         self.vlm.model.requires_grad_(False)
         self.question, self.frames, self.pairwise, self.dtype = question, frames, pairwise, DTYPES[dtype]
         self.name, self.heads = name, (name,)
@@ -63,12 +64,13 @@ class VlmJudgeReward(Reward):
         self.vlm.model.to(device, self.dtype if device.type == "cuda" else torch.float32)
 
     def pointwise_text(self, prompt: str) -> str:
-        return chat(f'{VIDEO}\nThis video was generated from the prompt: "{prompt}"\n'
-                    f"{self.question} Answer yes or no.")
+        return self.vlm.chat(f'{VIDEO}\nThis video was generated from the prompt: "{prompt}"\n'
+                             f"{self.question} Answer yes or no.")
 
     def pairwise_text(self, prompt: str) -> str:
-        return chat(f'Video A: {VIDEO}\nVideo B: {VIDEO}\nBoth videos were generated from the prompt: "{prompt}"\n'
-                    f"Judge them by this question: {self.question}\nWhich video is better? Answer A or B.")
+        return self.vlm.chat(f'Video A: {VIDEO}\nVideo B: {VIDEO}\nBoth videos were generated from the prompt: '
+                             f'"{prompt}"\nJudge them by this question: {self.question}\n'
+                             "Which video is better? Answer A or B.")
 
     def _next_token_logits(self, texts: list[str], clips: list[list[torch.Tensor]]) -> torch.Tensor:
         out = self.vlm.model(**self.vlm.inputs(texts, clips))

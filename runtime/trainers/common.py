@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 
@@ -27,8 +27,7 @@ BASE_SEED = 0  # the base model of a spec is always the same weights, whichever 
 
 def unsupported(ctx: JobContext, field: str, why: str) -> None:
     """An option this runtime cannot honour stops the job naming it, rather than being ignored."""
-    raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): `{field}` is not supported by this runtime yet; "
-                   f"{why}")
+    raise JobError(f"`{field}` is not supported by this runtime yet; {why}")
 
 
 def load_policy(ctx: JobContext, field: str = "policy", trainable: bool = True) -> VideoPolicy:
@@ -39,7 +38,7 @@ def load_policy(ctx: JobContext, field: str = "policy", trainable: bool = True) 
     try:
         policy = build_policy(spec, ctx.device, seed=BASE_SEED, recipe_dir=ctx.recipe_dir)
     except FileNotFoundError as exc:
-        raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): {exc}") from exc
+        raise JobError(str(exc)) from exc
     if ref.get("input"):
         policy.load(ctx.input_path(ref["input"]))
     if trainable and cfg.get("lora_rank"):
@@ -67,6 +66,16 @@ def compile_transformer(ctx: JobContext, transformer: torch.nn.Module) -> None:
         ctx.log("compiled the transformer")
 
 
+class Stateful(Protocol):
+    """Trainer state beyond the weights, optimiser and RNG that a checkpoint must hold for a resumed
+    run to equal an uninterrupted one: handed to `Loop(state={name: obj})`, saved as
+    `obj.state_dict()` and restored with `obj.load_state_dict(saved)` (torch's protocol)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
 class Ema:
     """Exponential moving average of the trainable weights; the stage's output policy is the average."""
 
@@ -84,6 +93,26 @@ class Ema:
         state = policy.transformer.state_dict()
         policy.load_trainable_state({k: v.to(state[k].dtype) for k, v in self.shadow.items()})
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.shadow
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.shadow = state
+
+
+class ReferenceState:
+    """A reference that moves during training (`reference = refresh(every = K)`) as checkpoint state:
+    the frozen copy, or with LoRA the adapter snapshot (empty while it is still the base model)."""
+
+    def __init__(self, policy: VideoPolicy):
+        self.policy = policy
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.policy.reference_state() or {}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.policy.load_reference_state(state or None)
+
 
 def policy_from_ref(ctx: JobContext, ref: dict) -> VideoPolicy:
     """A frozen policy for a reference in `against` / `policy` of evaluate and generate jobs."""
@@ -91,7 +120,7 @@ def policy_from_ref(ctx: JobContext, ref: dict) -> VideoPolicy:
     try:
         policy = build_policy(spec, ctx.device, seed=BASE_SEED, recipe_dir=ctx.recipe_dir)
     except FileNotFoundError as exc:
-        raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): {exc}") from exc
+        raise JobError(str(exc)) from exc
     if ref.get("input"):
         policy.load(ctx.input_path(ref["input"]))
     return policy.requires_grad_(False).eval()
@@ -139,36 +168,41 @@ def total_steps(cfg: dict, dataset_size: int) -> int:
 @dataclass
 class Loop:
     """A resumable optimisation loop: checkpoints every `checkpoint_every` steps, on a stop request and
-    at the end; resumes from the latest valid checkpoint with model, optimiser and RNG state."""
+    at the end; resumes from the latest valid checkpoint with model, optimiser and RNG state, and the
+    trainer's own `state` objects (state_dict()/load_state_dict(): a moving reference, BPGO's priors;
+    the EMA joins them when the stage has one)."""
 
     ctx: JobContext
     policy: VideoPolicy
     updater: Updater
     steps: int
-    extra_state: Callable[[], dict] | None = None
-    load_extra: Callable[[dict], None] | None = None
+    state: dict[str, Stateful] = field(default_factory=dict)
     ema: Ema | None = None
 
     def __post_init__(self):
+        self.state = dict(self.state)
         if self.ctx.config.get("ema"):
             if self.updater.zero_stage == 3:
                 unsupported(self.ctx, "ema", "ZeRO-3 partitions the weights the average reads; use zero_stage <= 2")
             self.ema = Ema(self.policy, self.ctx.config["ema"])
+            self.state["ema"] = self.ema
 
     def resume(self) -> int:
         found = self.ctx.checkpoints.latest_valid()
         if found is None:
             return 0
         step, path = found
-        state = self.ctx.checkpoints.load(path)
+        saved = self.ctx.checkpoints.load(path)
         with self.updater.full_weights():
-            self.policy.load_trainable_state(state["model"])
-        self.updater.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
-        if self.load_extra and "extra" in state:
-            self.load_extra(state["extra"])
-        if self.ema is not None and "ema" in state:
-            self.ema.shadow = state["ema"]
+            self.policy.load_trainable_state(saved["model"])
+        self.updater.load_state_dict(saved["optimizer"])
+        set_rng_state(saved["rng"])
+        extra = dict(saved.get("extra", {}))
+        if "ema" in saved:  # checkpoints before the state objects kept the EMA beside `extra`
+            extra.setdefault("ema", saved["ema"])
+        for name, obj in self.state.items():
+            if name in extra:
+                obj.load_state_dict(extra[name])
         self.ctx.log(f"resumed from checkpoint at step {step}")
         return step
 
@@ -179,11 +213,8 @@ class Loop:
         optimizer = self.updater.state_dict()
         if not self.ctx.is_main:
             return
-        state: dict[str, Any] = {"model": model, "optimizer": optimizer, "rng": rng_state(), "step": step}
-        if self.extra_state:
-            state["extra"] = self.extra_state()
-        if self.ema is not None:
-            state["ema"] = self.ema.shadow
+        state: dict[str, Any] = {"model": model, "optimizer": optimizer, "rng": rng_state(), "step": step,
+                                 "extra": {name: obj.state_dict() for name, obj in self.state.items()}}
         self.ctx.checkpoints.save(step, state)
 
     def run(self, step_fn: Callable[[int], dict[str, float]]) -> bool:

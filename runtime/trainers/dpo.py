@@ -15,10 +15,10 @@ from runtime.data.sources import load_prompts, load_videos
 from runtime.data.video import resample
 from runtime.errors import JobError
 from runtime.models.sampler import Guidance, sample_guided
-from runtime.rewards.registry import score_reward
+from runtime.rewards.registry import score_references
 
-from .common import (Loop, batch_indices, encode_cached, load_policy, pin_reference, policy_updater, real_nll_step,
-                     save_policy, step_generator, total_steps, unsupported)
+from .common import (Loop, ReferenceState, batch_indices, encode_cached, load_policy, pin_reference, policy_updater,
+                     real_nll_step, save_policy, step_generator, total_steps, unsupported)
 from .parallel import mean_over_ranks, micro_batches, share
 
 # `decoupled` runs the stashed schedule pair by pair: one branch's activations alive at a time, no extra
@@ -67,13 +67,12 @@ def run(ctx: JobContext) -> None:
     if online and ctx.world_size > 1:
         unsupported(ctx, "online pairs on several processes",
                     "each rank would keep a different number of judged pairs; place the stage on one GPU")
+    if cfg["reference"]["kind"] == "refresh" and cfg.get("lora_rank") and ctx.execution.zero_stage == 3:
+        unsupported(ctx, "reference = refresh(...) with LoRA under zero_stage = 3", "ZeRO-3's hooks cannot run "
+                    "the adapter snapshot the reference becomes; use zero_stage <= 2")
     if cfg.get("mixed_resolution") and online:
         unsupported(ctx, "mixed_resolution with online pairs", "online candidates are sampled at the stage's "
                     "resolution; use offline, synthetic or on-policy pairs, or remove the field")
-    if cfg["reference"]["kind"] == "refresh" and cfg.get("lora_rank"):
-        # the compiler rejects this (E0315); a hand-edited plan stops here, not at the first refresh
-        unsupported(ctx, "reference = refresh(...) with LoRA", "the LoRA reference is the base model; train the "
-                    "full model (lora_rank = 0) or keep `reference = frozen`")
     ctx.seed_everything()
     policy = load_policy(ctx)
     if online:
@@ -180,10 +179,9 @@ def run(ctx: JobContext) -> None:
         values["grad_norm"] = updater.step()
         return values
 
-    saved_reference = {"extra_state": lambda: {"reference": policy.reference_state()},
-                       "load_extra": lambda extra: policy.load_reference_state(extra["reference"])} \
-        if refresh and policy.lora is None else {}
-    if Loop(ctx, policy, updater, steps, **saved_reference).run(step):
+    # a refreshed reference (a full copy, or with LoRA an adapter snapshot) is part of the state
+    state = {"reference": ReferenceState(policy)} if refresh else {}
+    if Loop(ctx, policy, updater, steps, state=state).run(step):
         save_policy(ctx, policy, updater)
 
 
@@ -203,8 +201,9 @@ def online_batch(ctx: JobContext, policy, prompts_pool: list[str], i: int, gen: 
     latents = sample_guided(policy, text, noise, src.get("sample_steps") or cfg["sample_steps"] or 8,
                             Guidance.of(src)).final
     videos = policy.decode(latents)
-    scores = torch.stack([score_reward(j, videos, [p for p in batch_prompts for _ in range(n)], ctx)
-                          for j in src["judges"]]).mean(0).view(len(batch_prompts), n)
+    # the judges run as the plan's execution block says (serial, or concurrent threads on a GPU)
+    scores = torch.stack(score_references(src["judges"], videos, [p for p in batch_prompts for _ in range(n)], ctx,
+                                          ctx.execution.reward_execution)).mean(0).view(len(batch_prompts), n)
     keep_p, keep_w, keep_l = [], [], []
     for k, p in enumerate(batch_prompts):
         for win, lose in pick_pairs(scores[k], src["pick"], src["margin"]):  # ties give no pair

@@ -12,8 +12,8 @@ import math
 import torch
 
 from runtime.algorithms import vipo
-from runtime.algorithms.ppo import clipped_policy_loss, gaussian_kl, per_position_logprob
-from runtime.algorithms.sde import sde_step_mean
+from runtime.algorithms.ppo import clipped_policy_loss, per_position_logprob
+from runtime.algorithms.sde import step_mean
 from runtime.context import JobContext
 from vpolang.plan import ExecutionBlock
 from runtime.data.sources import load_prompts
@@ -23,6 +23,8 @@ from runtime.rewards.backbones import load_backbone
 
 from .common import (Loop, batch_indices, encode_cached, load_policy, pin_reference, policy_updater, save_policy,
                      step_generator)
+from . import grpo_nft
+from . import grpo_options as opt
 from .grpo_advantages import Priors, Scores, compute_advantages, prior_head_values, score_rollouts  # noqa: F401
 from .parallel import mean_over_ranks, share
 
@@ -70,7 +72,8 @@ def run(ctx: JobContext) -> None:
         ctx.activity("sampling rollouts", i, steps)
         uncond = encode_cached(policy, [cfg["negative_prompt"]] * local, cache) if cfg["guidance"] != 1.0 else None
         traj = sample(policy, text, noise[mine].to(ctx.device), T, cfg["noise"], cfg["noise_level"], gen,
-                      cfg["guidance"], uncond, rows=(mine, n))
+                      cfg["guidance"], uncond, rows=(mine, n), sde_steps=opt.sde_steps(cfg, i, T),
+                      prefix_group=opt.prefix_group(cfg, mine))
         videos = policy.decode(traj.final)
         ctx.activity("scoring rollouts", i, steps)
         scores = score_rollouts(cfg, videos, prompts[mine], ctx).gathered()
@@ -80,6 +83,9 @@ def run(ctx: JobContext) -> None:
             info.update({f"vipo/map_{k}": mean_over_ranks(v) for k, v in vipo.map_statistics(dense).items()})
         policy.train()
         ctx.activity("updating", i, steps)
+        if cfg["objective"] == "nft":  # DiffusionNFT: flow matching on the clean samples (grpo_nft.py)
+            info.update(grpo_nft.update(policy, updater, cfg, traj, text, advantage, keep, gen, mine, ctx.execution))
+            return info
         for _ in range(cfg["updates_per_batch"]):
             info.update(update(policy, updater, cfg, traj, text, uncond, advantage, keep, dense, clip_range, gen,
                                mine, ctx.execution))
@@ -88,7 +94,8 @@ def run(ctx: JobContext) -> None:
     if cfg["kl"] > 0:
         pin_reference(policy)  # the KL's reference is the starting weights, also after a resume
     updater = policy_updater(ctx, policy)
-    if Loop(ctx, policy, updater, steps).run(step):
+    # BPGO's priors are history (a running mean per prompt): checkpointed so a resume continues it
+    if Loop(ctx, policy, updater, steps, state={"bpgo_priors": priors} if priors is not None else {}).run(step):
         save_policy(ctx, policy, updater)
 
 
@@ -103,7 +110,7 @@ def update(policy, updater, cfg, traj, text, uncond, advantage, keep, dense, cli
     accumulate until the step)."""
     T = len(traj.levels)
     trainable_steps = [k for k in range(T) if traj.levels[k] > 0]
-    k_per_sample = max(1, round(cfg["train_fraction"] * len(trainable_steps)))
+    k_per_sample = opt.steps_per_sample(cfg, len(trainable_steps))
     n = advantage.shape[0]
     drawn = torch.stack([torch.tensor(trainable_steps)[torch.randperm(len(trainable_steps), generator=gen)]
                          for _ in range(n)])[:, :k_per_sample]
@@ -147,23 +154,27 @@ def _update_pass(policy, updater, cfg, traj, text, uncond, advantage, dense, cli
     sub_uncond = uncond.index(rows) if uncond is not None else None
     # the same guided velocity as the rollout, so the ratio compares like with like
     v = guided_velocity(policy, x, s, sub_text, sub_uncond, cfg["guidance"])
-    mu, std = sde_step_mean(x, v, s, s_next, level)
+    mu, std = step_mean(traj.noise_kind, x, v, s, s_next, level)
+    mu_old = traj.mus[k][rows].to(mu.device)
     a = advantage[rows].to(mu.device)
     if dense is not None:
-        old = per_position_logprob(x_next, traj.mus[k][rows], std)
+        old = per_position_logprob(x_next, mu_old, std)
         new = per_position_logprob(x_next, mu, std)
+        new, old = opt.log_ratio_terms(cfg, new, old, mu, mu_old, std)
         a_map = dense[rows].unsqueeze(1).to(mu.device) * a.view(-1, 1, 1, 1, 1)
         loss, clip_frac = clipped_policy_loss(new, old, a_map.expand_as(new), clip_range)
     else:
         z = (x_next - mu) / std
         logp = (-0.5 * z.pow(2) - math.log(std) - 0.5 * math.log(2 * math.pi)).flatten(1).mean(1)
-        loss, clip_frac = clipped_policy_loss(logp, traj.logps[rows, k].to(logp.device), a, clip_range)
+        logp, old = opt.log_ratio_terms(cfg, logp, traj.logps[rows, k].to(logp.device), mu, mu_old, std)
+        loss, clip_frac = clipped_policy_loss(logp, old, a, clip_range)
+    loss = loss * opt.policy_weight(cfg, s, s_next)
     kl = torch.zeros(())
     if cfg["kl"] > 0:
         with torch.no_grad(), policy.reference() as ref:
-            mu_ref, _ = sde_step_mean(x, guided_velocity(policy, x, s, sub_text, sub_uncond, cfg["guidance"], ref),
-                                      s, s_next, level)
-        kl = gaussian_kl(mu, mu_ref, level).mean()
+            v_ref = guided_velocity(policy, x, s, sub_text, sub_uncond, cfg["guidance"], ref)
+            mu_ref, _ = step_mean(traj.noise_kind, x, v_ref, s, s_next, level)
+        kl = opt.kl_term(cfg, traj.noise_kind, mu, mu_ref, v, v_ref, level, std).mean()
         loss = loss + cfg["kl"] * kl
     weight = 0.0 if placeholder else weight
     updater.backward(loss * weight)

@@ -1,8 +1,9 @@
-"""GRPO's reward -> advantage composition (docs/algorithms.md §S2, spec/language.md §7.4).
+"""GRPO's reward -> advantage composition (docs/algorithms.md §S2, spec/language.md §7.5).
 
 Every combination of `reward = joint(...)`, `gate`, `with bpgo`, `with self_paced` and `with vipo` runs
 the same steps, each a pure function of runtime/algorithms, none discarding another:
 
+  0. win rate  with reward_as = win_rate (Pref-GRPO), each head becomes its in-group win rate
   1. heads     the reward's heads: joint's rewards, or the sum's total (+ the curriculum reward when
                self_paced's phases are not the joint's rewards)
   2. curriculum self-paced weights per group; under joint they scale each head's advantage (x K)
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from runtime.algorithms import advantages as adv_fn
-from runtime.algorithms import bpgo, min_norm, self_paced
+from runtime.algorithms import bpgo, min_norm, self_paced, win_rate
 from runtime.context import JobContext
 from runtime.errors import JobError
 from runtime.models.sampler import Guidance, sample_guided
@@ -45,6 +46,7 @@ class Scores:
     phases: torch.Tensor | None = None  # (N, J)
     gate: torch.Tensor | None = None  # (N,) True where a sample passes
     phases_bounded: bool = True
+    judged: bool = False  # the heads are already a pairwise judge's win rates (reward_as = win_rate)
 
     @classmethod
     def of_reward(cls, reward: torch.Tensor, name: str = "reward") -> "Scores":
@@ -56,27 +58,64 @@ class Scores:
         return Scores(gather_rows(self.heads), self.labels, self.bounded,
                       {k: gather_rows(v) for k, v in self.terms.items()},
                       None if self.phases is None else gather_rows(self.phases),
-                      None if self.gate is None else gather_rows(self.gate), self.phases_bounded)
+                      None if self.gate is None else gather_rows(self.gate), self.phases_bounded, self.judged)
 
 
 def score_rollouts(cfg: dict, videos, prompts, ctx) -> Scores:
-    """Scores of this rank's rollouts: every head, phase and gate (nothing combined yet)."""
+    """Scores of this rank's rollouts: every head, phase and gate (nothing combined yet). The rewards of
+    one call run as the plan's execution block says (serial, or concurrent threads on a GPU)."""
     expr = cfg["reward"]
-    scored = score_expression(expr, videos, prompts, ctx)
-    if expr["kind"] == "joint":
+    mode = ctx.execution.reward_execution
+    judge = pairwise_reward(cfg, ctx)
+    if judge is not None:  # Pref-GRPO with a pairwise judge: its verdicts on every pair of each group
+        rates = judged_win_rates(judge.compare_both_orders, videos, prompts, cfg["group_size"])
+        heads, labels, bounded = rates.view(-1, 1), ["reward"], [True]
+        scored = {"terms": {label(expr["terms"][0]["reward"]): rates}}
+    elif expr["kind"] == "joint":
+        scored = score_expression(expr, videos, prompts, ctx, mode)
         refs = expr["rewards"]
         heads, labels = torch.stack(scored["joint"], dim=1), [label(r) for r in refs]
         bounded = [reward_for(r, ctx).bounded for r in refs]
     else:
+        scored = score_expression(expr, videos, prompts, ctx, mode)
         heads, labels = scored["total"].float().view(-1, 1), ["reward"]
         bounded = [all(reward_for(t["reward"], ctx).bounded for t in expr["terms"])]
     phases, phases_bounded = None, True
     if cfg["self_paced"]:
         refs = cfg["self_paced"]["phases"]
-        phases = torch.stack(score_references(refs, videos, prompts, ctx), dim=1)
+        phases = torch.stack(score_references(refs, videos, prompts, ctx, mode), dim=1)
         phases_bounded = all(reward_for(r, ctx).bounded for r in refs)
     gate = gate_mask(cfg["gate"], videos, prompts, ctx) if cfg["gate"] else None
-    return Scores(heads.float(), labels, bounded, scored["terms"], phases, gate, phases_bounded)
+    return Scores(heads.float(), labels, bounded, scored["terms"], phases, gate, phases_bounded, judge is not None)
+
+
+def pairwise_reward(cfg: dict, ctx):
+    """The stage's pairwise judge when it is the whole reward under `reward_as = win_rate` (the only
+    place the checker lets one score a GRPO stage, E0316), else None."""
+    expr = cfg["reward"]
+    if cfg.get("reward_as") != "win_rate" or expr["kind"] != "sum" or len(expr["terms"]) != 1:
+        return None
+    reward = reward_for(expr["terms"][0]["reward"], ctx)
+    return reward if getattr(reward, "pairwise", False) else None
+
+
+def judged_win_rates(compare_both_orders, videos: torch.Tensor, prompts: list[str], group_size: int) -> torch.Tensor:
+    """(N,) win rates of this rank's rollouts from a pairwise judge asked about every pair of each group,
+    both orders (`compare_both_orders(a, b, prompts) -> (P(a better) asked (a, b), asked (b, a))`)."""
+    n = videos.shape[0]
+    if n % group_size:
+        raise JobError(f"a pairwise judge's win rates need whole groups on each process: {n} rollouts here, groups "
+                       f"of {group_size} (choose a batch whose groups divide over the processes)")
+    pairs = torch.combinations(torch.arange(group_size), 2)
+    starts = torch.arange(0, n, group_size)
+    first = (starts.view(-1, 1) + pairs[:, 0]).flatten()
+    second = (starts.view(-1, 1) + pairs[:, 1]).flatten()
+    p_ab, p_swapped = compare_both_orders(videos[first], videos[second], [prompts[i] for i in first.tolist()])
+    per_group = len(pairs)
+    rates = [win_rate.win_rates(win_rate.judged_preferences(p_ab[g * per_group:(g + 1) * per_group],
+                                                            p_swapped[g * per_group:(g + 1) * per_group]))
+             for g in range(len(starts))]
+    return torch.cat(rates, dim=1).flatten() if rates else torch.zeros(0)
 
 
 @dataclass
@@ -132,6 +171,13 @@ class Priors:
             for prompt, mean in zip(prompts, group_means):
                 self.values[prompt] = 0.9 * self.values.get(prompt, mean) + 0.1 * mean
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The per-prompt priors so far: a running mean is history a resumed run cannot recompute."""
+        return {prompt: value.clone() for prompt, value in self.values.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.values = {prompt: value.clone() for prompt, value in state.items()}
+
     def _sample_prior(self, prompt: str) -> torch.Tensor:
         cfg = self.ctx.config
         pol = self.prior_policy
@@ -168,8 +214,9 @@ def compute_advantages(cfg: dict, scores: Scores, prompts: list[str], priors: Pr
     """Advantages of the whole batch (every rank computes the same ones from the gathered scores), the
     mask of samples in the loss, and each step's effect as metrics."""
     g = cfg["group_size"]
-    heads = stage_heads(cfg, scores, g)
     info = reward_metrics(scores)
+    scores = as_win_rates(cfg, scores)
+    heads = stage_heads(cfg, scores, g)
     group_prompts = prompts[::g]
     group_means = heads.values.view(-1, g, heads.values.shape[1]).mean(1)
     prior_tab = priors.lookup(group_prompts, group_means) if priors is not None else None
@@ -195,6 +242,18 @@ def compute_advantages(cfg: dict, scores: Scores, prompts: list[str], priors: Pr
     info.update(modifier_metrics(heads, weights, scores.gate))
     info["adv_abs_mean"] = float(advantage.abs().mean())
     return advantage, keep, info
+
+
+def as_win_rates(cfg: dict, scores: Scores) -> Scores:
+    """Step 0 (`reward_as = win_rate`, Pref-GRPO): each head becomes the rollouts' win rates within their
+    group, from score comparisons (a pairwise judge's heads already are); nothing else changes."""
+    if cfg.get("reward_as") != "win_rate" or scores.judged:
+        return scores
+    g = cfg["group_size"]
+    rates = [win_rate.win_rates(win_rate.score_preferences(scores.heads[:, k].view(-1, g))).flatten()
+             for k in range(scores.heads.shape[1])]
+    return Scores(torch.stack(rates, dim=1), scores.labels, [True] * len(rates), scores.terms, scores.phases,
+                  scores.gate, scores.phases_bounded, True)
 
 
 def reward_metrics(scores: Scores) -> dict[str, float]:

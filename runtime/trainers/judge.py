@@ -25,7 +25,7 @@ def run(ctx: JobContext) -> None:
     rewards = [reward_for(j, ctx) for j in cfg["judges"]]
     pointwise = [j for j, r in zip(cfg["judges"], rewards) if not getattr(r, "pairwise", False)]
     if not pointwise or (len(pointwise) < len(rewards) and not cfg["swap_check"]):  # the checker's E0343
-        raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): a pairwise judge only verifies pairs "
+        raise JobError("a pairwise judge only verifies pairs "
                        "(swap_check = true) beside a pointwise judge that scores the candidates")
     scores = torch.stack([score_reward(j, videos, per_video_prompts, ctx) for j in pointwise]).mean(0)
     out_p, wins, loses, meta = [], [], [], []
@@ -43,7 +43,7 @@ def run(ctx: JobContext) -> None:
         out_p, wins, loses, meta = ([x for x, k in zip(v, keep.tolist()) if k] for v in (out_p, wins, loses, meta))
     labels = candidate_labels(prompts, n, videos, scores, per_video_prompts) if cfg.get("labels") else None
     if not out_p and labels is None:
-        raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): no pairs (the judges tied on every prompt, "
+        raise JobError("no pairs (the judges tied on every prompt, "
                        "or the swap check dropped every pair)")
     # one artifact, whole or not at all: the pairs and (for KTO) the labels beside them
     with atomic_folder(ctx.output_path("pairs")) as tmp:

@@ -24,12 +24,12 @@ def desirable(ctx: JobContext, labels) -> torch.Tensor:
     threshold = ctx.config.get("threshold")
     numeric = [y for y in labels.labels if not isinstance(y, str)]
     if numeric and threshold is None:
-        raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): the labels are numeric scores; set `threshold` "
+        raise JobError("the labels are numeric scores; set `threshold` "
                        "to the score from which a video is desirable")
     y = labels.desirable(threshold)
     if bool(y.all()) or not bool(y.any()):
         which = "desirable" if bool(y.all()) else "undesirable"
-        raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): every labelled video is {which}; KTO needs both "
+        raise JobError(f"every labelled video is {which}; KTO needs both "
                        "kinds to move away from the reference point")
     return y
 
@@ -41,14 +41,14 @@ def run(ctx: JobContext) -> None:
     try:
         labels = load_labels(cfg["labels"], ctx.recipe_dir, cfg["frames"], cfg["resolution"], ctx.input_path)
     except DataError as exc:
-        raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): {exc}") from exc
+        raise JobError(str(exc)) from exc
     y = desirable(ctx, labels)
     latents = torch.cat([policy.encode_video(labels.videos[i:i + 32].to(ctx.device))
                          for i in range(0, len(labels), 32)])
     real = None
     if cfg.get("nll_real", 0) > 0:
         if cfg.get("real") is None:
-            raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): `nll_real` needs `real` videos")
+            raise JobError("`nll_real` needs `real` videos")
         real_prompts, real_videos = load_videos(cfg["real"], ctx.recipe_dir, cfg["frames"], cfg["resolution"],
                                                 ctx.stop_event.is_set)
         real = (real_prompts, policy.encode_video(real_videos.to(ctx.device)))

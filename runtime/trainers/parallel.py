@@ -24,7 +24,7 @@ def share(ctx: JobContext, total: int) -> slice:
     `rows_per_rank` each (GRPO splits rollouts, so a group may lie on several ranks)."""
     per = ctx.execution.rows_per_rank
     if per * ctx.world_size != total:
-        raise JobError(f"{ctx.where}: a global batch of {total} rows does not match the plan's execution block "
+        raise JobError(f"a global batch of {total} rows does not match the plan's execution block "
                        f"({ctx.world_size} x {per} rows); re-create the plan with `vpo plan`")
     return slice(ctx.rank * per, (ctx.rank + 1) * per)
 

@@ -47,19 +47,15 @@ class TrainableRewardModel:
         self.model.load_state_dict(state)
 
 
-def where(ctx: JobContext) -> str:
-    return f"stage `{ctx.job.stage}` ({ctx.job.span})"
-
-
 def backbone_folder(ctx: JobContext):
     spec = ctx.config["backbone"]["spec"]
     check_family(spec.get("family", ""), ctx.job.stage)
     if not spec.get("path"):
-        raise JobError(f"{where(ctx)}: the backbone `{ctx.config['backbone']['name']}` needs `path`: a local folder "
-                       "with a Qwen2-VL-family model saved in transformers format")
+        raise JobError(f"the backbone `{ctx.config['backbone']['name']}` needs `path`: a local folder "
+                       "with a Qwen2-VL-family or Llava-layout (LLaVA, VILA) model saved in transformers format")
     folder = resolve_path(spec["path"], ctx.recipe_dir)
     if not folder.is_dir():
-        raise JobError(f"{where(ctx)}: backbone folder {folder} does not exist")
+        raise JobError(f"backbone folder {folder} does not exist")
     return folder
 
 
@@ -74,7 +70,7 @@ def read_data(ctx: JobContext, frames: int) -> tuple[PairSet | None, torch.Tenso
             targets = torch.tensor([[verdict_target(meta.get(dim), tie) for dim in cfg["dims"]]
                                     for meta, tie in zip(pairs.meta, pairs.ties)])
         except ValueError as exc:
-            raise JobError(f"{where(ctx)}: {cfg['pairs']['path']}: {exc}") from exc
+            raise JobError(f"{cfg['pairs']['path']}: {exc}") from exc
     if cfg.get("labels"):
         labels = read_labels_file(cfg["labels"], ctx.recipe_dir, frames, cfg.get("resolution"))
     return pairs, targets, labels

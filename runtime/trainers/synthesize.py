@@ -40,7 +40,7 @@ def run(ctx: JobContext) -> None:
             losers.append(bad)
             meta.append({"source": i, "negative": spec["kind"]})
     if not out_prompts:
-        raise JobError(f"stage `{ctx.job.stage}` ({ctx.job.span}): no synthetic pair could be made "
+        raise JobError("no synthetic pair could be made "
                        "(every clip was static or skipped)")
     write_pairs(ctx.output_path("pairs"), out_prompts, torch.stack(winners), torch.stack(losers), meta)
     counts = {s["kind"]: sum(m["negative"] == s["kind"] for m in meta) for s in cfg["negatives"]}

@@ -188,7 +188,7 @@ class DeepSpeedUpdater:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         _check_kind(state, self.kind)
         if state["zero_stage"] != self.zero_stage or state["world_size"] != self.ctx.world_size:
-            raise JobError(f"{self.ctx.where}: the checkpoint was written with ZeRO stage {state['zero_stage']} on "
+            raise JobError(f"the checkpoint was written with ZeRO stage {state['zero_stage']} on "
                            f"{state['world_size']} processes; resume with the same (stage {self.zero_stage}, "
                            f"{self.ctx.world_size} processes now)")
         parts = state["partitions"]

@@ -63,7 +63,7 @@ def test_teleboost_grpo_splits_rollouts_so_groups_span_ranks():
     """8 prompts x group_size 8 on 32 GPUs: 2 rollouts per rank; keeping groups whole stopped it at step 0."""
     rl = build_plan(ROOT / "examples" / "teleboost.vpo", {}, None)[1].job("rl")
     assert rl.execution.world_size == 32 and rl.execution.rows_per_rank == 2
-    assert rl.execution.groups_span_ranks and rl.execution.reward_execution == "per_rank_gathered"
+    assert rl.execution.groups_span_ranks and rl.execution.reward_execution == "serial"  # one reward model, three heads
 
 
 def test_pinned_micro_batch_moves_the_block_the_memory_the_time_and_the_hash(tmp_path):
@@ -121,3 +121,31 @@ def test_vpo_plan_shows_the_schedule_and_explains_a_job():
     assert re.search(r"micro_batch\s+1", explained.stdout) and "peak 76.7 of 80 GiB" in explained.stdout
     unknown = CliRunner().invoke(app, ["plan", str(ROOT / "examples" / "teleboost.vpo"), "--explain", "nope"])
     assert unknown.exit_code == 1 and "no job `nope`" in unknown.stderr
+
+
+KTO = """vpo 0.1
+use std.models
+
+cluster box = slurm { gpu = "H100-80GB", gpus_per_node = 8 }
+model base = models.wan21_t2v_1_3b { path = "w" }
+
+stage k = kto(base) on box {
+  labels     = labels("l.jsonl")
+  steps      = 10
+  batch      = 32
+  lr         = 1e-6
+  resolution = 480p
+  frames     = 33
+EXTRA}
+"""
+
+
+def test_kto_accumulation_adds_its_no_grad_pass_to_the_plan_time(tmp_path):
+    """Under accumulation KTO's trainer runs a no-grad policy forward over the batch before the
+    micro-batches (the reference point needs every row first): the plan's time has that pass."""
+    one = planned(tmp_path, KTO.replace("EXTRA", "  micro_batch = 4\n"), "one.vpo")[1].job("k")
+    acc = planned(tmp_path, KTO.replace("EXTRA", "  micro_batch = 2\n"), "acc.vpo")[1].job("k")
+    assert (one.execution.grad_accum, acc.execution.grad_accum) == (1, 2)
+    assert "recompute" not in one.estimate.breakdown
+    assert acc.estimate.breakdown["recompute"] == acc.estimate.breakdown["reference"]  # one forward per video
+    assert acc.estimate.step_time_s > one.estimate.step_time_s * 1.1

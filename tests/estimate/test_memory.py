@@ -114,3 +114,16 @@ def test_margin_on_top_of_the_allocated_peak():
     # 5% allocator fragmentation and 1.5 GiB outside torch's allocator (CUDA context, NCCL, cuBLAS)
     assert total_gib({"a": 10 * GIB, "b": 10 * GIB}) == pytest.approx(20 * 1.05 + 1.5)
     assert tokens_per_video(WAN_1_3B, Clip.of(17, "480p")) == 7800  # the DPO runs' size, as they recorded
+
+
+def test_a_refreshed_lora_reference_budgets_its_adapter_snapshot():
+    """With LoRA the reference is the shared base (no copy); refreshing it keeps a snapshot of the
+    adapters, which the plan counts. Full fine-tuning keeps a frozen copy either way."""
+    lora = Dpo(clip=Clip.of(33, "480p"), batch=8, steps=1, lora_rank=8)
+    parts = lora.frozen_bytes(WAN_1_3B, 1)
+    assert parts["reference"] == 0.0 and "reference_adapters" not in parts
+    refreshed = Dpo(clip=Clip.of(33, "480p"), batch=8, steps=1, lora_rank=8, refresh=True).frozen_bytes(WAN_1_3B, 1)
+    adapters = lora_params(WAN_1_3B.layers, WAN_1_3B.hidden, WAN_1_3B.lora_targets_per_layer, 8)
+    assert refreshed["reference_adapters"] == adapters * WAN_1_3B.weight_bytes
+    full = Dpo(clip=Clip.of(33, "480p"), batch=8, steps=1, refresh=True).frozen_bytes(WAN_1_3B, 1)
+    assert full["reference"] == WAN_1_3B.params * WAN_1_3B.weight_bytes and "reference_adapters" not in full

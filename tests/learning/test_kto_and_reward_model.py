@@ -157,3 +157,41 @@ def test_reward_model_with_lora_trains_adapters_and_saves_a_merged_backbone(tmp_
     frozen = [k for k in saved if k in base and "mlp" in k and not torch.equal(saved[k], base[k])]
     assert changed and not frozen  # the adapters moved the attention projections and nothing else
     load_reward_model(folder, "rm", ["overall", "motion"])
+
+
+VILA_RM = """vpo 0.1
+use std.models
+
+model critic_base = models.vila_13b { path = "llava" }
+
+stage critic = reward_model(critic_base) {
+  pairs  = pairs("pairs/pairs.jsonl")
+  dims   = [overall]
+  frames = 4
+  epochs = 8
+  batch  = 8
+  lr     = 1e-3
+}
+"""
+
+
+@pytest.mark.slow
+def test_a_vila_critic_trains_through_vpo_run_on_a_llava_layout_folder(tmp_path):
+    """The IPO recipe's critic family: `vpo check` is clean (the folder matches `vila`), the job trains
+    through the Llava classes and its saved model ranks held-out pairs."""
+    from runtime.rewards.tiny import tiny_llava
+
+    tiny_llava(tmp_path / "llava", seed=0)
+    prompts, clips = videos(24, seed=0, frames=4)
+    noise = torch.rand(clips.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    write_pairs(tmp_path / "pairs", prompts, clips, noise)
+    recipe = tmp_path / "critic.vpo"
+    recipe.write_text(VILA_RM)
+    checked = vpo("check", recipe)
+    assert "W0301" not in checked.stdout + checked.stderr
+    vpo("run", recipe, "--run-dir", tmp_path / "run", "--progress", "quiet")
+    trained = load_reward_model(job_dir(tmp_path / "run", "critic") / "artifacts" / "reward_model", "critic",
+                                ["overall"]).model
+    assert type(trained.backbone).__name__ == "LlavaModel"
+    test_prompts, good, bad = heldout_pairs()
+    assert accuracy(trained, test_prompts, good, bad) >= 0.9

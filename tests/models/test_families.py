@@ -164,13 +164,13 @@ def test_runtime_reads_the_compilers_family_table():
     """The runtime loads exactly the families the compiler's table says it can (the preflight rejects the
     others at the recipe line), from the pipelines the preflight checks folders against."""
     from runtime.models.codecs import CogVideoXCodec
-    from runtime.rewards.vlm import QWEN_FAMILIES
+    from runtime.rewards.vlm import VLM_FAMILIES
     from vpolang.schema.families import VIDEO_FAMILIES, VISION_LANGUAGE_ADAPTERS, runtime_families
 
     assert sorted(FAMILIES) == runtime_families()
     assert all(FAMILIES[name].pipelines == VIDEO_FAMILIES[name].pipelines for name in FAMILIES)
     assert CogVideoXCodec.odd_latent_frames == VIDEO_FAMILIES["cogvideox"].odd_latent_frames
-    assert QWEN_FAMILIES == VISION_LANGUAGE_ADAPTERS
+    assert VLM_FAMILIES == VISION_LANGUAGE_ADAPTERS
 
 
 @pytest.mark.parametrize("name", ["wan", "cogvideox"])

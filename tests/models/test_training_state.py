@@ -60,6 +60,32 @@ def test_reference_with_adapters_disabled_is_the_base_model(folders, name):
     assert not torch.allclose(outputs(policy), outputs(fresh), atol=1e-4)  # adapters back on after the block
 
 
+def test_lora_reference_refreshes_to_an_adapter_snapshot(folders):
+    """With LoRA a refreshed reference is the policy as it was at the refresh: the base weights are
+    shared, the adapters snapshotted; later training moves the policy, not the reference."""
+    policy, fresh = load(folders, "wan"), load(folders, "wan")
+    policy.add_lora(4)
+    train_steps(policy)
+    policy.refresh_reference()
+    at_refresh = outputs(policy)
+    with policy.reference() as ref:
+        assert ref.module is policy.transformer  # the base weights are not copied
+        assert torch.equal(outputs(policy, ref), at_refresh)
+    train_steps(policy, lr=3e-2)
+    with policy.reference() as ref:
+        assert torch.equal(outputs(policy, ref), at_refresh)
+    assert not torch.allclose(outputs(policy), at_refresh, atol=1e-4)
+    assert not torch.allclose(at_refresh, outputs(fresh), atol=1e-4)
+    saved = policy.reference_state()
+    assert saved and all("lora_" in k for k in saved)
+    other = load(folders, "wan")
+    other.add_lora(4)
+    other.load_reference_state(saved)
+    other.load_trainable_state(policy.trainable_state())
+    with other.reference() as ref:
+        assert torch.equal(outputs(other, ref), at_refresh)
+
+
 def test_full_finetune_reference_is_a_frozen_copy_until_refreshed(folders):
     policy, fresh = load(folders, "wan"), load(folders, "wan")
     with policy.reference() as ref:

@@ -59,11 +59,15 @@ TOGETHER = {
     "dpo.mixed_resolution": {"mixed_resolution": "true"},
     "reward_model.pairs": {"pairs": "pairs(\"q.jsonl\")"},
     "kto.beta": {"beta": "500.0"},
+    "grpo.kl_space": {"kl_space": "velocity", "kl": "0.01"},  # E0345: a KL option needs a KL term
+    "grpo.nft_beta": {"nft_beta": "0.5", "objective": "nft"},  # E0348: DiffusionNFT's own parameter
 }
 POSITIONAL = {"policy": "shapes.tiny_dit", "backbone": "models.qwen2_vl_2b"}
 
 # Fields whose other value leaves the plan as it was, and why.
-UNCHANGED: dict[str, str] = {}
+UNCHANGED: dict[str, str] = {
+    "evaluate.nodes": "evaluate runs in one process on one GPU: any other value is E0330",
+}
 
 
 def _lowered(text: str) -> dict:
@@ -131,7 +135,8 @@ def _with(template: str, values: dict[str, str]) -> str:
 
 
 # ---- modifiers ----------------------------------------------------------------------------------------
-MODIFIER_BASE = {"vipo": {}, "bpgo": {}, "self_paced": {"phases": "[shapes.alignment, shapes.smoothness]"}}
+MODIFIER_BASE = {"vipo": {}, "bpgo": {}, "self_paced": {"phases": "[shapes.alignment, shapes.smoothness]"},
+                 "window": {}}
 MODIFIER_ALTERNATIVES = {"backbone": "\"shapes\"", "prior": "shapes.tiny_dit(layers = 2)",
                          "phases": "[shapes.smoothness, shapes.alignment]", "beta": "0.6"}
 
@@ -348,3 +353,37 @@ def test_every_field_is_read_by_the_runtime_or_the_compiler():
         f"{sorted(ignored - set(KNOWN_IGNORED))}; no longer ignored: {sorted(set(KNOWN_IGNORED) - ignored)}"
     for name, module in CONSUMED_BY_COMPILER.items():
         assert re.search(rf"[\"']{name}[\"']|\.{name}\b", (ROOT / module).read_text()), (name, module)
+
+
+# ---- the execution block ------------------------------------------------------------------------------
+# Block fields the runtime does not read, because they restate others for the reader of the plan.
+BLOCK_DERIVED = {
+    "grad_accum": "rows_per_rank / micro_batch: the trainers run the rank's rows in micro_batch passes",
+    "micro_batch_pinned": "shown by `vpo plan`: whether micro_batch is the recipe's or the planner's",
+    "groups_span_ranks": "shown by `vpo plan`: rows_per_rank not a multiple of group_size",
+    "candidates_per_rank": "shown by `vpo plan`: online dpo's rows_per_rank x the source's n",
+}
+
+
+def test_every_execution_block_field_is_executed_by_the_runtime():
+    """The plan decides, the runtime executes: every field of the execution block is read under
+    runtime/ (as `execution.FIELD` or `block.FIELD`), or restates others (BLOCK_DERIVED, checked to
+    hold on every example's jobs). tests/runtime/test_reward_execution.py shows `reward_execution`
+    changing what the runtime does."""
+    from vpolang.plan import ExecutionBlock
+    from vpolang.planning import build_plan
+
+    runtime = "\n".join(p.read_text() for p in (ROOT / "runtime").rglob("*.py"))
+    unread = {name for name in ExecutionBlock.model_fields
+              if not re.search(rf"\b(execution|block)\.{name}\b", runtime)}
+    assert unread == set(BLOCK_DERIVED), f"block fields the runtime ignores: {sorted(unread - set(BLOCK_DERIVED))}"
+    for recipe in sorted((ROOT / "examples").glob("*.vpo")):
+        for job in build_plan(recipe, {}, None)[1].jobs:
+            block = job.execution
+            if block is None:
+                continue
+            assert block.micro_batch * block.grad_accum == block.rows_per_rank, job.id
+            if job.kind == "grpo":
+                assert block.groups_span_ranks == (block.rows_per_rank % job.config["group_size"] != 0), job.id
+            if block.candidates_per_rank is not None:
+                assert block.candidates_per_rank == block.rows_per_rank * job.config["pairs"]["n"], job.id

@@ -105,7 +105,8 @@ def test_selectors():
 def test_incompatible_plan_version_is_refused(tmp_path):
     plan = plan_of("quickstart.vpo")
     data = json.loads(plan.to_json())
-    for version in ("3.0", "2.1", "1.0"):  # a newer major or minor; an older major (1.x: no execution blocks)
+    # a newer major or minor; older majors (1.x: no execution blocks; 2.x: reward_execution described)
+    for version in ("4.0", "3.1", "2.0", "1.0"):
         data["schema_version"] = version
         (tmp_path / "p.json").write_text(json.dumps(data))
         with pytest.raises(ValueError, match="cannot be read"):

@@ -24,6 +24,7 @@ def models(tmp_path_factory):
         "clip": tiny.tiny_clip(root / "clip"),
         "qwen2_vl": tiny.tiny_qwen_vl(root / "qwen2_vl"),
         "qwen2_5_vl": tiny.tiny_qwen_vl(root / "qwen2_5_vl", model_type="qwen2_5_vl"),
+        "llava": tiny.tiny_llava(root / "llava"),
         "dinov2": tiny.tiny_dinov2(root / "dinov2"),
         "rm_va": tiny.tiny_reward_model(root / "rm_va", ["vq", "mq", "ta"]),
         "rm_vs": tiny.tiny_reward_model(root / "rm_vs", ["visual_quality", "temporal_consistency", "dynamic_degree",

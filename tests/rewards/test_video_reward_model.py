@@ -30,6 +30,27 @@ def test_forward_gives_every_head_with_gradients_to_heads_backbone_and_pixels(mo
     assert v.grad is not None and float(v.grad.abs().sum()) > 0
 
 
+def test_a_llava_layout_backbone_vilas_architecture_scores_trains_and_reloads(models, tmp_path):
+    """The `vila` and `llava` families load through transformers' Llava classes (VILA is that
+    architecture: a vision tower, a projector and a LLaMA-family language model); each frame is shown
+    as an image. Gradients reach the heads, the backbone and the pixels; a saved model scores the same."""
+    model = VideoRewardModel.from_backbone(models["llava"], HEADS, frames=4, seed=3)
+    assert type(model.backbone).__name__ == "LlavaModel" and model.text("p").endswith("ASSISTANT:")
+    v = videos().requires_grad_(True)
+    out = model(v, ["a square", "noise"])
+    sum(s.sum() for s in out.values()).backward()
+    assert float(model.head.weight.grad.abs().sum()) > 0 and float(v.grad.abs().sum()) > 0
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.backbone.vision_tower.parameters())
+    with torch.no_grad():
+        model.head.weight.normal_()
+        before = model(videos(), ["a", "b"])
+    model.save(tmp_path / "rm")
+    with torch.no_grad():
+        after = VideoRewardModel.load(tmp_path / "rm")(videos(), ["a", "b"])
+    assert all(torch.allclose(before[h], after[h], atol=1e-5) for h in HEADS)
+    assert not torch.allclose(before["vq"][0], before["vq"][1])  # the two videos are told apart
+
+
 def test_bradley_terry_steps_teach_a_preference(models):
     torch.manual_seed(0)
     model = VideoRewardModel.from_backbone(models["qwen2_vl"], ["vq"], frames=4)

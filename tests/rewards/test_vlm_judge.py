@@ -80,7 +80,7 @@ def test_answer_tokens_cover_the_single_token_spellings(models):
         answer_token_ids(tok, "maybe")
 
 
-@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl"])
+@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "llava"])
 def test_p_yes_is_read_from_the_next_token_distribution(models, family):
     judge = VlmJudgeReward(models[family], QUESTION, frames=4, dtype="fp32")
     scores = judge(videos(), PROMPTS)["vlm_judge"]
@@ -93,9 +93,10 @@ def test_p_yes_is_read_from_the_next_token_distribution(models, family):
     assert torch.allclose(scores[0], p_yes / (p_yes + p_no), atol=1e-5)
 
 
-def test_batched_scores_equal_one_at_a_time(models):
-    """Left padding and multimodal RoPE must not leak between rows of a batch."""
-    judge = VlmJudgeReward(models["qwen2_vl"], QUESTION, frames=4, dtype="fp32")
+@pytest.mark.parametrize("family", ["qwen2_vl", "llava"])
+def test_batched_scores_equal_one_at_a_time(models, family):
+    """Left padding and (multimodal) RoPE must not leak between rows of a batch."""
+    judge = VlmJudgeReward(models[family], QUESTION, frames=4, dtype="fp32")
     batched = judge(videos(), PROMPTS)["vlm_judge"]
     single = torch.cat([judge(videos()[i:i + 1], PROMPTS[i:i + 1])["vlm_judge"] for i in range(3)])
     assert torch.allclose(batched, single, atol=1e-5)

@@ -47,9 +47,9 @@ def test_job_processes_take_trainers_from_the_environment():
 
 
 def test_single_process_kinds_agree_with_the_compiler():
-    """The preflight's list of one-process kinds (W0304) is the runtime's: every other trainer is data
-    parallel."""
-    from vpolang.preflight.single_process import SINGLE_PROCESS_KINDS
+    """The plan's list of one-process kinds (lowering places them on one GPU) is the runtime's: every
+    other trainer is data parallel."""
+    from vpolang.plan import SINGLE_PROCESS_KINDS
 
     for kind in registry.KINDS:
         assert registry.supports_distributed(registry.trainer_for(kind)) == (kind not in SINGLE_PROCESS_KINDS), kind

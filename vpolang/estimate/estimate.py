@@ -23,8 +23,11 @@ from .memory import Network, inference_activation_bytes, lora_params, total_gib,
 from .workload import Work, scorer_weight_bytes
 
 TRAIN_PARTS = ("train", "scorer_train")  # timed at the training efficiency; the rest are no-grad passes
-COMPILED_PASSES = {"train": COMPILED_TRAIN_TIME, "sampling": COMPILED_FORWARD_TIME}  # the trained policy's own
-DIT_PASSES = {"train": "train", "sampling": "sample", "reference": "reference", "prior": "prior"}  # part: Work field
+# the trained policy's own passes
+COMPILED_PASSES = {"train": COMPILED_TRAIN_TIME, "sampling": COMPILED_FORWARD_TIME,
+                   "recompute": COMPILED_FORWARD_TIME}
+DIT_PASSES = {"train": "train", "sampling": "sample", "reference": "reference", "recompute": "recompute",
+              "prior": "prior"}  # part: Work field
 
 
 @dataclass(frozen=True)
@@ -105,11 +108,13 @@ class JobEstimate:
 
 def flops_by_part(work: Work, arch: VideoDiT | None, clip, checkpointing: bool) -> dict[str, float]:
     """FLOPs of the passes in `work` (checkpointing recomputes the forward of trained passes)."""
-    parts = {"train": 0.0, "sampling": 0.0, "reference": 0.0, "prior": 0.0, "vae": 0.0, "text": 0.0}
+    parts = {"train": 0.0, "sampling": 0.0, "reference": 0.0, "recompute": 0.0, "prior": 0.0, "vae": 0.0,
+             "text": 0.0}
     if arch is not None and clip is not None:
         dit = transformer_pass(arch, tokens_per_video(arch, clip))
         parts.update(train=work.train * dit.training(checkpointing), sampling=work.sample * dit.forward,
-                     reference=work.reference * dit.forward, prior=work.prior * dit.forward, text=work.prompts * text_encoder_flops(arch),
+                     reference=work.reference * dit.forward, recompute=work.recompute * dit.forward,
+                     prior=work.prior * dit.forward, text=work.prompts * text_encoder_flops(arch),
                      vae=work.vae_encode * vae_encode_flops(arch, clip) + work.vae_decode * vae_decode_flops(arch, clip))
     parts["scoring"] = sum(videos * scorer_pass(s.model, s.frames).forward for s, videos in work.scored)
     parts["scorer_train"] = sum(videos * scorer_pass(s.model, s.frames).training(checkpointing)
@@ -229,6 +234,8 @@ def estimate_job(workload, arch: VideoDiT | None, cluster: Cluster, *, with_fixe
     clip = getattr(workload, "clip", None)
     steps = workload.total_steps(cluster.world)
     step_work = workload.step_work(cluster.world)
+    if plan is not None and hasattr(workload, "with_accumulation"):  # the passes of the block that runs
+        step_work = workload.with_accumulation(step_work, plan.grad_accum)
     step_parts = flops_by_part(step_work, arch, clip, checkpointing)
     setup_parts = flops_by_part(workload.setup_work(), arch, clip, checkpointing)
     train_factor = workload.train_time_factor if training else 1.0

@@ -8,6 +8,8 @@
   group statistics).
 - micro-batch x accumulation and checkpointing: what the memory model chose (estimate.layout_training),
   so the peak the plan reports is the peak of the schedule that runs.
+- reward execution: serial, or concurrent threads (one CUDA stream per reward) on GPUs where one
+  call scores several rewards (`reward_execution` below).
 The runtime reads this block and re-derives none of it."""
 from __future__ import annotations
 
@@ -34,19 +36,34 @@ def on_gpu(placement: Placement) -> bool:
     return placement.gpus_per_node > 0 and (placement.gpu or "cpu") != "cpu"
 
 
-def reward_execution(kind: str, cfg: dict) -> str | None:
+def _reward_names(expr: dict | None) -> set[str]:
+    """The distinct rewards a reward expression runs (a multi-head reward runs once for all its heads)."""
+    if not expr:
+        return set()
+    refs = [t["reward"] for t in expr["terms"]] if expr.get("kind") == "sum" else expr.get("rewards", [])
+    return {ref["name"] for ref in refs}
+
+
+def reward_execution(kind: str, cfg: dict, gpu: bool) -> str | None:
+    """How the job runs the rewards it scores together: `threads` (each reward on its own thread and
+    CUDA stream, overlapping on the GPU: runtime/rewards/concurrent.py) when it is on GPUs and one call
+    scores several distinct rewards (grpo's reward expression, online dpo's judges), else `serial`;
+    None for a job that scores nothing. The runtime passes this mode to every scoring call."""
     if kind == "grpo":
-        return "per_rank_gathered"
-    if kind == "dpo" and cfg["pairs"]["kind"] == "online":
-        return "one_process"
-    if kind == "rwr" or (kind == "sft" and cfg.get("weight") is not None):
-        return "dataset_once"
-    return None
+        together = len(_reward_names(cfg["reward"]))
+    elif kind == "dpo" and cfg["pairs"]["kind"] == "online":
+        together = len({j["name"] for j in cfg["pairs"]["judges"]})
+    elif kind == "rwr" or (kind == "sft" and cfg.get("weight") is not None):
+        together = 1
+    else:
+        return None
+    return "threads" if gpu and together > 1 else "serial"
 
 
 def execution_block(kind: str, cfg: dict, placement: Placement, layout: BatchPlan,
                     checkpointing: bool) -> ExecutionBlock:
-    optimizer, zero = optimizer_for(cfg.get("zero_stage"), placement.world_size, on_gpu(placement))
+    gpu = on_gpu(placement)
+    optimizer, zero = optimizer_for(cfg.get("zero_stage"), placement.world_size, gpu)
     spans = kind == "grpo" and layout.per_gpu % cfg["group_size"] != 0
     candidates = None
     if kind == "dpo" and cfg["pairs"]["kind"] == "online":
@@ -55,4 +72,4 @@ def execution_block(kind: str, cfg: dict, placement: Placement, layout: BatchPla
                           rows_per_rank=layout.per_gpu, micro_batch=layout.micro_batch, grad_accum=layout.grad_accum,
                           micro_batch_pinned=cfg.get("micro_batch") is not None, checkpointing=checkpointing,
                           groups_span_ranks=spans, candidates_per_rank=candidates,
-                          reward_execution=reward_execution(kind, cfg))
+                          reward_execution=reward_execution(kind, cfg, gpu))

@@ -176,7 +176,7 @@ def _dpo(cfg, arch: VideoDiT, sizes: Sizes):
         online = wl.OnlinePairs(pairs["n"], steps, scorers(pairs["judges"], cfg["frames"], sizes.assumed),
                                 guidance=pairs["guidance_scale"])
     return wl.Dpo(**_train_fields(cfg, sizes.of(pairs)), backward=cfg.get("backward", "standard"),
-                  nll_real=cfg.get("nll_real", 0) > 0, online=online)
+                  nll_real=cfg.get("nll_real", 0) > 0, online=online, refresh=cfg["reference"]["kind"] == "refresh")
 
 
 def _grpo(cfg, arch: VideoDiT, sizes: Sizes):
@@ -185,6 +185,10 @@ def _grpo(cfg, arch: VideoDiT, sizes: Sizes):
     if cfg.get("vipo"):
         backbone = cfg["vipo"]["backbone"]
         rewards += (wl.Scorer(backbone, VISION_BACKBONES.get(backbone, VISION_BACKBONES["dinov2-small"]), frames),)
+    if cfg.get("reward_as") == "win_rate":  # Pref-GRPO: a pairwise judge reads each video in its G-1 pairs, both orders
+        reads = 2.0 * (cfg["group_size"] - 1)
+        judges = {r["name"] for _, r in _reward_refs(cfg.get("reward")) if (r.get("spec") or {}).get("pairwise")}
+        rewards = tuple(wl.Scorer(s.name, s.model, s.frames, reads) if s.name in judges else s for s in rewards)
     prior = (cfg.get("bpgo") or {}).get("prior", "running_mean")
     prompts = sizes.of(cfg["prompts"])
     fields = _train_fields(cfg, prompts)
@@ -193,7 +197,40 @@ def _grpo(cfg, arch: VideoDiT, sizes: Sizes):
                    sample_steps=cfg.get("sample_steps") or arch.sample_steps, train_fraction=cfg["train_fraction"],
                    kl=cfg.get("kl", 0.0), guidance=cfg.get("guidance", 1.0),
                    updates_per_batch=cfg.get("updates_per_batch", 1), rewards=rewards,
+                   window=(cfg.get("window") or {}).get("size", 0), nft=cfg.get("objective") == "nft",
+                   prefix_steps=_shared_prefix_steps(cfg, cfg.get("sample_steps") or arch.sample_steps,
+                                                     fields["steps"]),
                    prior_samples=BPGO_PRIOR_SAMPLES if prior != "running_mean" else 0, prompt_pool=prompts)
+
+
+def _shared_prefix_steps(cfg: dict, sample_steps: int, steps: int) -> float:
+    """The mean window start over the stage's steps (the runtime's `window.window_start`: slide from 0 by
+    `stride` every `shift_every` steps up to T - 1 - size; random uniform on [0, T - 1 - size]), the
+    ODE steps a group shares under `shared_noise`; 0 without either."""
+    w = cfg.get("window")
+    if not w or not cfg.get("shared_noise"):
+        return 0.0
+    last = max(0, sample_steps - 1 - w["size"])
+    if w["schedule"] == "random":
+        return last / 2
+    total, done, position = 0.0, 0, 0
+    while done < steps:  # each position holds for shift_every steps; the last one for the rest
+        start = min(w["stride"] * position, last)
+        held = steps - done if start == last else min(w["shift_every"], steps - done)
+        total, done, position = total + start * held, done + held, position + 1
+    return total / max(1, steps)
+
+
+def _reward_refs(node):
+    """Every reward reference inside a reward expression."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _reward_refs(item)
+    elif isinstance(node, dict) and node.get("ref") == "reward":
+        yield None, node
+    elif isinstance(node, dict):
+        for key in ("reward", "rewards", "terms"):
+            yield from _reward_refs(node.get(key))
 
 
 def _reward_model(cfg, arch, sizes: Sizes):

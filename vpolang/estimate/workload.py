@@ -7,14 +7,23 @@ and ALGORITHMS.md:
 - sft: one fwd+bwd per video; the dataset is VAE- and text-encoded once up front (and scored once when
   the loss is reward-weighted).
 - rwr: like sft; the rewards are computed once per dataset video.
-- kto: fwd+bwd per video and a reference forward (§8).
+- kto: fwd+bwd per video and a reference forward (§8). Under gradient accumulation (more than one
+  micro-batch per step) the reference point needs every row's implicit reward before any row's loss,
+  so the trainer runs a no-grad forward of the policy over the batch first: one more pass per video.
 - dpo: fwd+bwd on winner and loser, reference forward on both (§6). `decoupled` is the runtime's
   stashed schedule (§7): no extra forward, one branch's graph alive at a time, the winner's gradient
   stashed, 1.04x step time as measured. Online pairs add, per prompt, n sampled candidates (T
   no-grad forwards each), their VAE decode and the judges.
 - grpo: rollouts of group_size videos per prompt (T no-grad forwards each, twice under guidance),
   their decode and rewards; then a fwd+bwd on round(train_fraction x (T - 1)) of the steps of every
-  video (the last step is deterministic), with a reference forward at each when kl > 0 (§1).
+  video (the last step is deterministic), with a reference forward at each when kl > 0 (§1). With
+  `with window` (MixGRPO) only the window's `size` SDE steps are trained, and every rollout of a step
+  shares them (one pass per window step). Under `reward_as = win_rate` a pairwise judge reads each
+  video 2 (G - 1) times (every pair of a group, both orders). A window with `shared_noise` samples a
+  group's ODE prefix (the steps before its window) once, not G times. CPS, GRPO-Guard and the velocity KL
+  cost what the default does. `objective = nft` (DiffusionNFT) trains round(train_fraction x T) of
+  the T levels per video (no deterministic last step: it noises the clean sample again) and adds one
+  no-grad forward of the sampling policy at each (v_old, once per batch), with no log-probs.
 - reward_model: a VLM fwd+bwd per video (two per pair).
 - generate / evaluate: T forwards per video (twice under guidance), VAE decode, metrics or scorers.
 - judge: one VLM pass per video and judge. synthesize: pixel-space corruptions on the CPU, no GPU work.
@@ -22,13 +31,13 @@ and ALGORITHMS.md:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .arch import Clip, VideoDiT, VisionLanguage
 from .batch import per_gpu_samples, per_gpu_videos
 from .calibration import DPO_DECOUPLED_TIME_FACTOR
 from .flops import latent_elements
-from .memory import TrainingPeak
+from .memory import TrainingPeak, lora_params
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class Work:
     train: float = 0.0  # policy forward + backward
     sample: float = 0.0  # policy no-grad forwards (rollouts, generation)
     reference: float = 0.0  # frozen reference no-grad forwards
+    recompute: float = 0.0  # no-grad forwards of the trained policy (KTO's reference point, accumulated)
     prior: float = 0.0  # no-grad forwards of BPGO's prior policy
     vae_encode: float = 0.0
     vae_decode: float = 0.0
@@ -98,6 +108,10 @@ class DiTTraining:
     def step_work(self, world: int) -> Work:
         return Work(train=self.batch)
 
+    def with_accumulation(self, work: Work, grad_accum: int) -> Work:
+        """A step's passes under the execution block's accumulation (most kinds: unchanged)."""
+        return work
+
     def total_steps(self, world: int) -> int:
         return self.steps
 
@@ -140,6 +154,10 @@ class Kto(DiTTraining):
     def step_work(self, world: int) -> Work:
         return Work(train=self.batch * (2 if self.nll_real else 1), reference=self.batch)
 
+    def with_accumulation(self, work: Work, grad_accum: int) -> Work:
+        """runtime/trainers/kto.py: with several micro-batches, a no-grad pass over the batch first."""
+        return replace(work, recompute=self.batch) if grad_accum > 1 else work
+
 
 @dataclass(frozen=True)
 class OnlinePairs:
@@ -156,6 +174,7 @@ class Dpo(DiTTraining):
     backward: str = "standard"  # or decoupled
     nll_real: bool = False
     online: OnlinePairs | None = None
+    refresh: bool = False  # reference = refresh(every = K)
 
     kind = "dpo"
     videos_per_item = 2
@@ -190,6 +209,14 @@ class Dpo(DiTTraining):
     def resident_scorers(self) -> tuple[Scorer, ...]:
         return self.online.judges if self.online else ()
 
+    def frozen_bytes(self, arch: VideoDiT, per_gpu: int) -> dict[str, float]:
+        """With LoRA a refreshed reference is the base plus a snapshot of the adapters (their size)."""
+        parts = super().frozen_bytes(arch, per_gpu)
+        if self.refresh and self.lora_rank:
+            adapters = lora_params(arch.layers, arch.hidden, arch.lora_targets_per_layer, self.lora_rank)
+            parts["reference_adapters"] = adapters * arch.weight_bytes
+        return parts
+
 
 @dataclass(frozen=True, kw_only=True)
 class Grpo(DiTTraining):
@@ -202,6 +229,9 @@ class Grpo(DiTTraining):
     rewards: tuple[Scorer, ...] = ()  # every model scoring each rollout (rewards, gates, ViPO's backbone)
     prior_samples: int = 0  # BPGO with a prior policy: videos it samples per new prompt (runtime: 4)
     prompt_pool: int = 0  # distinct prompts, which bounds the prior's sampling
+    window: int = 0  # `with window`: its SDE steps, the only ones trained (0: train_fraction of T - 1)
+    nft: bool = False  # objective = nft: flow matching on the clean samples at train_fraction of T levels
+    prefix_steps: float = 0.0  # window + shared_noise: mean ODE steps a group shares before its window
 
     kind = "grpo"
 
@@ -215,7 +245,10 @@ class Grpo(DiTTraining):
 
     @property
     def trained_steps(self) -> int:
-        return max(1, round(self.train_fraction * (self.sample_steps - 1)))
+        if self.window:
+            return self.window
+        levels = self.sample_steps if self.nft else self.sample_steps - 1
+        return max(1, round(self.train_fraction * levels))
 
     def per_gpu(self, world: int) -> int:
         return per_gpu_videos(self.batch, self.group_size, world)
@@ -228,14 +261,24 @@ class Grpo(DiTTraining):
         updates = self.videos * self.trained_steps * cfg * self.updates_per_batch
         prior = self._prior_videos_per_step()
         rollouts = self.videos + prior
-        return Work(train=updates, reference=updates if self.kl > 0 else 0.0,
-                    sample=self.videos * self.sample_steps * cfg, prior=prior * self.sample_steps,
+        old_velocity = self.videos * self.trained_steps if self.nft else 0.0  # DiffusionNFT's v_old, once
+        return Work(train=updates, reference=(updates if self.kl > 0 else 0.0) + old_velocity,
+                    sample=(self.videos * self.sample_steps - self._shared_prefix_rows()) * cfg,
+                    prior=prior * self.sample_steps,
                     vae_decode=rollouts, prompts=self.batch, scored=_scored(self.rewards, rollouts),
                     sample_batch=self.per_gpu(world), update_batch=self._rows_per_update(self.per_gpu(world)))
 
+    def _shared_prefix_rows(self) -> float:
+        """Rollout rows whose prefix forwards a group shares (each group computes its prefix once)."""
+        return self.videos * (1 - 1 / self.group_size) * self.prefix_steps
+
     def _rows_per_update(self, rollouts: int) -> float:
         """The trainer recomputes each rollout's drawn timesteps, one pass per distinct timestep: the
-        rollouts that drew the same one share it. Expected distinct of K among n draws: K(1-(1-1/K)^n)."""
+        rollouts that drew the same one share it. Expected distinct of K among n draws: K(1-(1-1/K)^n).
+        A window's steps are every rollout's, and DiffusionNFT's passes take every row at its own level:
+        each pass takes all of them."""
+        if self.window or self.nft:
+            return float(rollouts)
         k = max(1, self.sample_steps - 1)
         return rollouts / (k * (1 - (1 - 1 / k) ** rollouts))
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from ..diagnostics import Diagnostic
-from ..schema.families import VIDEO_FAMILIES, VISION_LANGUAGE_ADAPTERS, VISION_LANGUAGE_MODEL_TYPES
+from ..schema.families import VIDEO_FAMILIES, VISION_LANGUAGE_ADAPTERS, VISION_LANGUAGE_FAMILIES
 from .context import decl_span, model_refs
 
 
@@ -82,10 +82,11 @@ def _video(spec: dict, folder: Path) -> list[tuple[str, str, str]]:
 
 def _vision(spec: dict, folder: Path) -> list[tuple[str, str, str]]:
     if spec.get("family") not in VISION_LANGUAGE_ADAPTERS:
-        return []  # W0301 already says the runtime cannot load this family
+        return []  # not a family the schema admits (a hand-written spec)
     config = _json(folder / "config.json")
     model_type = config.get("model_type") if config else None
-    if model_type and model_type not in VISION_LANGUAGE_MODEL_TYPES:
-        return [("E0320", f"config.json holds a `{model_type}` model, not a "
-                 f"{' or '.join(VISION_LANGUAGE_MODEL_TYPES)} model", "point `path` at a Qwen2-VL-family folder")]
+    accepted = VISION_LANGUAGE_FAMILIES[spec["family"]]
+    if model_type and model_type not in accepted:
+        return [("E0320", f"config.json holds a `{model_type}` model, not a {' or '.join(accepted)} model",
+                 f"point `path` at a {' or '.join(accepted)} folder")]
     return []

@@ -1,21 +1,20 @@
-"""W0304: a stage whose trainer runs in one process, placed on several GPUs. The executors start one
-process per GPU of the placement and the job stops at once. A warning for now, not an error: the
-shipped teleboost and ipo recipes place `evaluate` on 8 GPUs; the fix belongs in lowering (place
-these kinds on one GPU, as it does for `judge` and `synthesize` jobs)."""
+"""E0330: `nodes > 1` on a stage whose trainer runs in one process (`evaluate`). Lowering places such a
+job on the one GPU it uses (vpolang/lower.py, as it does for `judge` and `synthesize` jobs), so a
+cluster with 8 GPUs per node costs one GPU; asking for several nodes would be accepted and ignored.
+(W0304, the warning about an evaluate job placed on a whole node, is retired: that placement no longer
+happens.)"""
 from __future__ import annotations
 
-from ..diagnostics import Diagnostic
-from .context import processes
+from vpolang.plan import SINGLE_PROCESS_KINDS
 
-# Job kinds whose runtime trainer is not data parallel (runtime/registry.py: no `run.distributed`);
-# tests/runtime/test_registry.py checks the runtime agrees.
-SINGLE_PROCESS_KINDS = ("evaluate", "judge", "synthesize")
+from ..diagnostics import Diagnostic
+from .context import field_span
 
 
 def check(stage, pf) -> list[Diagnostic]:
-    n = processes(stage)
-    if stage.kind not in SINGLE_PROCESS_KINDS or n == 1:
+    nodes = stage.config.get("nodes", 1)
+    if stage.kind not in SINGLE_PROCESS_KINDS or nodes == 1:
         return []
-    return [Diagnostic("W0304", f"the `{stage.kind}` trainer runs in one process, but stage `{stage.id}` is "
-                       f"placed on {n} GPUs: its job stops when it starts", stage.spans.get(("on",), stage.span),
-                       hint="place it on a cluster with gpus_per_node = 1 (nodes = 1)")]
+    return [Diagnostic("E0330", f"the `{stage.kind}` trainer runs in one process on one GPU, but stage "
+                       f"`{stage.id}` asks for nodes = {nodes}", field_span(stage, ("nodes",)),
+                       hint="remove `nodes`: the job is placed on one GPU of its cluster")]

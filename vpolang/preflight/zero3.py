@@ -1,5 +1,7 @@
-"""E0311 / E0312: `compile` and `ema` with ZeRO-3. ZeRO-3's parameter hooks break the compiled graphs,
-and it partitions the weights an EMA reads; the trainers refuse both."""
+"""E0311 / E0312 / E0331: `compile`, `ema`, and a refreshed LoRA reference with ZeRO-3. ZeRO-3's parameter
+hooks break the compiled graphs, it partitions the weights an EMA reads, and its hooks cannot run the
+transformer with the adapter snapshot a refreshed LoRA reference swaps in; the trainers refuse all
+three."""
 from __future__ import annotations
 
 from ..diagnostics import Diagnostic, Note
@@ -20,6 +22,13 @@ def check(stage, pf) -> list[Diagnostic]:
         out.append(Diagnostic("E0312", "`ema` does not run with `zero_stage = 3`: ZeRO-3 partitions the weights "
                               "the average reads", field_span(stage, ("ema",)),
                               hint="use zero_stage <= 2 or remove `ema`", notes=_note(zero)))
+    lora_refresh = stage.kind == "dpo" and cfg.get("lora_rank") and cfg["reference"].get("kind") == "refresh"
+    if lora_refresh:
+        out.append(Diagnostic("E0331", "`reference = refresh(...)` with LoRA does not run with `zero_stage = 3`: "
+                              "ZeRO-3's hooks cannot run the adapter snapshot the reference becomes",
+                              field_span(stage, ("reference",)),
+                              hint="use zero_stage <= 2 (LoRA's optimiser state is small) or train fully",
+                              notes=_note(zero)))
     return out
 
 

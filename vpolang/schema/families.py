@@ -59,8 +59,15 @@ VIDEO_FAMILIES: dict[str, VideoFamily] = {f.name: f for f in (
     VideoFamily("ltx", False, ("LTXPipeline",)),
 )}
 
-# vision-language families the runtime loads (Qwen2-VL and 2.5-VL; `tiny` is a small Qwen2-VL for tests)
-VISION_LANGUAGE_ADAPTERS: tuple[str, ...] = ("qwen2_vl", "qwen25_vl", "tiny")
+# vision-language families the runtime loads, and the transformers `model_type`s (a folder's config.json)
+# each accepts: Qwen2-VL and 2.5-VL (`tiny` is a small Qwen2-VL for tests) through their own classes;
+# LLaVA and VILA (a vision tower, a projector and a LLaMA-family language model: VILA is that
+# architecture) through transformers' Llava classes, from a folder in transformers' Llava layout (an
+# original VILA checkpoint is converted to it first; E0320 where the folder says otherwise)
+_QWEN_TYPES = ("qwen2_vl", "qwen2_5_vl")
+VISION_LANGUAGE_FAMILIES: dict[str, tuple[str, ...]] = {
+    "qwen2_vl": _QWEN_TYPES, "qwen25_vl": _QWEN_TYPES, "tiny": _QWEN_TYPES, "vila": ("llava",), "llava": ("llava",)}
+VISION_LANGUAGE_ADAPTERS: tuple[str, ...] = tuple(VISION_LANGUAGE_FAMILIES)
 
 
 def runtime_families() -> list[str]:
@@ -86,7 +93,3 @@ def video_shape_problem(frames: int, height: int, width: int, vae_stride, patch,
         return "resolution", (f"{height}x{width} px do not fit the VAE stride {sh}x{sw} and patch {ph}x{pw}: "
                               f"use sizes divisible by {sh * ph}x{sw * pw}")
     return None
-
-
-# `model_type` in a vision-language folder's config.json that the runtime's Qwen loader accepts
-VISION_LANGUAGE_MODEL_TYPES: tuple[str, ...] = ("qwen2_vl", "qwen2_5_vl")

@@ -48,12 +48,24 @@ class SelfPaced(Schema):
         0.0, description="a component whose in-group reward std is below this hands its weight on")
 
 
+class Window(Schema):
+    """Windowed training (MixGRPO, Flow-GRPO-Fast): ODE steps outside a window of SDE steps."""
+
+    summary = "a sliding window of SDE steps; ODE elsewhere; only the window is trained"
+    size: PositiveInt = Field(2, le=1024, description="consecutive SDE steps per rollout, every one trained")
+    schedule: Literal["slide", "random"] = Field(
+        "slide", description="slide: from the first step, moving `stride` later every `shift_every` steps "
+        "(MixGRPO); random: a uniform start per step (Flow-GRPO-Fast)")
+    shift_every: PositiveInt = Field(25, le=1_000_000, description="optimiser steps between moves (slide)")
+    stride: PositiveInt = Field(1, le=1024, description="sampling steps the window moves by (slide)")
+
+
 class Grpo(TrainStage, NegativePrompt):
     """Group-relative policy optimisation over SDE rollouts with stored log-probs."""
 
     summary = "group-relative RL (Flow-GRPO)"
     positional = ("policy",)
-    modifiers = ("vipo", "bpgo", "self_paced")
+    modifiers = ("vipo", "bpgo", "self_paced", "window")
     kind: Literal["grpo"] = "grpo"
     policy: Policy
     prompts: PromptSource
@@ -68,9 +80,24 @@ class Grpo(TrainStage, NegativePrompt):
                                  "Adam's first steps are full-size whatever it is; 0: none)")
     sample_steps: PositiveInt | None = Field(None, le=10_000, description="sampler steps per rollout (T); model default if unset")
     train_fraction: float = Field(0.6, gt=0, le=1, description="fraction of the T steps trained per sample")
-    noise: Literal["flow_grpo", "dance"] = Field("flow_grpo", description="SDE noise schedule g(s)")
-    noise_level: float | None = Field(None, gt=0, description="a (flow_grpo, 0.7) or eta (dance, 0.3)")
+    objective: Literal["grpo", "nft"] = Field(
+        "grpo", description="grpo: the clipped ratio loss on SDE steps' log-probs; nft (DiffusionNFT): "
+        "flow matching on the rollouts' clean samples towards an implicit positive policy (no log-probs)")
+    nft_beta: float = Field(1.0, gt=0, le=10, description="DiffusionNFT's beta: how far the implicit "
+                            "positive and negative policies lie from the sampling policy")
+    noise: Literal["flow_grpo", "dance", "cps", "ode"] = Field(
+        "flow_grpo", description="rollout SDE: flow_grpo g = a sqrt(s/(1-s)), dance g = eta, cps the "
+        "coefficient-preserving step (std = s' sin(eta pi/2)); ode (nft only) deterministic")
+    noise_level: float | None = Field(None, gt=0, description="a (flow_grpo, 0.7), eta (dance, 0.3) or eta in "
+                                      "(0, 1] (cps, 0.8)")
     clip_range: float = Field(1e-4, gt=0, description="PPO ratio clip epsilon")
+    guard: bool = Field(False, description="GRPO-Guard: RatioNorm (the ratio's bias removed, rescaled by the "
+                        "step's std) and 1/|dt| step weights")
+    kl_space: Literal["mean", "velocity"] = Field(
+        "mean", description="KL to the reference on the transition mean (/ 2g^2) or on the velocity")
+    reward_as: Literal["score", "win_rate"] = Field(
+        "score", description="win_rate (Pref-GRPO): each rollout's reward is its win rate within the group "
+        "(a pairwise judge's verdicts, or score comparisons)")
     adv_ddof: Literal[0, 1] = 0
     adv_eps: float = Field(1e-4, gt=0)
     adv_clip: float = Field(5.0, gt=0)
@@ -83,3 +110,4 @@ class Grpo(TrainStage, NegativePrompt):
     vipo: Vipo | None = None
     bpgo: Bpgo | None = None
     self_paced: SelfPaced | None = None
+    window: Window | None = None
