@@ -18,12 +18,24 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def run_plan(plan: Plan, run_dir: Path | str | None = None, only: str | None = None, executor: str | None = None,
-             progress: str = "auto", force: bool = False) -> int:
+             progress: str = "auto", force: bool = False, track: list[str] | None = None) -> int:
     """Runs the plan's jobs (those `only` selects, dbt-style: `rl`, `rl+`, `+rl`) in `run_dir` (default
     runs/<recipe>-<hash of its path>/) with the executor its placements name (or `executor`). Jobs done
     for their hash are skipped unless `force`, which sets their folders aside and starts them afresh.
+    `track` adds experiment trackers (tensorboard, wandb) to every job's placement (not to its hash).
     Returns the exit code: 0 all done, 1 a job failed, 2 unusable request, 130 interrupted."""
+    from .tracking import missing
+
     plan = with_verified_hashes(_with_absolute_recipe(plan))
+    if track:
+        problem = missing(track)
+        if problem:
+            return _error(f"--track: {problem}")
+        plan = with_trackers(plan, track)
+    chosen = sorted({t for job in plan.jobs for t in job.placement.track})
+    problem = missing(chosen) if chosen else None
+    if problem:
+        return _error(problem)
     try:
         run = RunDir(Path(run_dir) if run_dir else default_run_dir(plan))
         for job in plan.jobs:  # every job folder inside the run directory, before anything is written
@@ -51,6 +63,13 @@ def run_plan(plan: Plan, run_dir: Path | str | None = None, only: str | None = N
             raise
         print(f"error: {message}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def with_trackers(plan: Plan, track: list[str]) -> Plan:
+    """The plan with `track` added to every job's trackers (the saved plan records them)."""
+    jobs = [job.model_copy(update={"placement": job.placement.model_copy(
+        update={"track": list(dict.fromkeys([*job.placement.track, *track]))})}) for job in plan.jobs]
+    return plan.model_copy(update={"jobs": jobs})
 
 
 def orphans(run: RunDir, jobs: list[Job]) -> str | None:
@@ -129,11 +148,15 @@ def _error(message: str) -> int:
     return EXIT_USAGE
 
 
-def show_status(run_dir: Path | str) -> int:
+def show_status(run_dir: Path | str, watch: bool = False, interval: float = 2.0,
+                max_seconds: float | None = None) -> int:
     """Prints a table of every job of the run's plan: state, hash, attempts, duration, last metrics;
-    and the error of each failed job. Returns 0, or 1 when `run_dir` is not a run directory."""
+    the error of each failed job and the health alarms of each job's metrics. With `watch`, redraws
+    it every `interval` seconds until the run ends (no `vpo run` holds the run directory, no trainer
+    holds a job folder, no Slurm job is queued or running), or after `max_seconds`; Ctrl-C ends it
+    cleanly. Reads the run directory alone, so it watches a run on Slurm from a login node. Returns 0,
+    or 1 when `run_dir` is not a run directory."""
     from rich.console import Console
-    from rich.table import Table
 
     run = RunDir(Path(run_dir))
     if not run.plan_path.exists():
@@ -145,19 +168,65 @@ def show_status(run_dir: Path | str) -> int:
         print(f"error: {run.plan_path}: cannot read the plan: {one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
     console = Console(width=None if sys.stdout.isatty() else 160)
-    table = Table(title=f"run {run.root}  ({plan.recipe.name})", title_justify="left")
+    if not watch:
+        console.print(_status_view(run, plan))
+        return EXIT_OK
+    from rich.live import Live
+
+    deadline = time.monotonic() + max_seconds if max_seconds is not None else None
+
+    def frames():
+        while True:
+            yield _status_view(run, plan)
+            if not run_is_live(run, plan) or (deadline is not None and time.monotonic() >= deadline):
+                return
+            time.sleep(interval)
+
+    try:
+        if console.is_terminal:  # redrawn in place
+            with Live(console=console, auto_refresh=False, transient=False) as live:
+                for view in frames():
+                    live.update(view, refresh=True)
+        else:  # a log: each redraw printed in turn
+            for view in frames():
+                console.print(view)
+                console.file.flush()
+    except KeyboardInterrupt:  # Ctrl-C ends the watch, not the run
+        console.print("stopped watching (the run goes on)", highlight=False)
+    return EXIT_OK
+
+
+def run_is_live(run: RunDir, plan: Plan) -> bool:
+    """Something still works on the run: a `vpo run` holds it, a trainer holds a job folder, or a Slurm
+    job of it is queued or running (recorded and not in a final state)."""
+    from .rundir import holder
+
+    if holder(run.root / ".lock") is not None:
+        return True
+    for job in plan.jobs:
+        folder = run.job(job)
+        if folder.holder() is not None:
+            return True
+        if folder.slurm_path.exists() and folder.read_status().get("state") in ("pending", "running"):
+            return True
+    return False
+
+
+def _status_view(run: RunDir, plan: Plan):
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"run {run.root}  ({plan.recipe.name})  {time.strftime('%H:%M:%S')}", title_justify="left")
     for column in ("job", "kind", "state", "hash", "attempts", "duration", "last metrics"):
         table.add_column(column, no_wrap=column in ("job", "hash"))
-    errors = []
+    notes = []
     for job in plan.jobs:
         row, error = _status_row(run, job)
         table.add_row(*row)
         if error:
-            errors.append(f"{job.id}: {error}")
-    console.print(table)
-    for line in errors:
-        console.print(line, highlight=False, markup=False)
-    return EXIT_OK
+            notes.append(f"{job.id}: {error}")
+    return Group(table, *(Text(line) for line in notes))
 
 
 def _status_row(run: RunDir, job: Job) -> tuple[list[str], str | None]:
@@ -177,7 +246,15 @@ def _status_row(run: RunDir, job: Job) -> tuple[list[str], str | None]:
     notes = [f"warning: {w}" for w in status["warnings"]]
     if state in ("failed", "cancelled") and status.get("error"):
         notes.append(status["error"])
+    notes += [alarm.text() for alarm in job_alarms(folder, job)]
     return row, "\n  ".join(notes) or None
+
+
+def job_alarms(folder, job: Job) -> list:
+    """The health alarms (vpolang/health.py) of a job's metric stream so far."""
+    from vpolang.health import alarms
+
+    return alarms(folder.read_metrics(), job.config)
 
 
 def _slurm_id(path: Path) -> str:

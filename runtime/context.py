@@ -35,6 +35,7 @@ class JobContext:
     stop_event: threading.Event = field(default_factory=threading.Event)
     stop_reason: str | None = None
     checkpoints: CheckpointManager = field(init=False)
+    _trackers: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         self.checkpoints = CheckpointManager(self.dir.checkpoints, log=self.warn)  # fallbacks reach the terminal
@@ -135,10 +136,45 @@ class JobContext:
             return
         record: dict[str, Any] = {"step": int(step), "time": round(time.time(), 3)}
         record.update({k: None if v is None else as_float(v) for k, v in values.items()})
+        trackers = self.trackers  # opened before the first write: it skips what earlier attempts tracked
         self.dir.root.mkdir(parents=True, exist_ok=True)
         with self.dir.metrics_path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
             handle.flush()
+        if trackers is not None:
+            trackers.record(record)
+
+    @property
+    def trackers(self):
+        """The job's TensorBoard / wandb sinks (runtime/tracking), on the main rank when its placement
+        names any; else None."""
+        if self._trackers is None and self.is_main and self.job.placement.track:
+            from .tracking import Trackers, missing
+
+            problem = missing(self.job.placement.track)
+            if problem:
+                raise JobError(f"placement.track: {problem}")
+            last = self.dir.last_metrics() or {}
+            self._trackers = Trackers(self.job.placement.track, self.run.root, self.job.id, self.job.hash,
+                                      self.plan.recipe.name, self.job.config.model_dump(mode="json"),
+                                      int(last.get("step", 0)),
+                                      warn=self.warn)
+        return self._trackers
+
+    def track_histogram(self, step: int, name: str, values: Any) -> None:
+        """A distribution (e.g. GRPO's advantages) for the trackers; nothing without one."""
+        if self.trackers is not None:
+            self.trackers.histogram(step, name, values)
+
+    def track_video(self, step: int, name: str, video: Any) -> None:
+        """A video (F, 3, H, W) or a grid (N, F, 3, H, W) in [-1, 1] for the trackers."""
+        if self.trackers is not None:
+            self.trackers.video(step, name, video)
+
+    def close_trackers(self) -> None:
+        if self._trackers is not None:
+            self._trackers.close()
+            self._trackers = None
 
     # ---- safety
     def check_finite(self, loss: Any, step: int, what: str = "loss") -> None:

@@ -74,7 +74,10 @@ def _attempt(plan: Plan, job_id: str, run: RunDir, dist: DistInfo, handle_signal
         ctx.install_signal_handlers()
     _record_start(ctx)
     try:
-        _train(ctx)
+        try:
+            _train(ctx)
+        finally:
+            ctx.close_trackers()
     except StopRequested as exc:  # Ctrl-C or preemption while generating data: nothing to checkpoint yet
         ctx.log(str(exc))
         return _record_stop(ctx, ctx.stop_reason or "preempted")

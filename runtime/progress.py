@@ -16,6 +16,7 @@ from .rundir import JobDir
 
 MODES = ("auto", "rich", "plain", "quiet")
 PLAIN_STEP_EVERY_S = 10.0
+ALARMS_EVERY_S = 5.0  # how often a running job's metric stream is read whole for health alarms
 SHOWN_METRICS = 3
 
 
@@ -36,8 +37,8 @@ def activity_text(activity: dict[str, Any], counts: bool = True) -> str:
 
 
 def total_steps(job: Job) -> int | None:
-    steps = job.config.get("steps")
-    return int(steps) if isinstance(steps, (int, float)) and steps > 0 else None
+    steps = getattr(job.config, "steps", None)  # training kinds with `steps`; None: set by `epochs`, or none
+    return steps if steps else None
 
 
 class StepRate:
@@ -66,6 +67,8 @@ class Progress:
         self._last_step: dict[str, int] = {}
         self._seen_activities: dict[str, set[str]] = {}
         self._warned: dict[str, int] = {}
+        self._alarm_checked: dict[str, float] = {}
+        self._alarmed: dict[str, set[str]] = {}
         self._bars = _RichBars(total) if self.mode == "rich" else None
 
     def __enter__(self) -> "Progress":
@@ -91,7 +94,9 @@ class Progress:
     def note(self, job: Job, what: str) -> None:
         self._say(job, what)
 
-    def finished(self, job: Job) -> None:
+    def finished(self, job: Job, folder: JobDir | None = None) -> None:
+        if folder is not None:
+            self.alarms(job, folder, force=True)
         self._advance()
         took = time.time() - self._started.get(job.id, time.time())
         self._say(job, f"done in {took:.0f}s")
@@ -101,15 +106,19 @@ class Progress:
     def failed(self, job: Job, message: str, folder: JobDir | None = None) -> None:
         where = f"\n    log: {folder.log_path}" if folder else ""
         self._say(job, f"FAILED - {message}{where}", always=True)
+        if folder is not None:
+            self.alarms(job, folder, force=True)
         if self._bars:
             self._bars.remove_job(job)
 
     def tick(self, job: Job, folder: JobDir) -> None:
         """Called often while a job runs; reads its latest metrics and activity (what it does between
-        steps: rollouts, encoding, evaluation), and shows the warnings it recorded. Plain mode prints a
+        steps: rollouts, encoding, evaluation), and shows the warnings it recorded and the
+        health alarms its metrics raise. Plain mode prints a
         line only when something changed: a new step (at most every PLAIN_STEP_EVERY_S) or an activity not
         shown before for this job."""
         self._warnings(job, folder)
+        self.alarms(job, folder)
         record = folder.last_metrics()
         activity = folder.read_activity()
         step = int(record["step"]) if record and "step" in record else None
@@ -133,6 +142,20 @@ class Progress:
         steps = f"{step}/{total}" if total else str(step)
         eta_text = f" eta {eta:.0f}s" if eta is not None else ""
         print(f"    {job.id}: step {steps}{eta_text}  {summarize(record)}", file=sys.stderr, flush=True)
+
+    def alarms(self, job: Job, folder: JobDir, force: bool = False) -> None:
+        """Each health alarm (vpolang/health.py) of the job's metrics, shown once when first raised."""
+        from vpolang.health import alarms
+
+        now = time.time()
+        if not force and now - self._alarm_checked.get(job.id, 0.0) < ALARMS_EVERY_S:
+            return
+        self._alarm_checked[job.id] = now
+        seen = self._alarmed.setdefault(job.id, set())
+        for alarm in alarms(folder.read_metrics(), job.config):
+            if alarm.code not in seen:
+                seen.add(alarm.code)
+                self._say(job, alarm.text(), always=True)
 
     def _warnings(self, job: Job, folder: JobDir) -> None:
         warnings = folder.read_status()["warnings"]

@@ -25,6 +25,8 @@ import importlib.util
 import os
 from typing import TYPE_CHECKING, Callable, Protocol, Union
 
+from vpolang.jobconfig import JOB_KINDS
+
 from .errors import JobError
 
 if TYPE_CHECKING:
@@ -35,7 +37,7 @@ class Trainer(Protocol):
     def __call__(self, ctx: "JobContext") -> None: ...
 
 
-KINDS = ("sft", "grpo", "dpo", "kto", "rwr", "reward_model", "evaluate", "generate", "judge", "synthesize")
+KINDS = JOB_KINDS  # vpolang/jobconfig.py: the one table of job kinds
 TRAINERS: dict[str, Union[str, Trainer]] = {kind: f"runtime.trainers.{kind}:run" for kind in KINDS}
 
 

@@ -129,6 +129,22 @@ class JobDir:
             return None
         return value if isinstance(value, dict) and isinstance(value.get("what"), str) else None
 
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """Every complete record of metrics.jsonl (a torn last line, being written, is skipped)."""
+        try:
+            lines = self.metrics_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            return []
+        out = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                out.append(record)
+        return out
+
     def last_metrics(self) -> dict[str, Any] | None:
         """The last complete record of metrics.jsonl, read from its tail (the file can be large)."""
         try:

@@ -21,7 +21,7 @@ from .schema.base import Schema, Word, takes_words
 from .schema.entities import CONSTRUCTORS, VALUE_CONSTRUCTORS
 from .schema.stages import PRODUCES, STAGES
 from .source import SourceFile, Span
-from .composition_rules import grpo_composition_rules, pair_source_rules
+from .composition_rules import grpo_composition_rules, pair_source_rules, validation_rules
 from .values import ConstructorValue, DeclValue, IterateValue, ModuleValue, RoundValue, StageValue
 
 MAX_ROUNDS = 100
@@ -446,6 +446,8 @@ class Checker:
                          hint="add `real = <a videos dataset>`")
             ok = False
         if kind == "grpo" and not grpo_composition_rules(config, spans, node.name_span, self.rep):
+            ok = False
+        if not validation_rules(config, spans, node.name_span, self.rep):
             ok = False
         for field in ("pairs", "labels", "data"):
             if not pair_source_rules(kind, config, _pair_leaves(config.get(field)), spans.get((field,), node.name_span),

@@ -183,7 +183,9 @@ def run(target: Path = typer.Argument(..., help="a recipe or a saved plan.json")
         only: Optional[str] = typer.Option(None, "--only", help="select jobs: rl, rl+, +rl"),
         executor: Optional[str] = typer.Option(None, "--executor", help="local | slurm (default: placement)"),
         progress: str = typer.Option("auto", "--progress", help="auto | rich | plain | quiet"),
-        force: bool = typer.Option(False, "--force", help="re-run selected jobs even if cached")) -> None:
+        force: bool = typer.Option(False, "--force", help="re-run selected jobs even if cached"),
+        track: Optional[List[str]] = typer.Option(None, "--track", help="log every job to tensorboard and/or "
+                                                  "wandb too (repeat or comma-separate; needs vpo[track])")) -> None:
     """Execute a recipe (or a saved plan): cached jobs are skipped, interrupted ones resume."""
     from .plan import PlanVersionError, load_plan
     from .planning import build_plan
@@ -200,14 +202,18 @@ def run(target: Path = typer.Argument(..., help="a recipe or a saved plan.json")
             _emit(result.diagnostics, result.sources, "text")
             raise typer.Exit(EXIT_ERRORS)
     code = _runtime().run_plan(plan_obj, run_dir=run_dir, only=only, executor=executor, progress=progress,
-                               force=force)
+                               force=force, track=[t.strip() for ts in track or [] for t in ts.split(",") if t.strip()])
     raise typer.Exit(code)
 
 
 @app.command()
-def status(run_dir: Path = typer.Argument(..., help="a run directory")) -> None:
-    """Show the state of every job in a run directory."""
-    raise typer.Exit(_runtime().show_status(run_dir))
+def status(run_dir: Path = typer.Argument(..., help="a run directory"),
+           watch: bool = typer.Option(False, "--watch", help="redraw until the run ends (Ctrl-C stops watching)"),
+           interval: float = typer.Option(2.0, "--interval", min=0.1, help="seconds between redraws with --watch"),
+           max_seconds: Optional[float] = typer.Option(None, "--for", min=0, help="stop watching after this many "
+                                                       "seconds")) -> None:
+    """Show the state of every job in a run directory, with each job's health alarms."""
+    raise typer.Exit(_runtime().show_status(run_dir, watch=watch, interval=interval, max_seconds=max_seconds))
 
 
 @app.command()

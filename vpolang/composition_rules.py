@@ -122,3 +122,29 @@ def pair_source_rules(kind: str, config: dict, sources: list[dict], span, rep: R
                     "verify the pairs, or set `pairwise = false` on the judge")
             ok = False
     return ok
+
+
+def validation_rules(config: dict, spans: dict, default_span, rep: Reporter) -> bool:
+    """E0350: `monitor` must be one of the validated `metrics`. E0351: keep_best keeps the validated
+    weights, but with `ema` the output is the average, which validation never sampled."""
+    v = config.get("validate")
+    if not v:
+        return True
+    ok = True
+    where = spans.get(("validate",), default_span)
+    monitor = v.get("monitor")
+    if monitor is not None and _scores_as(monitor) not in [_scores_as(m) for m in v["metrics"]]:
+        rep.add("E0350", f"validate's monitor `{_label(monitor)}` is not one of its metrics "
+                f"[{', '.join(_label(m) for m in v['metrics'])}]", spans.get(("validate", "monitor"), where))
+        ok = False
+    if v.get("keep_best") and config.get("ema"):
+        rep.add("E0351", "`keep_best` with `ema`: the stage's output would be the average, which validation "
+                "never sampled", spans.get(("validate", "keep_best"), where))
+        ok = False
+    steps = config.get("steps")
+    if v.get("patience") and steps and steps // v["every"] <= v["patience"]:
+        rep.add("E0352", f"early stopping can never act: {steps // v['every']} validation(s) in {steps} steps "
+                f"(every {v['every']}) leave no room for patience {v['patience']}",
+                spans.get(("validate", "patience"), where))
+        ok = False
+    return ok

@@ -81,6 +81,8 @@ CODES: dict[str, tuple[str, str]] = {
     # E0315 retired: LoRA with `reference = refresh(...)` runs (the reference is an adapter snapshot)
     "E0330": ("error", "`nodes` on a stage whose trainer runs in one process"),
     "E0331": ("error", "a refreshed LoRA reference with ZeRO-3"),
+    "E0332": ("error", "`sequence_parallel` the job's GPUs, the model's heads or its family cannot split, "
+                       "or beside `compile`"),
     # E04xx the user's data and model folders, checked where they are on this machine (data preflight)
     "E0401": ("error", "no videos match a dataset's glob"),
     "E0402": ("error", "a dataset file is not a video"),
@@ -98,6 +100,9 @@ CODES: dict[str, tuple[str, str]] = {
     "E0346": ("error", "win-rate rewards with BPGO's per-prompt prior"),
     "E0347": ("error", "a CPS noise level outside (0, 1]"),
     "E0348": ("error", "a GRPO option that needs trajectory log-probs beside DiffusionNFT, or the reverse"),
+    "E0350": ("error", "validate's monitor is not one of its metrics"),
+    "E0351": ("error", "keep_best together with ema"),
+    "E0352": ("error", "early stopping whose patience outlasts the stage's validations"),
     # W01xx warnings
     "W0101": ("warning", "unused declaration"),
     "W0102": ("warning", "declaration shadows an imported or built-in name"),
@@ -154,7 +159,8 @@ HINTS: dict[str, str] = {
     "E0213": "divide by a non-zero number",
     "E0214": "`on` names a `cluster` declaration",
     "E0301": "`vpo explain <stage kind>` describes the fields that go together",
-    "E0302": "use LoRA, more nodes, checkpointing or a smaller clip",
+    "E0302": "the hint lists changes that fit: sequence parallelism, checkpointing or a smaller clip shrink "
+             "one video's activations; ZeRO-3, more nodes and LoRA shrink only the weights' states",
     "E0303": "make the batch a multiple of the GPUs (and of the micro-batch)",
     "E0304": "raise --budget or make the plan cheaper (fewer steps, nodes or stages)",
     "W0101": "remove the declaration or use it",
@@ -184,6 +190,7 @@ HINTS: dict[str, str] = {
     "E0324": "guide with a differentiable reward (one computed from pixels by torch)",
     "E0330": "remove `nodes`: the job is placed on one GPU of its cluster",
     "E0331": "use zero_stage <= 2 with a refreshed LoRA reference, or train the full model",
+    "E0332": "use a sequence_parallel that divides both the GPUs of the job and the model's attention heads",
     "E0340": "list the joint's own rewards as the self-paced phases",
     "E0342": "leave judges, pick, margin, swap_check and labels unset in an rwr source: its reward weighs samples",
     "E0343": "score candidates with a pointwise judge; a pairwise one compares pairs",
@@ -193,6 +200,9 @@ HINTS: dict[str, str] = {
     "E0347": "give cps a noise_level eta in (0, 1] (std = s' sin(eta pi / 2))",
     "E0348": "objective = nft trains on clean samples without log-probs or guidance: remove the ratio, window and "
              "map options (or use objective = grpo)",
+    "E0350": "add the monitored reward to `metrics`, or leave `monitor` unset (the first metric)",
+    "E0351": "drop `ema` (the best validated weights are the output) or `keep_best`",
+    "E0352": "validate more often (lower `every`), lower `patience`, or train longer",
     "E0401": "check the glob against the files on this machine",
     "E0402": "replace the file with a video (mp4, webm, avi, gif) or a folder of frame images",
     "E0403": "fix the line named in the note (one JSON object per line, UTF-8)",

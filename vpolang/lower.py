@@ -15,13 +15,12 @@ from typing import Any
 
 from .check import CheckedRecipe
 from .safety import recipe_name
+from .jobconfig import GENERATE_FIELDS, JOBS, JUDGE_FIELDS, LoweredOnPolicy, LoweredSynthetic
 from .plan import (SINGLE_PROCESS_KINDS, ArtifactRef, Job, Placement, Plan, PlanSpan, RecipeInfo, assign_hashes,
                    topological_order)
 from .values import StageValue
 
-OUTPUTS = {"sft": ["policy"], "grpo": ["policy"], "dpo": ["policy"], "kto": ["policy"], "rwr": ["policy"],
-           "reward_model": ["reward_model"], "evaluate": ["metrics", "samples"], "generate": ["videos"],
-           "judge": ["pairs"], "synthesize": ["pairs"]}
+OUTPUTS = {kind: list(info.outputs) for kind, info in JOBS.items()}
 DPO_BETA_DEFAULT = {"epsilon": 5000.0, "velocity": 500.0}
 
 
@@ -78,6 +77,12 @@ def _fill_model_defaults(config: dict, stage: StageValue) -> None:
         config["beta"] = {"kind": "constant", "value": DPO_BETA_DEFAULT[model["prediction"]]}
     if "sample_steps" in config and config.get("sample_steps") is None:
         config["sample_steps"] = model["sample_steps"]
+    validate = config.get("validate")
+    if validate:
+        if validate.get("sample_steps") is None:
+            validate["sample_steps"] = model["sample_steps"]
+        if validate.get("monitor") is None:
+            validate["monitor"] = copy.deepcopy(validate["metrics"][0])
     _fill_guidance_defaults(config, model)
     if stage.kind == "grpo" and config.get("noise_level") is None:
         config["noise_level"] = {"flow_grpo": 0.7, "dance": 0.3, "cps": 0.8, "ode": 0.0}[config["noise"]]
@@ -104,10 +109,8 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
     placement = _placement(stage, 1, max_gpus=1)
     if kind == "on_policy":
         gen_inputs, judge_inputs = _Inputs(), _Inputs()
-        gen_cfg = _link_refs({"policy": src["policy"], "prompts": src["prompts"], "n": src["n"],
-                              "sample_steps": src["sample_steps"], "guidance_scale": src["guidance_scale"],
-                              "negative_prompt": src["negative_prompt"], "seed": cfg.get("seed", 0),
-                              "resolution": cfg.get("resolution"), "frames": cfg.get("frames"),
+        gen_cfg = _link_refs({**{name: src[name] for name in GENERATE_FIELDS}, "seed": cfg["seed"],
+                              "resolution": cfg["resolution"], "frames": cfg["frames"],
                               "model": _base_of(src["policy"])}, gen_inputs)
         _fill_sampling_defaults(gen_cfg)
         gen = Job(id=f"{stage.id}.{where}.generate", kind="generate", stage=stage.id, inputs=gen_inputs.slots,
@@ -116,16 +119,16 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
                   seed=stage.config.get("seed", 0), span=_span(stage))
         if field == "data":  # RWR weighs the samples by its own reward: the candidates need no judging
             data_jobs.append(gen)
-            return {"kind": "on_policy", "input": inputs.add(where, gen.id, "videos"), "n": src["n"]}
+            return LoweredOnPolicy(input=inputs.add(where, gen.id, "videos"), n=src["n"],
+                                   labels=src["labels"]).model_dump()
         judge_inputs.add("videos", gen.id, "videos")
-        judge_cfg = _link_refs({"judges": src["judges"], "pick": src["pick"], "margin": src["margin"],
-                                "swap_check": src["swap_check"], "labels": src["labels"]}, judge_inputs)
+        judge_cfg = _link_refs({name: src[name] for name in JUDGE_FIELDS}, judge_inputs)
         judge = Job(id=f"{stage.id}.{where}.judge", kind="judge", stage=stage.id, inputs=judge_inputs.slots,
                     depends_on=sorted({r.job for r in judge_inputs.slots.values()}), outputs=OUTPUTS["judge"],
                     placement=placement, config=judge_cfg, seed=stage.config.get("seed", 0), span=_span(stage))
         data_jobs.extend([gen, judge])
         slot = inputs.add(where, judge.id, "pairs")
-        return {"kind": "on_policy", "input": slot, "n": src["n"], "labels": src["labels"]}
+        return LoweredOnPolicy(input=slot, n=src["n"], labels=src["labels"]).model_dump()
     if kind == "synthetic":
         job_cfg = {"videos": src["videos"], "negatives": src["negatives"], "seed": src["seed"],
                    "resolution": cfg.get("resolution"), "frames": cfg.get("frames")}
@@ -133,7 +136,7 @@ def _lower_leaf(stage: StageValue, cfg: dict, field: str, src: dict, inputs: _In
                   placement=placement, config=job_cfg, seed=src["seed"], span=_span(stage))
         data_jobs.append(job)
         slot = inputs.add(where, job.id, "pairs")
-        return {"kind": "synthetic", "input": slot}
+        return LoweredSynthetic(input=slot).model_dump()
     if kind == "online":  # candidates come from the stage's own policy
         _fill_guidance_defaults(src, stage.base_model)
     return src
@@ -193,11 +196,13 @@ def _placement(stage: StageValue, nodes: int, max_gpus: int | None = None) -> Pl
                          cpus_per_task=cluster.get("cpus_per_gpu"), mem_gib=mem * gpn if mem else None,
                          time_limit_s=int(time_limit) if time_limit else None,
                          slurm_extra=dict(cluster.get("extra", {})),
-                         usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"))
+                         usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"),
+                         interconnect_gb_s=cluster.get("interconnect_gb_s"), track=list(cluster.get("track", [])))
     return Placement(executor="local", cluster=stage.cluster.name if stage.cluster else None,
                      gpu=cluster.get("gpu", "cpu"), nodes=1, gpus_per_node=cluster.get("gpus_per_node", 0),
                      time_limit_s=int(time_limit) if time_limit else None,
-                     usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"))
+                     usd_per_gpu_hour=cluster.get("usd_per_gpu_hour"),
+                     interconnect_gb_s=cluster.get("interconnect_gb_s"), track=list(cluster.get("track", [])))
 
 
 

@@ -11,6 +11,12 @@ up to its own; MINOR bumps only add optional fields. Anything else is refused wi
 `placement.zero_stage` moved into it; a 1.x plan has no schedule to execute, so it is refused.
 3.0: `execution.reward_execution` is an instruction (`serial` | `threads`: how the rewards one call
 scores run), no longer a description of where they run; a 2.x plan's values mean nothing to it.
+4.0: `config` is typed: one model per job kind (vpolang/jobconfig.py, derived from the stage schemas),
+chosen by `config.kind`, which must equal the job's `kind`; unknown fields are refused and absent
+ones take the schema's default. Lowered sources name their input slot (`{"kind": "on_policy",
+"input": ..., "n": ..., "labels": ...}`). A 3.x plan's configs are not checked against a schema, so it
+is refused.
+4.1: `placement.track` (experiment trackers; not in the job hash).
 """
 from __future__ import annotations
 
@@ -25,14 +31,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from . import safety
 
 from .atomic import write_text
+from .jobconfig import JOB_KINDS, TRAINING_KINDS, AnyJobConfig
 
-SCHEMA_VERSION = "3.0"
+__all__ = ["TRAINING_KINDS", "JOB_KINDS"]  # re-exported: vpolang/jobconfig.py holds the one table of kinds
 
-JobKind = Literal[
-    "sft", "grpo", "dpo", "kto", "rwr", "reward_model", "evaluate",  # stages
-    "generate", "judge", "synthesize",  # data jobs lowered from on_policy(...) and synthetic(...)
-]
-TRAINING_KINDS = ("sft", "grpo", "dpo", "kto", "rwr", "reward_model")  # the jobs that carry an execution block
+SCHEMA_VERSION = "4.1"
+
+JobKind = Literal[JOB_KINDS]  # stages, and the data jobs lowered from on_policy(...) and synthetic(...)
 # Job kinds whose trainer runs in one process (runtime/registry.py: no `run.distributed`): lowering
 # places them on one GPU; tests/runtime/test_registry.py checks the runtime agrees.
 SINGLE_PROCESS_KINDS = ("evaluate", "judge", "synthesize")
@@ -92,6 +97,8 @@ class Placement(_Strict):
     mem_gib: float | None = None
     time_limit_s: int | None = None
     usd_per_gpu_hour: float | None = None  # the cluster's price, overriding the GPU catalogue's
+    interconnect_gb_s: float | None = None  # the cluster's GPU link, overriding the GPU catalogue's
+    track: list[Literal["tensorboard", "wandb"]] = Field(default_factory=list)  # experiment trackers
     slurm_extra: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -124,12 +131,18 @@ class ExecutionBlock(_Strict):
 
     A step trains on the global batch: `rows_per_rank` rows on each of `world_size` ranks (videos for
     sft, rwr and kto, pairs for dpo, rollouts for grpo, items for reward_model), in `grad_accum`
-    forward/backward passes of at most `micro_batch` rows, then one optimiser step."""
+    forward/backward passes of at most `micro_batch` rows, then one optimiser step. With
+    `sequence_parallel` = k > 1, k consecutive ranks share each row (each holds 1/k of its tokens), so
+    the batch is `rows_per_rank` x world_size / k rows."""
 
     world_size: int = Field(ge=1, description="processes, one per GPU (or CPU process)")
     optimizer: Literal["torch_adamw", "deepspeed_zero"]
     zero_stage: int | None = Field(None, ge=0, le=3, description="DeepSpeed ZeRO stage; None with torch AdamW")
-    rows_per_rank: int = Field(ge=1, description="rows of the global batch each rank trains on per step")
+    sequence_parallel: int = Field(1, ge=1, description="ranks that split each row's tokens (Ulysses); the "
+                                   "ranks of a group hold the same rows: world_size / sequence_parallel "
+                                   "data-parallel groups")
+    rows_per_rank: int = Field(ge=1, description="rows of the global batch each rank trains on per step (the "
+                               "rows of its sequence-parallel group)")
     micro_batch: int = Field(ge=1, description="rows per forward/backward")
     grad_accum: int = Field(ge=1, description="forward/backward passes accumulated per optimiser step "
                             "(grpo: per trained timestep)")
@@ -149,6 +162,8 @@ class ExecutionBlock(_Strict):
         ranks = f"{self.world_size} rank{'s' if self.world_size > 1 else ''}"
         pinned = " (pinned)" if self.micro_batch_pinned else ""
         parts = [f"{ranks} x {self.micro_batch}{pinned} x {self.grad_accum} accum", optimiser]
+        if self.sequence_parallel > 1:
+            parts.append(f"sequence-parallel {self.sequence_parallel}")
         if self.checkpointing:
             parts.append("ckpt")
         if self.groups_span_ranks:
@@ -164,12 +179,26 @@ class Job(_Strict):
     inputs: dict[SlotName, ArtifactRef] = Field(default_factory=dict)
     outputs: list[ArtifactName] = Field(default_factory=list)
     placement: Placement = Field(default_factory=Placement)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: AnyJobConfig  # the typed config of this kind (vpolang/jobconfig.py)
     seed: int = 0
     hash: JobHash = ""
     estimate: Estimate = Field(default_factory=Estimate)
     execution: ExecutionBlock | None = None  # training jobs: required (see `check_executable`)
     span: PlanSpan | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _config_kind(cls, data: Any) -> Any:
+        """A config given as a dict without `kind` is of the job's kind."""
+        if isinstance(data, dict) and isinstance(data.get("config"), dict) and "kind" not in data["config"]:
+            data = {**data, "config": {**data["config"], "kind": data.get("kind")}}
+        return data
+
+    @model_validator(mode="after")
+    def _same_kind(self):
+        if self.config.kind != self.kind:
+            raise ValueError(f"job {self.id} is a {self.kind} job but its config is of kind {self.config.kind}")
+        return self
 
 
 class Totals(_Strict):
@@ -237,7 +266,8 @@ def job_hash(job: Job, input_hashes: dict[str, str]) -> str:
     optimiser, the rank split, the micro-batches and checkpointing decide what runs and in which
     floating-point order, and a checkpoint of one schedule does not resume under another."""
     execution = job.execution.model_dump(mode="json") if job.execution is not None else None
-    return canonical_hash({"kind": job.kind, "config": job.config, "seed": job.seed, "execution": execution,
+    config = job.config.model_dump(mode="json")
+    return canonical_hash({"kind": job.kind, "config": config, "seed": job.seed, "execution": execution,
                            "inputs": {k: [r.job, r.name, input_hashes.get(r.job, "")]
                                       for k, r in sorted(job.inputs.items())}})
 

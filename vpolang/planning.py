@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .api import CheckResult, check_file
 from .diagnostics import Diagnostic
-from .estimate.jobs import BatchError, estimate_job, fixes
+from .estimate.jobs import BatchError, estimate_job, fix_hint
 from .lower import lower
 from .plan import Estimate, Plan, Totals, assign_hashes, topological_order
 from .preflight.estimates import PLAN_RULES
@@ -58,12 +58,10 @@ def attach_estimates(plan: Plan, recipe_dir: Path, stages: dict[str, StageValue]
                 problems.append(warning)
         if not est.fits:
             mem = ", ".join(f"{k[4:-4]} {v:.1f}" for k, v in est.breakdown.items() if k.startswith("mem_"))
-            options = fixes(job, recipe_dir)
             problems.append(Diagnostic(
                 "E0302", f"stage `{job.stage}` needs about {est.peak_memory_gib:.1f} GiB per GPU, more than the "
                 f"{est.capacity_gib:.0f} GiB of a {job.placement.gpu} (GiB: {mem})", span,
-                hint=("would fit: " + "; ".join(options)) if options else "no single change makes it fit; "
-                "combine LoRA, more nodes and a lower resolution"))
+                hint=fix_hint(job, recipe_dir)))
     assign_hashes(plan.jobs)
     plan.totals = _totals(plan)
     return problems

@@ -63,13 +63,14 @@ def _table(plan: Plan, jobs: list[Job]) -> str:
 
 
 def schedule_text(job: Job) -> str:
-    """The execution block in a table cell: `16r 1x2acc ZeRO-2 ckpt` is 16 ranks, each accumulating 2
-    micro-batches of 1 row, ZeRO-2, activation checkpointing (`--explain JOB` spells it out)."""
+    """The execution block in a table cell: `16r 1x2acc ZeRO-2 sp4 ckpt` is 16 ranks, each accumulating 2
+    micro-batches of 1 row, ZeRO-2, sequence parallelism over groups of 4 ranks, activation checkpointing (`--explain JOB` spells it out)."""
     b = job.execution
     if b is None:
         return "-"
     optimiser = "AdamW" if b.optimizer == "torch_adamw" else f"ZeRO-{b.zero_stage}"
-    flags = [" ckpt" if b.checkpointing else "", " groups-span" if b.groups_span_ranks else ""]
+    flags = [f" sp{b.sequence_parallel}" if b.sequence_parallel > 1 else "", " ckpt" if b.checkpointing else "",
+             " groups-span" if b.groups_span_ranks else ""]
     pinned = "*" if b.micro_batch_pinned else ""
     return f"{b.world_size}r {b.micro_batch}{pinned}x{b.grad_accum}acc {optimiser}{''.join(flags)}"
 
@@ -157,7 +158,8 @@ def render_diff(old: Plan, new: Plan) -> str:
     for j in changed:
         a, b = old_jobs[j], new_jobs[j]
         blocks = [x.execution.model_dump(mode="json") if x.execution else {} for x in (a, b)]
-        fields = _changed_fields(a.config, b.config) + _changed_fields(*blocks, "execution.") or ["inputs"]
+        configs = [x.config.model_dump(mode="json") for x in (a, b)]
+        fields = _changed_fields(*configs) + _changed_fields(*blocks, "execution.") or ["inputs"]
         out.append(f"| ~ | `{j}` | {b.kind} | {b.estimate.gpu_hours - a.estimate.gpu_hours:+,.1f} | "
                    f"{b.estimate.cost_usd - a.estimate.cost_usd:+,.0f} | {', '.join(fields[:6])} |")
     if not (added or removed or changed):

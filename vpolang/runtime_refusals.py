@@ -68,7 +68,7 @@ REFUSALS: tuple[Refusal, ...] = (
             "JSON of a folder it can see (E0320-E0322, E0407)"),
     Refusal("runtime/trainers/kto.py", "raise JobError(str(exc)) from exc", "files",
             "a labels file unreadable or malformed where the job runs (E04xx where `vpo check` sees it)"),
-    Refusal("runtime/trainers/reward_model.py", "{cfg['pairs']['path']}: {exc}", "files",
+    Refusal("runtime/trainers/reward_model.py", "{cfg.pairs.path}: {exc}", "files",
             "a pairs file unreadable or malformed where the job runs (E04xx where `vpo check` sees it)"),
     Refusal("runtime/trainers/reward_model.py", "needs `path`: a local folder", "files",
             "W0305 warns at the recipe line; the catalogue leaves paths for the recipe"),
@@ -95,6 +95,9 @@ REFUSALS: tuple[Refusal, ...] = (
     Refusal("runtime/rewards/video_reward_model.py", "the recipe names heads", "files",
             "the saved model's heads are in its folder"),
     Refusal("runtime/context.py", "is missing at", "files", "an upstream job's output is missing from the run directory"),
+    Refusal("runtime/context.py", "placement.track: {problem}", "machine",
+            "a tracker's package (vpo[track]) missing where the job runs; `vpo run` checks the machine it "
+            "runs on before starting, not a cluster's nodes"),
     # ---- what the job computes
     Refusal("runtime/trainers/kto.py", "the labels are numeric scores", "data",
             "labels produced by a judge job or read from a file: their type is known when read"),
@@ -187,6 +190,11 @@ REFUSALS: tuple[Refusal, ...] = (
             "the judge server's answers"),
     Refusal('runtime/rewards/served.py', 'with no yes/no log-probabilities', 'data',
             'how the judge server was started (log-probabilities on)'),
+    Refusal("runtime/trainers/common.py", "compile with sequence_parallel", "guard", "E0332 at the recipe line"),
+    Refusal("runtime/trainers/common.py", 'f"sequence_parallel = {k}"', "guard",
+            "E0332 at the recipe line (degree vs processes, heads and the family's context-parallel plan)"),
+    Refusal("runtime/rewards/registry.py", "its spec does not match the", "plan",
+            "a plan.json whose reward spec was edited by hand (`vpo plan` writes valid ones)"),
     # ---- the machine and the run directory
     Refusal("runtime/shapes/data.py", "more than this machine's", "machine", "the memory of the machine the job runs on"),
     Refusal("runtime/executors/local.py", "the local executor runs on this machine only", "machine",

@@ -91,7 +91,9 @@ def read_labels_jsonl(path: str | Path, frames: int | None, resolution: tuple[in
 
 def read_labels_file(spec: dict, recipe_dir: str | Path, frames: int, resolution: list[int]) -> LabelSet:
     """`labels(file)` from a job's config."""
-    return read_labels_jsonl(resolve_path(spec["path"], recipe_dir), frames, resolution)
+    from .spec import plain
+
+    return read_labels_jsonl(resolve_path(plain(spec)["path"], recipe_dir), frames, resolution)
 
 
 # ---- labels artifacts ----------------------------------------------------------------------------

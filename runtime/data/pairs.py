@@ -111,7 +111,9 @@ def _video(video: Path, side: str, path: Path, lineno: int, frames, resolution) 
 
 def read_pairs_file(spec: dict, recipe_dir: str | Path, frames: int, resolution: list[int]) -> PairSet:
     """`pairs(file)` from a job's config, ties dropped."""
-    return read_pairs_jsonl(resolve_path(spec["path"], recipe_dir), frames, resolution)
+    from .spec import plain
+
+    return read_pairs_jsonl(resolve_path(plain(spec)["path"], recipe_dir), frames, resolution)
 
 
 # ---- pairs artifacts -----------------------------------------------------------------------------

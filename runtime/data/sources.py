@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import DataError
+from .spec import plain
 from .labels import LABELS, LabelSet, read_labels, read_labels_file
 from .pairs import PairSet, concat_pairs, read_pairs, read_pairs_file
 from .paths import resolve_path
@@ -21,6 +22,7 @@ InputPath = Callable[[str], Path]
 
 
 def load_prompts(spec: dict, recipe_dir: str | Path) -> list[str]:
+    spec = plain(spec)
     if spec["kind"] == "shapes_prompts":
         from runtime.shapes.data import prompts
         return prompts(spec["n"], spec["split"], spec["seed"])
@@ -31,18 +33,20 @@ def load_prompts(spec: dict, recipe_dir: str | Path) -> list[str]:
 def load_videos(spec: dict, recipe_dir: str | Path, frames: int, resolution: list[int],
                 should_stop: Callable[[], bool] | None = None) -> VideoSet:
     """`should_stop` (e.g. the job's stop event's `is_set`) ends generating a shapes set early."""
+    spec = plain(spec)
     if spec["kind"] == "shapes_videos":
         from runtime.shapes.data import videos
         if resolution[0] != resolution[1]:
             raise DataError("shapes.videos", f"shapes-world videos are square; got resolution {resolution}")
         return VideoSet(*videos(spec["n"], spec["seed"], frames, resolution[0], should_stop=should_stop))
     _expect(spec, "videos")
-    return read_captioned_videos(spec["path"], spec.get("captions"), recipe_dir, frames, resolution)
+    return read_captioned_videos(spec["path"], spec["captions"], recipe_dir, frames, resolution)
 
 
 def load_pairs(spec: dict, recipe_dir: str | Path, frames: int, resolution: list[int],
                input_path: InputPath) -> PairSet:
     """Offline pairs, ties dropped; a mixture concatenates its sources (sizes in `.sources`)."""
+    spec = plain(spec)
     kind = spec["kind"]
     if kind == "mix":
         return concat_pairs([load_pairs(s, recipe_dir, frames, resolution, input_path) for s in spec["sources"]])
@@ -55,6 +59,7 @@ def load_pairs(spec: dict, recipe_dir: str | Path, frames: int, resolution: list
 
 def load_labels(spec: dict, recipe_dir: str | Path, frames: int, resolution: list[int],
                 input_path: InputPath) -> LabelSet:
+    spec = plain(spec)
     if spec["kind"] == "on_policy":
         folder = input_path(spec["input"])
         if not (folder / LABELS).is_file():

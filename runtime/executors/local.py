@@ -67,7 +67,7 @@ class LocalExecutor:
         else:
             code, message = self._supervise(command, job, run, progress)
         if code == 0:
-            progress.finished(job)
+            progress.finished(job, run.job(job))
         elif code in (EXIT_STOPPED, EXIT_CANCELLED):
             progress.note(job, "stopped; `vpo run` again resumes it from its latest checkpoint")
         else:

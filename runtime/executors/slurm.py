@@ -247,7 +247,7 @@ class _Watch:
     def _check(self, job: Job) -> None:
         handle, folder = self.pending[job.id], self.run.job(job)
         if self.run.is_done(job):
-            self.progress.finished(job)
+            self.progress.finished(job, folder)
             del self.pending[job.id]
             return
         state = handle.get_info(mode="force").get("State", "UNKNOWN").split()[0]

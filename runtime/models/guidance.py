@@ -40,7 +40,7 @@ def sample_with_nrg(policy: VideoPolicy, text: TextCond, noise: torch.Tensor, st
                     cfg: Guidance = OFF) -> torch.Tensor:
     """Deterministic (ODE) sampling from s = 1 to 0 with the reward-guided velocity at every step, on top
     of the classifier-free guided one when `cfg` is active."""
-    sigmas = shifted_sigmas(steps, float(policy.spec.get("shift", 1.0)))
+    sigmas = shifted_sigmas(steps, float(policy.spec["shift"]))  # every family fills it (plan or folder)
     x = noise.float()
     uncond = cfg.uncond(policy)
     for k in range(steps):

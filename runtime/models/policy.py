@@ -8,7 +8,6 @@ branch on the family."""
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
+from runtime.parallel.sequence import frozen_copy
 from vpolang.schema.families import video_shape_problem
 
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # the attention projections of Wan and CogVideoX
@@ -238,7 +238,7 @@ class VideoPolicy(nn.Module):
                                         if v.requires_grad}
             return
         if self._frozen_reference is None:
-            self._frozen_reference = copy.deepcopy(self.transformer).requires_grad_(False).eval()
+            self._frozen_reference = frozen_copy(self.transformer).requires_grad_(False).eval()
             return
         with torch.no_grad():
             self._frozen_reference.load_state_dict(self.transformer.state_dict())

@@ -47,6 +47,10 @@ def initial_noise(n: int, shape: tuple[int, ...], generator: torch.Generator | N
     return _normal((n // group, *shape), generator).repeat_interleave(group, 0).to(device)
 
 
+def _read(cfg, name: str):
+    return cfg[name] if isinstance(cfg, dict) else getattr(cfg, name)
+
+
 @dataclass(frozen=True)
 class Guidance:
     """Classifier-free guidance of a sampling job: the scale w and the unconditional (negative) text.
@@ -57,12 +61,13 @@ class Guidance:
     negative_prompt: str = ""
 
     @classmethod
-    def of(cls, cfg: dict) -> "Guidance":
-        return cls(float(cfg["guidance_scale"]), cfg["negative_prompt"])
+    def of(cls, cfg) -> "Guidance":
+        """`cfg`: a typed job config or pair source (vpolang/jobconfig.py), or its plain dict."""
+        return cls(float(_read(cfg, "guidance_scale")), _read(cfg, "negative_prompt"))
 
     @classmethod
-    def grpo(cls, cfg: dict) -> "Guidance":
-        return cls(float(cfg["guidance"]), cfg["negative_prompt"])
+    def grpo(cls, cfg) -> "Guidance":
+        return cls(float(_read(cfg, "guidance")), _read(cfg, "negative_prompt"))
 
     @property
     def active(self) -> bool:
@@ -115,7 +120,7 @@ def sample(policy: VideoPolicy, text: TextCond, noise: torch.Tensor, steps: int,
     `prefix_group` = G > 1: runs of G consecutive rows share their initial noise and prompt (GRPO's
     `shared_noise`), so before the first SDE step they are one ODE trajectory: it is computed once per
     run of rows and repeated (Flow-GRPO-Fast's branching from a shared prefix)."""
-    sigmas = shifted_sigmas(steps, float(policy.spec.get("shift", 1.0)))
+    sigmas = shifted_sigmas(steps, float(policy.spec["shift"]))  # every family fills it (plan or folder)
     x = noise.float()
     states, mus, levels, logps = [x], [], [], []
     branch = min(sde_steps, default=steps) if sde_steps is not None and prefix_group > 1 else 0

@@ -14,13 +14,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from pydantic import TypeAdapter, ValidationError
 
 from runtime.errors import JobError
+from vpolang.schema.entities import RewardSpec, VisionLanguage
 
 from .base import Reward, select_head
 
 ResolveInput = Callable[[str], Path]
 _CACHE: dict[str, Reward] = {}
+_SPECS = TypeAdapter(RewardSpec)
 
 
 def build_reward(ref: dict, resolve_input: ResolveInput | None = None, *, base_dir: Path | None = None,
@@ -118,11 +121,16 @@ def _stage_reward(ref: dict, folder: Path) -> Reward:
 
 
 def _spec_reward(ref: dict, base_dir: Path | None) -> Reward:
-    spec = ref["spec"]
-    if spec["kind"] not in _BUILDERS:
-        raise JobError(f"reward `{ref['name']}`: kind `{spec['kind']}` has no runtime implementation; "
+    kind = ref["spec"]["kind"]
+    if kind not in _BUILDERS:
+        raise JobError(f"reward `{ref['name']}`: kind `{kind}` has no runtime implementation; "
                        f"known kinds: {', '.join(sorted(_BUILDERS))}")
-    return _BUILDERS[spec["kind"]](spec, ref["name"], base_dir)
+    try:
+        spec = _SPECS.validate_python(ref["spec"])  # typed: every default is the schema's
+    except ValidationError as exc:
+        raise JobError(f"reward `{ref['name']}`: its spec does not match the `{kind}` schema: "
+                       f"{exc.errors(include_url=False)[0]['msg']}") from None
+    return _BUILDERS[kind](spec, ref["name"], base_dir)
 
 
 def _weights(path: str | None, reward: str, what: str, base_dir: Path | None, hint: str = "") -> Path:
@@ -138,93 +146,94 @@ def _weights(path: str | None, reward: str, what: str, base_dir: Path | None, hi
     return folder
 
 
-def _weight_free(spec: dict, name: str, base_dir: Path | None) -> Reward:
+def _weight_free(spec, name: str, base_dir: Path | None) -> Reward:
     from .weight_free import WeightFreeReward
 
-    return WeightFreeReward(spec["metric"], spec.get("resize", 64))
+    return WeightFreeReward(spec.metric, spec.resize)
 
 
-def _shapes(spec: dict, name: str, base_dir: Path | None) -> Reward:
+def _shapes(spec, name: str, base_dir: Path | None) -> Reward:
     from .shapes_world import ShapesWorldReward
 
-    return ShapesWorldReward(spec["metric"])
+    return ShapesWorldReward(spec.metric)
 
 
-def _feature_consistency(spec: dict, name: str, base_dir: Path | None) -> Reward:
+def _feature_consistency(spec, name: str, base_dir: Path | None) -> Reward:
     from .backbones import SHAPES, ShapesPatches, load_backbone
     from .feature_consistency import FeatureConsistencyReward
 
-    if spec.get("backbone") == SHAPES and spec.get("path") is None:
-        return FeatureConsistencyReward(spec.get("target", "subject"), ShapesPatches())
-    location = spec.get("path")
-    if location is None and Path(base_dir or ".", spec.get("backbone", "")).joinpath("config.json").is_file():
-        location = spec["backbone"]  # `backbone` itself names a local folder
-    folder = _weights(location, name, f"its `{spec.get('backbone')}` backbone", base_dir,
+    if spec.backbone == SHAPES and spec.path is None:
+        return FeatureConsistencyReward(spec.target, ShapesPatches())
+    location = spec.path
+    if location is None and Path(base_dir or ".", spec.backbone).joinpath("config.json").is_file():
+        location = spec.backbone  # `backbone` itself names a local folder
+    folder = _weights(location, name, f"its `{spec.backbone}` backbone", base_dir,
                       ' (a DINOv2 model), or backbone = "shapes" in the shapes world')
-    return FeatureConsistencyReward(spec.get("target", "subject"), load_backbone(str(folder)))
+    return FeatureConsistencyReward(spec.target, load_backbone(str(folder)))
 
 
-def _clip_score(spec: dict, name: str, base_dir: Path | None) -> Reward:
+def _clip_score(spec, name: str, base_dir: Path | None) -> Reward:
     from .clip import load_clip_score
 
-    return load_clip_score(_weights(spec.get("path"), name, "a CLIP model", base_dir), spec.get("frames", 8),
-                           spec.get("logit_scale", False), spec.get("checkpoint"))
+    return load_clip_score(_weights(spec.path, name, "a CLIP model", base_dir), spec.frames, spec.logit_scale,
+                           spec.checkpoint)
 
 
-def _aesthetic(spec: dict, name: str, base_dir: Path | None) -> Reward:
+def _aesthetic(spec, name: str, base_dir: Path | None) -> Reward:
     from .clip import AESTHETIC_HEAD, load_aesthetic
 
-    folder = _weights(spec.get("path"), name, "a CLIP model and its aesthetic head", base_dir,
+    folder = _weights(spec.path, name, "a CLIP model and its aesthetic head", base_dir,
                       f" holding the CLIP model and {AESTHETIC_HEAD}")
-    return load_aesthetic(folder, spec.get("frames", 8), spec.get("head"))
+    return load_aesthetic(folder, spec.frames, spec.head)
 
 
-def _vlm_judge(spec: dict, name: str, base_dir: Path | None) -> Reward:
+def _vlm_judge(spec, name: str, base_dir: Path | None) -> Reward:
     from .vlm import check_family
     from .vlm_judge import VlmJudgeReward
 
-    model = spec["model"]
-    check_family(model["spec"]["family"], name)
-    folder = _weights(model["spec"].get("path"), name, f"its model `{model['name']}`", base_dir,
-                      f" (on the model: `model judge = {model['name']} {{ path = \"...\" }}`)")
-    return VlmJudgeReward(folder, spec["question"], spec.get("frames", 8), spec.get("pairwise", False),
-                          model["spec"].get("dtype", "bf16"), name=name)
+    model = VisionLanguage.model_validate(spec.model["spec"])  # the judge's model, typed
+    check_family(model.family, name)
+    folder = _weights(model.path, name, f"its model `{spec.model['name']}`", base_dir,
+                      f" (on the model: `model judge = {spec.model['name']} {{ path = \"...\" }}`)")
+    return VlmJudgeReward(folder, spec.question, spec.frames, spec.pairwise, model.dtype, name=name)
 
 
-def _video_reward_model(spec: dict, name: str, base_dir: Path | None) -> Reward:
+def _video_reward_model(spec, name: str, base_dir: Path | None) -> Reward:
     from .video_reward_model import load_reward_model
     from .vlm import check_family
 
-    check_family(spec["model"]["spec"]["family"], name)
-    folder = _weights(spec.get("path"), name, "a trained video reward model", base_dir,
+    backbone = VisionLanguage.model_validate(spec.model["spec"])
+    check_family(backbone.family, name)
+    folder = _weights(spec.path, name, "a trained video reward model", base_dir,
                       " saved by VideoRewardModel.save (a reward_model stage's output) or a released VideoAlign")
     from .released import released_reward_model
 
-    released = released_reward_model(folder, spec, name, base_dir)
+    released = released_reward_model(folder, spec.model_dump(), name, base_dir)
     if released is not None:
         return released
-    return load_reward_model(folder, name, spec["heads"], spec["model"]["spec"].get("dtype", "bf16"))
+    return load_reward_model(folder, name, spec.heads, backbone.dtype)
 
 
-def _remote(spec: dict, name: str, base_dir: Path | None) -> Reward:
+# These take the spec's plain form (the typed spec's dump: every field, the schema's defaults).
+def _remote(spec, name: str, base_dir: Path | None) -> Reward:
     from .served import RemoteReward
 
-    return RemoteReward(spec, name)
+    return RemoteReward(spec.model_dump(), name)
 
 
-def _served_judge(spec: dict, name: str, base_dir: Path | None) -> Reward:
+def _served_judge(spec, name: str, base_dir: Path | None) -> Reward:
     from .served import ServedJudgeReward
 
-    return ServedJudgeReward(spec, name)
+    return ServedJudgeReward(spec.model_dump(), name)
 
 
-def _plugin(spec: dict, name: str, base_dir: Path | None) -> Reward:
+def _plugin(spec, name: str, base_dir: Path | None) -> Reward:
     from .plugin import build_plugin
 
-    return build_plugin(spec, name, base_dir)
+    return build_plugin(spec.model_dump(), name, base_dir)
 
 
-_BUILDERS: dict[str, Callable[[dict, str, Path | None], Reward]] = {
+_BUILDERS: dict[str, Callable[[Any, str, Path | None], Reward]] = {
     "weight_free": _weight_free, "shapes": _shapes, "feature_consistency": _feature_consistency,
     "clip_score": _clip_score, "aesthetic": _aesthetic, "vlm_judge": _vlm_judge,
     "video_reward_model": _video_reward_model, "remote": _remote, "served_judge": _served_judge,

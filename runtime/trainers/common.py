@@ -33,23 +33,44 @@ def unsupported(ctx: JobContext, field: str, why: str) -> None:
 def load_policy(ctx: JobContext, field: str = "policy", trainable: bool = True) -> VideoPolicy:
     """The policy a stage starts from: the base model, plus the weights of the stage it refers to."""
     cfg = ctx.config
-    ref = cfg.get(field) or {}
-    spec = cfg.get("model") or ref.get("spec") or ref.get("base_model")
+    ref = getattr(cfg, field)  # a model or stage reference (a dict; a stage's names its input slot)
     try:
-        policy = build_policy(spec, ctx.device, seed=BASE_SEED, recipe_dir=ctx.recipe_dir)
+        policy = build_policy(cfg.model.model_dump(), ctx.device, seed=BASE_SEED, recipe_dir=ctx.recipe_dir)
     except FileNotFoundError as exc:
         raise JobError(str(exc)) from exc
     if ref.get("input"):
         policy.load(ctx.input_path(ref["input"]))
-    if trainable and cfg.get("lora_rank"):
-        policy.add_lora(int(cfg["lora_rank"]))
+    if trainable and cfg.lora_rank:
+        policy.add_lora(int(cfg.lora_rank))
     if trainable and ctx.execution.checkpointing:  # the plan's block: the recipe's choice or the planner's
         policy.transformer.enable_gradient_checkpointing()
-    if trainable and cfg.get("compile"):
+    if trainable and ctx.execution.sequence_parallel > 1:
+        split_sequence(ctx, policy.transformer)
+    if trainable and cfg.compile:
         compile_transformer(ctx, policy.transformer)
     if not trainable:
         policy.requires_grad_(False)
     return policy
+
+
+def split_sequence(ctx: JobContext, transformer: torch.nn.Module) -> None:
+    """Sequence parallelism as the plan's block says (runtime/parallel/sequence.py); every rank calls it."""
+    from runtime.parallel import sequence
+
+    from .parallel import use_sequence_parallel
+
+    k = ctx.execution.sequence_parallel
+    if ctx.config.compile:
+        unsupported(ctx, "compile with sequence_parallel", "diffusers' context-parallel hooks are not "
+                    "compiled here yet; remove `compile` or set sequence_parallel = 1")
+    try:
+        sequence.check_supported(transformer, k)
+        sequence.enable(transformer, sequence.Layout(ctx.world_size, k, ctx.rank), ctx.device)
+    except ValueError as exc:
+        unsupported(ctx, f"sequence_parallel = {k}", str(exc))
+    use_sequence_parallel(k)
+    ctx.log(f"sequence parallelism: {k} ranks split each video's tokens "
+            f"({ctx.world_size // k} data-parallel group{'s' if ctx.world_size // k > 1 else ''})")
 
 
 def compile_transformer(ctx: JobContext, transformer: torch.nn.Module) -> None:
@@ -135,10 +156,10 @@ def policy_updater(ctx: JobContext, policy: VideoPolicy) -> Updater:
     return updater
 
 
-def lr_at(step: int, cfg: dict, steps: int = 0) -> float:
+def lr_at(step: int, cfg, steps: int = 0) -> float:
     """The learning rate of `step` of a run of `steps`: `warmup` unset (GRPO's default) warms up over a
     quarter of the steps (runtime/algorithms/schedule.py)."""
-    return warmup_lr(step, cfg["lr"], warmup_steps(cfg.get("warmup", 0), steps))
+    return warmup_lr(step, cfg.lr, warmup_steps(getattr(cfg, "warmup", 0), steps))
 
 
 def step_generator(seed: int, step: int, salt: int = 0) -> torch.Generator:
@@ -160,9 +181,9 @@ def batch_indices(n: int, batch: int, step: int, seed: int) -> torch.Tensor:
 
 
 def total_steps(cfg: dict, dataset_size: int) -> int:
-    if cfg.get("steps"):
-        return int(cfg["steps"])
-    return max(1, -(-cfg.get("epochs", 1) * dataset_size // cfg["batch"]))
+    if cfg.steps:
+        return int(cfg.steps)
+    return max(1, -(-cfg.epochs * dataset_size // cfg.batch))
 
 
 @dataclass
@@ -178,14 +199,20 @@ class Loop:
     steps: int
     state: dict[str, Stateful] = field(default_factory=dict)
     ema: Ema | None = None
+    validator: Any = None  # validation.Validator with `with validate`
 
     def __post_init__(self):
         self.state = dict(self.state)
-        if self.ctx.config.get("ema"):
+        if self.ctx.config.ema:
             if self.updater.zero_stage == 3:
                 unsupported(self.ctx, "ema", "ZeRO-3 partitions the weights the average reads; use zero_stage <= 2")
-            self.ema = Ema(self.policy, self.ctx.config["ema"])
+            self.ema = Ema(self.policy, self.ctx.config.ema)
             self.state["ema"] = self.ema
+        if "validate" in type(self.ctx.config).model_fields and self.ctx.config.validate is not None:
+            from .validation import Validator
+
+            self.validator = Validator(self.ctx, self.policy, self.updater)
+            self.state["validation"] = self.validator  # best value and step, validations without gain
 
     def resume(self) -> int:
         found = self.ctx.checkpoints.latest_valid()
@@ -220,7 +247,7 @@ class Loop:
     def run(self, step_fn: Callable[[int], dict[str, float]]) -> bool:
         """Calls step_fn(step) for the remaining steps; False when stopped early (to resume later)."""
         cfg = self.ctx.config
-        every = cfg.get("checkpoint_every", 50)
+        every = cfg.checkpoint_every
         for step in range(self.resume(), self.steps):
             for group in self.updater.param_groups:
                 group["lr"] = lr_at(step, cfg, self.steps)
@@ -230,14 +257,24 @@ class Loop:
                 values["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
             if self.ema is not None:
                 self.ema.update(self.policy)
-            if step % cfg.get("log_every", 1) == 0 or step == self.steps - 1:
-                self.ctx.metrics(step + 1, **values)
             done = step + 1
+            validated = self.validator is not None and self.validator.due(done, self.steps)
+            if validated:
+                values.update(self.validator.run(done))
+            if step % cfg.log_every == 0 or step == self.steps - 1 or validated:
+                self.ctx.metrics(done, **values)
+            if validated and self.validator.should_stop:  # the same decision on every rank
+                v = self.validator
+                self.ctx.warn(f"stopped early at step {done} of {self.steps}: {v.monitor} did not improve for "
+                              f"{v.without_improvement} validations (best {v.best:.4g} at step {v.best_step})")
+                break
             if self.ctx.should_stop():  # agreed across ranks: all stop at the same step
                 self.save(done)
                 return False
             if done % every == 0 and done < self.steps:
                 self.save(done)
+        if self.validator is not None:
+            self.validator.restore_best()  # keep_best: the best validated weights are the output
         if self.ema is not None:
             self.ema.apply_to(self.policy)  # the output is the averaged weights
         return True
@@ -280,7 +317,7 @@ def real_nll_step(ctx: JobContext, policy, updater: Updater, real, i, cache) -> 
     back-propagated on its own graph, scaled by `nll_real`."""
     real_prompts, real_latents = real
     loss, _ = weighted_flow_matching_step(ctx, policy, updater, real_latents, real_prompts, None, i, cache, salt=1,
-                                          scale=ctx.config["nll_real"])
+                                          scale=ctx.config.nll_real)
     return loss
 
 
@@ -300,10 +337,10 @@ def weighted_flow_matching_step(ctx: JobContext, policy: VideoPolicy, updater: U
     rows get what they would get in one process. `salt` gives a second data stream its own batches and
     noise; `scale` multiplies the loss for backward. Returns the rank-averaged loss and the batch's indices."""
     cfg = ctx.config
-    idx = batch_indices(len(prompts), cfg["batch"], i, cfg["seed"] + salt)
-    gen = step_generator(cfg["seed"], i, salt=salt)
+    idx = batch_indices(len(prompts), cfg.batch, i, cfg.seed + salt)
+    gen = step_generator(cfg.seed, i, salt=salt)
     eps = torch.randn((len(idx), *latents.shape[1:]), generator=gen)
-    s = flow.sample_sigmas(len(idx), gen, policy.spec.get("shift", 1.0))
+    s = flow.sample_sigmas(len(idx), gen, policy.spec["shift"])
     mine = share(ctx, len(idx))
     idx, eps, s = idx[mine], eps[mine].to(latents.device), s[mine].to(latents.device)
     total = 0.0

@@ -33,7 +33,7 @@ def rank_judges(ctx: JobContext, metrics: list[tuple[str, dict]]) -> dict[str, d
     """Per metric, over the human pairs (ties dropped): MRR and Recall@1 of the human-chosen video among
     the two, with score ties counted optimistically and pessimistically."""
     cfg = ctx.config
-    pairs = read_pairs_file(cfg["human_pairs"], ctx.recipe_dir, cfg["frames"], cfg["resolution"])
+    pairs = read_pairs_file(cfg.human_pairs, ctx.recipe_dir, cfg.frames, cfg.resolution)
     out = {}
     for name, ref in metrics:
         chosen = score_reward(ref, pairs.chosen, pairs.prompts, ctx).tolist()

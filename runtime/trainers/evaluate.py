@@ -42,34 +42,34 @@ def policy_name(ref: dict) -> str:
 
 def run(ctx: JobContext) -> None:
     cfg = ctx.config
-    prompts = load_prompts(cfg["prompts"], ctx.recipe_dir)
-    prompts = [p for p in prompts for _ in range(cfg["samples_per_prompt"])]
-    refs = [cfg["policy"]] + list(cfg["against"])
-    metrics = [m for ref in cfg["metrics"] for m in metric_names(ref)]
+    prompts = load_prompts(cfg.prompts, ctx.recipe_dir)
+    prompts = [p for p in prompts for _ in range(cfg.samples_per_prompt)]
+    refs = [cfg.policy] + list(cfg.against)
+    metrics = [m for ref in cfg.metrics for m in metric_names(ref)]
     results: dict[str, dict] = {}
     per_sample: dict[str, dict[str, list[float]]] = {}
     samples_dir, index = staging_folder(ctx.output_path("samples")), []  # published whole at the end
     ours, comparisons = None, {}
     for ref in refs:
         name = policy_name(ref)
-        guided = cfg.get("guidance") if ours is None else None  # guidance steers the evaluated policy only
+        guided = cfg.guidance if ours is None else None  # guidance steers the evaluated policy only
         policy = policy_from_ref(ctx, ref)
         videos = sample_all(ctx, policy, prompts, guidance=guided, what=f"{name}: sampling")
         if ours is None:
             ours = videos
-        elif cfg.get("gsb"):
-            comparisons[name] = good_same_bad(verdicts(ctx, cfg["gsb"], ours, videos, prompts))
+        elif cfg.gsb:
+            comparisons[name] = good_same_bad(verdicts(ctx, cfg.gsb, ours, videos, prompts))
         results[name], per_sample[name] = {}, {}
         for metric, mref in metrics:
             ctx.activity(f"{name}: scoring {metric}")
             scores = score_reward(mref, videos, prompts, ctx)
-            lo, hi = bootstrap_ci(scores, cfg["ci_resamples"], seed=cfg["seed"])
+            lo, hi = bootstrap_ci(scores, cfg.ci_resamples, seed=cfg.seed)
             results[name][metric] = {"mean": float(scores.mean()), "ci95": [lo, hi], "n": int(scores.numel())}
             per_sample[name][metric] = [float(x) for x in scores.flatten()]
-        if cfg.get("reversal_gap"):
+        if cfg.reversal_gap:
             ctx.activity(f"{name}: reversal gap")
             scores = reversal_gaps(ctx, policy)
-            lo, hi = bootstrap_ci(scores, cfg["ci_resamples"], seed=cfg["seed"])
+            lo, hi = bootstrap_ci(scores, cfg.ci_resamples, seed=cfg.seed)
             results[name]["reversal_gap"] = {"mean": float(scores.mean()), "ci95": [lo, hi], "n": int(scores.numel())}
             per_sample[name]["reversal_gap"] = [float(x) for x in scores]
         index += save_samples(ctx, samples_dir, name, videos, prompts)
@@ -85,7 +85,7 @@ def run(ctx: JobContext) -> None:
                                 for a in names}
     if comparisons:
         record["gsb"] = comparisons  # the policy against each of `against`, judged by `gsb`
-    if cfg.get("human_pairs"):
+    if cfg.human_pairs:
         record["judges"] = rank_judges(ctx, metrics)
     with atomic_folder(ctx.output_path("metrics")) as out:
         write_text(out / "metrics.json", json.dumps(record, indent=2))
@@ -99,7 +99,7 @@ def paired_differences(per_sample: dict, names: list[str], cfg: dict) -> dict:
     ours = per_sample[names[0]]
 
     def paired(metric: str, theirs: list[float]) -> dict:
-        return paired_difference(torch.tensor(ours[metric]), torch.tensor(theirs), cfg["ci_resamples"], cfg["seed"])
+        return paired_difference(torch.tensor(ours[metric]), torch.tensor(theirs), cfg.ci_resamples, cfg.seed)
 
     return {name: {metric: paired(metric, values) for metric, values in per_sample[name].items()}
             for name in names[1:] if name != names[0]}
@@ -110,25 +110,25 @@ def reversal_gaps(ctx: JobContext, policy, batch: int = 64) -> torch.Tensor:
     """Per held-out clip of `reversal_gap`: the error of its reversed copy minus its own, under noises and
     timesteps that depend only on the clip's position (identical across policies: paired)."""
     cfg = ctx.config
-    clips = load_videos(cfg["reversal_gap"], ctx.recipe_dir, cfg["frames"], cfg["resolution"], ctx.stop_event.is_set)
+    clips = load_videos(cfg.reversal_gap, ctx.recipe_dir, cfg.frames, cfg.resolution, ctx.stop_event.is_set)
     out = []
     for i in range(0, len(clips.prompts), batch):
         pixels = clips.videos[i:i + batch]
         text = policy.encode_prompts(clips.prompts[i:i + batch])
         out.append(flow.reversal_gap(policy.velocity, policy.encode_video(pixels), policy.encode_video(pixels.flip(1)),
-                                     text, seed=cfg["seed"] * 1_000_003 + i))
+                                     text, seed=cfg.seed * 1_000_003 + i))
     return torch.cat(out)
 
 
 @torch.no_grad()
-def sample_all(ctx: JobContext, policy, prompts: list[str], batch: int = 32, guidance: dict | None = None,
+def sample_all(ctx: JobContext, policy, prompts: list[str], batch: int = 32, guidance=None,
                what: str = "sampling") -> torch.Tensor:
     """ODE samples with noise seeded by the prompt's position: identical across policies. With
     `guidance` (nrg(reward, weight)), every step's velocity is steered by the reward's gradient."""
     cfg = ctx.config
     cfg_guidance = Guidance.of(cfg)  # classifier-free guidance: every compared policy alike
-    shape = policy.latent_shape(cfg["frames"], *cfg["resolution"])
-    gen = torch.Generator().manual_seed(cfg["seed"])
+    shape = policy.latent_shape(cfg.frames, *cfg.resolution)
+    gen = torch.Generator().manual_seed(cfg.seed)
     noise = torch.randn((len(prompts), *shape), generator=gen)
     out = []
     for i in range(0, len(prompts), batch):
@@ -136,22 +136,22 @@ def sample_all(ctx: JobContext, policy, prompts: list[str], batch: int = 32, gui
         text = policy.encode_prompts(prompts[i:i + batch])
         start = noise[i:i + batch].to(ctx.device)
         if guidance:
-            latents = sample_with_nrg(policy, text, start, cfg["sample_steps"], reward_for(guidance["reward"], ctx),
-                                      guidance["reward"].get("head"), prompts[i:i + batch], guidance["weight"],
-                                      guidance["clamp"], cfg_guidance)
+            latents = sample_with_nrg(policy, text, start, cfg.sample_steps, reward_for(guidance.reward, ctx),
+                                      guidance.reward.get("head"), prompts[i:i + batch], guidance.weight,
+                                      guidance.clamp, cfg_guidance)
         else:
-            latents = sample_guided(policy, text, start, cfg["sample_steps"], cfg_guidance).final
+            latents = sample_guided(policy, text, start, cfg.sample_steps, cfg_guidance).final
         out.append(policy.decode(latents).cpu())
     return torch.cat(out)
 
 
 def save_samples(ctx: JobContext, folder, name: str, videos: torch.Tensor, prompts: list[str]) -> list[dict]:
     """Writes the policy's first samples (mp4 and gif) into `folder`; returns their index records."""
-    keep = ctx.config["save_samples"]
+    keep = ctx.config.save_samples
     index = []
     for i in range(min(keep, len(prompts))):
         file = folder / f"{name.replace('.', '_')}_{i}.mp4"
-        write_video(file, videos[i], fps=ctx.config["model"].get("fps", 8) if ctx.config.get("model") else 8)
+        write_video(file, videos[i], fps=ctx.config.model.fps)
         save_gif(folder / file.with_suffix(".gif").name, videos[i])
         index.append({"policy": name, "prompt": prompts[i], "mp4": file.name, "gif": file.with_suffix(".gif").name})
     return index

@@ -31,17 +31,17 @@ def prompt_generator(seed: int, index: int) -> torch.Generator:
 @torch.no_grad()
 def run(ctx: JobContext) -> None:
     cfg = ctx.config
-    policy = policy_from_ref(ctx, cfg["policy"])
-    prompts = load_prompts(cfg["prompts"], ctx.recipe_dir)
-    n = cfg["n"]
+    policy = policy_from_ref(ctx, cfg.policy)
+    prompts = load_prompts(cfg.prompts, ctx.recipe_dir)
+    n = cfg.n
     guidance = Guidance.of(cfg)
-    shape = policy.latent_shape(cfg["frames"], *cfg["resolution"])
+    shape = policy.latent_shape(cfg.frames, *cfg.resolution)
     mine = prompt_share(len(prompts), ctx.rank, ctx.world_size)
     videos = []
     for done, i in enumerate(mine, start=1):
         text = policy.encode_prompts([prompts[i]] * n)
-        noise = torch.randn((n, *shape), generator=prompt_generator(cfg["seed"], i))
-        latents = sample_guided(policy, text, noise.to(ctx.device), cfg["sample_steps"], guidance).final
+        noise = torch.randn((n, *shape), generator=prompt_generator(cfg.seed, i))
+        latents = sample_guided(policy, text, noise.to(ctx.device), cfg.sample_steps, guidance).final
         videos.append(policy.decode(latents).cpu().half())
         if done % 16 == 0:
             ctx.metrics(done * ctx.world_size, prompts_done=done * ctx.world_size)

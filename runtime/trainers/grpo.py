@@ -45,7 +45,9 @@ def initial_noise(cfg: dict, n: int, latent: tuple[int, ...], gen: torch.Generat
 
 
 def run(ctx: JobContext) -> None:
-    cfg = ctx.config
+    # GRPO's helpers (grpo_advantages, algorithms/bpgo) and their tests take the config's plain form: the
+    # dump of the typed config, every field present with the schema's default (none is re-stated here)
+    cfg = ctx.config.model_dump()
     ctx.seed_everything()
     policy = load_policy(ctx)
     prompts_pool = load_prompts(cfg["prompts"], ctx.recipe_dir)
@@ -81,14 +83,17 @@ def run(ctx: JobContext) -> None:
         dense = vipo_maps(backbone, videos, latent, cfg["vipo"]["sigma"]) if backbone else None
         if dense is not None:  # the maps' statistics over this rank's rollouts, averaged over ranks
             info.update({f"vipo/map_{k}": mean_over_ranks(v) for k, v in vipo.map_statistics(dense).items()})
+        ctx.track_histogram(i + 1, "advantage", advantage)
         policy.train()
         ctx.activity("updating", i, steps)
         if cfg["objective"] == "nft":  # DiffusionNFT: flow matching on the clean samples (grpo_nft.py)
             info.update(grpo_nft.update(policy, updater, cfg, traj, text, advantage, keep, gen, mine, ctx.execution))
             return info
-        for _ in range(cfg["updates_per_batch"]):
+        for inner in range(cfg["updates_per_batch"]):
             info.update(update(policy, updater, cfg, traj, text, uncond, advantage, keep, dense, clip_range, gen,
                                mine, ctx.execution))
+            if inner == 0:  # on-policy self-check (vpolang/health.py): the ratio is 1 here, nothing clips
+                info["clip_frac_first"] = info["clip_frac"]
         return info
 
     if cfg["kl"] > 0:
@@ -115,7 +120,7 @@ def update(policy, updater, cfg, traj, text, uncond, advantage, keep, dense, cli
     drawn = torch.stack([torch.tensor(trainable_steps)[torch.randperm(len(trainable_steps), generator=gen)]
                          for _ in range(n)])[:, :k_per_sample]
     order, mine_adv, keep_mine = drawn[mine], advantage[mine], keep[mine]
-    world, micro = block.world_size, block.micro_batch
+    world, micro = block.world_size // block.sequence_parallel, block.micro_batch  # data-parallel groups
     totals = {"loss": 0.0, "kl": 0.0, "clip_frac": 0.0}
     # under ZeRO-2/3 gradients are reduced inside each backward: every rank must run the same sequence
     # of backwards, so each runs as many passes per timestep as the busiest rank, zero-weight passes

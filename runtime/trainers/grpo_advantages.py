@@ -183,11 +183,11 @@ class Priors:
         pol = self.prior_policy
         # a stable seed per prompt (Python's hash() is salted per process: resumes and ranks would differ)
         gen = torch.Generator().manual_seed(zlib.crc32(prompt.encode()))
-        shape = (PRIOR_SAMPLES, *pol.latent_shape(cfg["frames"], *cfg["resolution"]))
+        shape = (PRIOR_SAMPLES, *pol.latent_shape(cfg.frames, *cfg.resolution))
         prompts = [prompt] * PRIOR_SAMPLES
         noise = torch.randn(shape, generator=gen).to(self.ctx.device)
         # sampled as the trainer's rollouts are: with the stage's guidance
-        videos = pol.decode(sample_guided(pol, pol.encode_prompts(prompts), noise, cfg["sample_steps"],
+        videos = pol.decode(sample_guided(pol, pol.encode_prompts(prompts), noise, cfg.sample_steps,
                                           Guidance.grpo(cfg)).final)
         return self.head_values(videos, prompts).mean(0)
 
@@ -241,6 +241,8 @@ def compute_advantages(cfg: dict, scores: Scores, prompts: list[str], priors: Pr
         priors.update(group_prompts, group_means)
     info.update(modifier_metrics(heads, weights, scores.gate))
     info["adv_abs_mean"] = float(advantage.abs().mean())
+    grouped = heads.values.view(-1, g, heads.values.shape[1])  # groups whose rollouts all scored alike teach nothing
+    info["zero_std_groups"] = float((grouped.amax(1) == grouped.amin(1)).all(-1).float().mean())
     return advantage, keep, info
 
 

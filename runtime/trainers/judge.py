@@ -22,26 +22,26 @@ def run(ctx: JobContext) -> None:
     data = torch.load(ctx.input_path("videos") / "videos.pt", map_location="cpu")
     prompts, n, videos = data["prompts"], data["n"], data["videos"].float()
     per_video_prompts = [prompts[i] for i in data["owners"]]
-    rewards = [reward_for(j, ctx) for j in cfg["judges"]]
-    pointwise = [j for j, r in zip(cfg["judges"], rewards) if not getattr(r, "pairwise", False)]
-    if not pointwise or (len(pointwise) < len(rewards) and not cfg["swap_check"]):  # the checker's E0343
+    rewards = [reward_for(j, ctx) for j in cfg.judges]
+    pointwise = [j for j, r in zip(cfg.judges, rewards) if not getattr(r, "pairwise", False)]
+    if not pointwise or (len(pointwise) < len(rewards) and not cfg.swap_check):  # the checker's E0343
         raise JobError("a pairwise judge only verifies pairs "
                        "(swap_check = true) beside a pointwise judge that scores the candidates")
     scores = torch.stack([score_reward(j, videos, per_video_prompts, ctx) for j in pointwise]).mean(0)
     out_p, wins, loses, meta = [], [], [], []
     for k, prompt in enumerate(prompts):
         s = scores[k * n:(k + 1) * n]
-        for pick in pick_pairs(s, cfg["pick"], cfg["margin"]):
+        for pick in pick_pairs(s, cfg.pick, cfg.margin):
             out_p.append(prompt)
             wins.append(videos[k * n + pick[0]])
             loses.append(videos[k * n + pick[1]])
             meta.append({"winner_score": float(s[pick[0]]), "loser_score": float(s[pick[1]])})
     swap = {}
-    if cfg["swap_check"] and out_p:
+    if cfg.swap_check and out_p:
         keep = swap_consistent_pairs(rewards, torch.stack(wins), torch.stack(loses), out_p)
         swap = {"swap_checked": len(out_p), "swap_dropped": int((~keep).sum())}
         out_p, wins, loses, meta = ([x for x, k in zip(v, keep.tolist()) if k] for v in (out_p, wins, loses, meta))
-    labels = candidate_labels(prompts, n, videos, scores, per_video_prompts) if cfg.get("labels") else None
+    labels = candidate_labels(prompts, n, videos, scores, per_video_prompts) if cfg.labels else None
     if not out_p and labels is None:
         raise JobError("no pairs (the judges tied on every prompt, "
                        "or the swap check dropped every pair)")

@@ -21,7 +21,7 @@ from .parallel import gather_rows, mean_over_ranks, micro_batches, share
 
 
 def desirable(ctx: JobContext, labels) -> torch.Tensor:
-    threshold = ctx.config.get("threshold")
+    threshold = ctx.config.threshold
     numeric = [y for y in labels.labels if not isinstance(y, str)]
     if numeric and threshold is None:
         raise JobError("the labels are numeric scores; set `threshold` "
@@ -39,22 +39,22 @@ def run(ctx: JobContext) -> None:
     ctx.seed_everything()
     policy = load_policy(ctx)
     try:
-        labels = load_labels(cfg["labels"], ctx.recipe_dir, cfg["frames"], cfg["resolution"], ctx.input_path)
+        labels = load_labels(cfg.labels, ctx.recipe_dir, cfg.frames, cfg.resolution, ctx.input_path)
     except DataError as exc:
         raise JobError(str(exc)) from exc
     y = desirable(ctx, labels)
     latents = torch.cat([policy.encode_video(labels.videos[i:i + 32].to(ctx.device))
                          for i in range(0, len(labels), 32)])
     real = None
-    if cfg.get("nll_real", 0) > 0:
-        if cfg.get("real") is None:
+    if cfg.nll_real > 0:
+        if cfg.real is None:
             raise JobError("`nll_real` needs `real` videos")
-        real_prompts, real_videos = load_videos(cfg["real"], ctx.recipe_dir, cfg["frames"], cfg["resolution"],
+        real_prompts, real_videos = load_videos(cfg.real, ctx.recipe_dir, cfg.frames, cfg.resolution,
                                                 ctx.stop_event.is_set)
         real = (real_prompts, policy.encode_video(real_videos.to(ctx.device)))
     steps = total_steps(cfg, len(labels))
     cache: dict = {}
-    shift = policy.spec.get("shift", 1.0)
+    shift = policy.spec["shift"]
     pin_reference(policy)  # the starting weights, also after a resume
     updater = policy_updater(ctx, policy)
 
@@ -62,8 +62,8 @@ def run(ctx: JobContext) -> None:
         return flow.flow_matching_error(policy.velocity(flow.noised(x0, eps, s), s, text, transformer), x0, eps)
 
     def step(i: int) -> dict[str, float]:
-        idx = batch_indices(len(labels), cfg["batch"], i, cfg["seed"])
-        gen = step_generator(cfg["seed"], i)
+        idx = batch_indices(len(labels), cfg.batch, i, cfg.seed)
+        gen = step_generator(cfg.seed, i)
         eps = torch.randn((len(idx), *latents.shape[1:]), generator=gen)
         s = flow.sample_sigmas(len(idx), gen, shift)
         mine = share(ctx, len(idx))
@@ -83,8 +83,8 @@ def run(ctx: JobContext) -> None:
         loss = 0.0
         for p in parts:  # gradient accumulation: each micro-batch adds its share of the mean loss
             e = e_theta if len(parts) == 1 else errors(x0[p], eps[p], s[p], text.index(p))
-            part_loss = kto_loss(e, e_ref[p], y_batch[p], cfg["beta"], cfg["utility"], cfg["lambda_desirable"],
-                                 cfg["lambda_undesirable"], reference_point=kl) * ((p.stop - p.start) / len(idx))
+            part_loss = kto_loss(e, e_ref[p], y_batch[p], cfg.beta, cfg.utility, cfg.lambda_desirable,
+                                 cfg.lambda_undesirable, reference_point=kl) * ((p.stop - p.start) / len(idx))
             updater.backward(part_loss)
             loss += float(part_loss.detach())
         values = {"loss": mean_over_ranks(float(loss)), "kl": float(kl)}

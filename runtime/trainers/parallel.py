@@ -4,7 +4,12 @@ forward/backward: gradient accumulation); gradients are averaged before the opti
 the step one process would take on the whole batch (up to the order of the floating-point sums).
 
 Rewards and advantages that depend on the whole batch (group statistics, min-norm weights, priors) are
-computed from gathered scores, identically on every rank."""
+computed from gathered scores, identically on every rank.
+
+Sequence parallelism of degree k (the block's `sequence_parallel`; runtime/parallel/sequence.py): the k
+consecutive ranks of a group hold the same rows, each back-propagates its tokens' share of their
+gradient; so a group's gradient is the sum over its ranks, and the step's is the mean over the
+world / k groups; gathered rows are taken once per group."""
 from __future__ import annotations
 
 import torch
@@ -19,14 +24,25 @@ def _dist():
     return dist if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1 else None
 
 
+_SEQUENCE_PARALLEL = 1  # this process's sequence-parallel degree (set once a job splits its transformer)
+
+
+def use_sequence_parallel(degree: int) -> None:
+    global _SEQUENCE_PARALLEL
+    _SEQUENCE_PARALLEL = int(degree)
+
+
 def share(ctx: JobContext, total: int) -> slice:
     """This rank's contiguous rows of a global batch of `total` rows: the execution block's
-    `rows_per_rank` each (GRPO splits rollouts, so a group may lie on several ranks)."""
-    per = ctx.execution.rows_per_rank
-    if per * ctx.world_size != total:
+    `rows_per_rank` each (GRPO splits rollouts, so a group may lie on several ranks); the ranks of a
+    sequence-parallel group get the same rows."""
+    per, k = ctx.execution.rows_per_rank, ctx.execution.sequence_parallel
+    groups = ctx.world_size // k
+    if per * groups != total:
         raise JobError(f"a global batch of {total} rows does not match the plan's execution block "
-                       f"({ctx.world_size} x {per} rows); re-create the plan with `vpo plan`")
-    return slice(ctx.rank * per, (ctx.rank + 1) * per)
+                       f"({groups} x {per} rows); re-create the plan with `vpo plan`")
+    group = ctx.rank // k
+    return slice(group * per, (group + 1) * per)
 
 
 def micro_batches(ctx: JobContext, rows: int) -> list[slice]:
@@ -48,7 +64,7 @@ def average_gradients(params: list[torch.nn.Parameter]) -> None:
     grads = [p.grad for p in params]
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
-    flat /= dist.get_world_size()
+    flat /= dist.get_world_size() // _SEQUENCE_PARALLEL  # a group's ranks hold parts of one gradient
     offset = 0
     for g in grads:
         g.copy_(flat[offset:offset + g.numel()].view_as(g))
@@ -56,7 +72,8 @@ def average_gradients(params: list[torch.nn.Parameter]) -> None:
 
 
 def gather_rows(t: torch.Tensor) -> torch.Tensor:
-    """The rows of every rank's tensor, in rank order (the global batch's order)."""
+    """The rows of every rank's tensor, in rank order (the global batch's order), once per
+    sequence-parallel group."""
     dist = _dist()
     if dist is None:
         return t
@@ -64,7 +81,7 @@ def gather_rows(t: torch.Tensor) -> torch.Tensor:
     local = t.detach().to(device)
     parts = [torch.empty_like(local) for _ in range(dist.get_world_size())]
     dist.all_gather(parts, local.contiguous())
-    return torch.cat(parts).to(t.device)
+    return torch.cat(parts[::_SEQUENCE_PARALLEL]).to(t.device)
 
 
 def mean_over_ranks(value: float) -> float:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from vpolang.schema.entities import VisionLanguage
+
 from runtime.algorithms.reward_model import (label_targets, pair_accuracy, pairwise_loss, pointwise_loss,
                                              verdict_target)
 from runtime.context import JobContext
@@ -27,7 +29,6 @@ from .common import Loop, batch_indices, save_output
 from .parallel import mean_over_ranks, micro_batches, share
 from .updater import updater_for
 
-DEFAULT_FRAMES = 8  # frames the reward model reads per video when the stage does not say
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj"]  # the language model's attention (Qwen2-VL names)
 
 
@@ -48,12 +49,12 @@ class TrainableRewardModel:
 
 
 def backbone_folder(ctx: JobContext):
-    spec = ctx.config["backbone"]["spec"]
-    check_family(spec.get("family", ""), ctx.job.stage)
-    if not spec.get("path"):
-        raise JobError(f"the backbone `{ctx.config['backbone']['name']}` needs `path`: a local folder "
+    spec = VisionLanguage.model_validate(ctx.config.backbone["spec"])  # typed: the schema's defaults
+    check_family(spec.family, ctx.job.stage)
+    if not spec.path:
+        raise JobError(f"the backbone `{ctx.config.backbone['name']}` needs `path`: a local folder "
                        "with a Qwen2-VL-family or Llava-layout (LLaVA, VILA) model saved in transformers format")
-    folder = resolve_path(spec["path"], ctx.recipe_dir)
+    folder = resolve_path(spec.path, ctx.recipe_dir)
     if not folder.is_dir():
         raise JobError(f"backbone folder {folder} does not exist")
     return folder
@@ -63,27 +64,27 @@ def read_data(ctx: JobContext, frames: int) -> tuple[PairSet | None, torch.Tenso
     """Pairs with their (N, H) targets, and labels; videos read at the stage's frames and resolution."""
     cfg = ctx.config
     pairs = targets = labels = None
-    if cfg.get("pairs"):
-        pairs = read_pairs_jsonl(resolve_path(cfg["pairs"]["path"], ctx.recipe_dir), frames, cfg.get("resolution"),
-                                 keep_ties=cfg["loss"] == "bt_ties")
+    if cfg.pairs:
+        pairs = read_pairs_jsonl(resolve_path(cfg.pairs.path, ctx.recipe_dir), frames, cfg.resolution,
+                                 keep_ties=cfg.loss == "bt_ties")
         try:
-            targets = torch.tensor([[verdict_target(meta.get(dim), tie) for dim in cfg["dims"]]
+            targets = torch.tensor([[verdict_target(meta.get(dim), tie) for dim in cfg.dims]
                                     for meta, tie in zip(pairs.meta, pairs.ties)])
         except ValueError as exc:
-            raise JobError(f"{cfg['pairs']['path']}: {exc}") from exc
-    if cfg.get("labels"):
-        labels = read_labels_file(cfg["labels"], ctx.recipe_dir, frames, cfg.get("resolution"))
+            raise JobError(f"{cfg.pairs.path}: {exc}") from exc
+    if cfg.labels:
+        labels = read_labels_file(cfg.labels, ctx.recipe_dir, frames, cfg.resolution)
     return pairs, targets, labels
 
 
 def run(ctx: JobContext) -> None:
     cfg = ctx.config
     ctx.seed_everything()
-    frames = cfg.get("frames") or DEFAULT_FRAMES
+    frames = cfg.frames
     pairs, targets, labels = read_data(ctx, frames)
-    model = VideoRewardModel.from_backbone(backbone_folder(ctx), cfg["dims"], frames=frames, seed=cfg["seed"])
-    if cfg.get("lora_rank"):
-        add_lora(model, int(cfg["lora_rank"]))
+    model = VideoRewardModel.from_backbone(backbone_folder(ctx), cfg.dims, frames=frames, seed=cfg.seed)
+    if cfg.lora_rank:
+        add_lora(model, int(cfg.lora_rank))
     model.to(ctx.device).train()
     if ctx.execution.checkpointing:  # the plan's block: nothing fit without it
         # non-reentrant: recomputes correctly when the inputs need no grad (a frozen backbone under LoRA)
@@ -92,7 +93,7 @@ def run(ctx: JobContext) -> None:
     updater = updater_for(ctx, model)
     runner = updater.forward_module  # through the engine: ZeRO-3 gathers weights there
     largest = max(len(pairs) if pairs else 0, len(labels) if labels else 0)
-    steps = max(1, cfg["epochs"] * math.ceil(largest / cfg["batch"]))
+    steps = max(1, cfg.epochs * math.ceil(largest / cfg.batch))
     label_y = label_targets(labels.labels) if labels else None
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if torch.device(ctx.device).type == "cuda"
                 else nullcontext())
@@ -100,7 +101,7 @@ def run(ctx: JobContext) -> None:
     def scores(videos: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         with autocast:
             out = runner(videos.to(ctx.device), prompts)
-        return torch.stack([out[d] for d in cfg["dims"]], 1)  # (N, H)
+        return torch.stack([out[d] for d in cfg.dims], 1)  # (N, H)
 
     def pair_pass(idx: torch.Tensor, part: slice, weight: float):
         """Scores of a micro-batch of pairs; back-propagates its share of the batch's pair loss."""
@@ -108,7 +109,7 @@ def run(ctx: JobContext) -> None:
         prompts = [pairs.prompts[j] for j in rows]
         both = scores(torch.cat([pairs.chosen[rows], pairs.rejected[rows]]), prompts + prompts)
         r_w, r_l = both[:len(rows)], both[len(rows):]
-        part_loss = pairwise_loss(r_w, r_l, targets[rows].to(both.device), ties=cfg["loss"] == "bt_ties")
+        part_loss = pairwise_loss(r_w, r_l, targets[rows].to(both.device), ties=cfg.loss == "bt_ties")
         updater.backward(part_loss * weight)
         return r_w.detach(), r_l.detach(), float(part_loss.detach()) * weight
 
@@ -124,9 +125,9 @@ def run(ctx: JobContext) -> None:
         share of the batch's mean loss (pairs without ties: its share of the decided verdicts)."""
         values, loss = {}, 0.0
         if pairs is not None:
-            idx = batch_indices(len(pairs), cfg["batch"], i, cfg["seed"])[share(ctx, cfg["batch"])]
+            idx = batch_indices(len(pairs), cfg.batch, i, cfg.seed)[share(ctx, cfg.batch)]
             t = targets[idx]
-            counts = torch.ones_like(t) if cfg["loss"] == "bt_ties" else (t != 0.5).float()
+            counts = torch.ones_like(t) if cfg.loss == "bt_ties" else (t != 0.5).float()
             total = float(counts.sum().clamp(min=1))
             passes = [pair_pass(idx, part, float(counts[part].sum()) / total) for part in micro_batches(ctx, len(idx))]
             r_w, r_l = torch.cat([p[0] for p in passes]), torch.cat([p[1] for p in passes])
@@ -135,7 +136,7 @@ def run(ctx: JobContext) -> None:
             values.update(pair_loss=mean_over_ranks(pair_loss),
                           accuracy=mean_over_ranks(pair_accuracy(r_w, r_l, t.to(r_w.device))))
         if labels is not None:
-            idx = batch_indices(len(labels), cfg["batch"], i, cfg["seed"] + 1)[share(ctx, cfg["batch"])]
+            idx = batch_indices(len(labels), cfg.batch, i, cfg.seed + 1)[share(ctx, cfg.batch)]
             label_loss = sum(label_pass(idx, part, (part.stop - part.start) / len(idx))
                              for part in micro_batches(ctx, len(idx)))
             loss += label_loss
@@ -148,7 +149,7 @@ def run(ctx: JobContext) -> None:
         if pairs is not None:
             ctx.log(f"training-pair accuracy after training: {final_accuracy(model, pairs, targets, scores):.3f}")
         with updater.full_weights():
-            if cfg.get("lora_rank"):
+            if cfg.lora_rank:
                 merge_lora(model)  # the saved model is a plain backbone: readers need no peft
             save_output(ctx, "reward_model", model.to("cpu").save)
 

@@ -20,17 +20,17 @@ SCORE_CHUNK = 64  # videos per reward call: bounds the reward's activation memor
 
 def training_videos(ctx: JobContext) -> tuple[list[str], torch.Tensor]:
     cfg = ctx.config
-    data = cfg["data"]
+    data = cfg.data
     if data["kind"] == "on_policy":
         sampled = torch.load(ctx.input_path(data["input"]) / "videos.pt", map_location="cpu")
         return [sampled["prompts"][i] for i in sampled["owners"]], sampled["videos"].float()
-    prompts, videos = load_videos(data, ctx.recipe_dir, cfg["frames"], cfg["resolution"],
+    prompts, videos = load_videos(data, ctx.recipe_dir, cfg.frames, cfg.resolution,
                                   ctx.stop_event.is_set)
     return list(prompts), videos
 
 
 def reward_of(ctx: JobContext, videos: torch.Tensor, prompts: list[str]) -> torch.Tensor:
-    parts = [score_reward(ctx.config["reward"], videos[i:i + SCORE_CHUNK], prompts[i:i + SCORE_CHUNK], ctx).float().cpu()
+    parts = [score_reward(ctx.config.reward, videos[i:i + SCORE_CHUNK], prompts[i:i + SCORE_CHUNK], ctx).float().cpu()
              for i in range(0, len(prompts), SCORE_CHUNK)]
     return torch.cat(parts)
 
@@ -41,7 +41,7 @@ def run(ctx: JobContext) -> None:
     policy = load_policy(ctx)
     prompts, videos = training_videos(ctx)
     rewards = reward_of(ctx, videos, prompts)
-    weights = rwr_weights(rewards, cfg["tau"], cfg.get("weight_clip"))
+    weights = rwr_weights(rewards, cfg.tau, cfg.weight_clip)
     ess = float(weights.sum() ** 2 / weights.pow(2).sum())  # effective sample size: how peaked the weights are
     ctx.log(f"rewards mean {float(rewards.mean()):.4f} (min {float(rewards.min()):.4f}, max {float(rewards.max()):.4f}); "
             f"weights max {float(weights.max()):.2f}, effective sample size {ess:.1f} of {len(weights)}")

@@ -12,11 +12,11 @@ from .common import Loop, load_policy, policy_updater, save_policy, total_steps,
 
 def sample_weights(cfg: dict, ctx: JobContext, videos: torch.Tensor, prompts: list[str]) -> torch.Tensor | None:
     """w = exp(-+(r - mean r) / T) normalised to mean 1; `low` favours samples the reward scores low."""
-    if cfg.get("weight") is None:
+    if cfg.weight is None:
         return None
-    r = score_reward(cfg["weight"], videos, prompts, ctx)
-    sign = -1.0 if cfg["weight_towards"] == "low" else 1.0
-    w = torch.exp(sign * (r - r.mean()) / cfg["weight_temperature"])
+    r = score_reward(cfg.weight, videos, prompts, ctx)
+    sign = -1.0 if cfg.weight_towards == "low" else 1.0
+    w = torch.exp(sign * (r - r.mean()) / cfg.weight_temperature)
     return w / w.mean()
 
 
@@ -25,7 +25,7 @@ def run(ctx: JobContext) -> None:
     ctx.seed_everything()
     policy = load_policy(ctx)
     ctx.activity("loading videos")
-    prompts, videos = load_videos(cfg["data"], ctx.recipe_dir, cfg["frames"], cfg["resolution"],
+    prompts, videos = load_videos(cfg.data, ctx.recipe_dir, cfg.frames, cfg.resolution,
                                   ctx.stop_event.is_set)
     latents = []
     for i in range(0, len(videos), 32):

@@ -39,7 +39,7 @@ HALF = (torch.bfloat16, torch.float16)
 
 
 def adamw(params, cfg: dict, fused: bool = False) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 0.0), betas=(0.9, 0.999),
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999),
                              fused=fused or None)
 
 
@@ -91,7 +91,7 @@ class TorchUpdater:
             return 0.0  # nothing was back-propagated this step (GRPO: every rollout gated out)
         for p, m in self._copies:  # the norm, the clipping and the update in fp32
             m.grad, p.grad = (p.grad.float() if p.grad is not None else None), None
-        norm = torch.nn.utils.clip_grad_norm_(self.masters, self.cfg.get("grad_clip", 1.0))
+        norm = torch.nn.utils.clip_grad_norm_(self.masters, self.cfg.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self._copy_masters_to_weights()
@@ -139,6 +139,7 @@ class DeepSpeedUpdater:
         self.engine, self.optimizer, _, _ = deepspeed.initialize(
             model=module, model_parameters=_groups_by_dtype(params), config=deepspeed_config(ctx.config, module, stage))
         self._backwards = 0
+        self._split = ctx.execution.sequence_parallel > 1
 
     @property
     def param_groups(self) -> list[dict]:
@@ -150,7 +151,9 @@ class DeepSpeedUpdater:
         return self.engine
 
     def backward(self, loss: torch.Tensor) -> None:
-        self.engine.backward(loss)
+        # DeepSpeed averages over every rank; a sequence-parallel group's k ranks each hold part of one
+        # gradient, whose sum is wanted: k x the mean over the world is the mean over the groups
+        self.engine.backward(loss * self.ctx.execution.sequence_parallel if self._split else loss)
         self._backwards += 1
 
     def step(self) -> float:
@@ -209,13 +212,13 @@ def deepspeed_config(cfg: dict, module: nn.Module, stage: int) -> dict[str, Any]
         "train_micro_batch_size_per_gpu": 1,
         "gradient_accumulation_steps": 1,
         "managed_gradient_accumulation": False,
-        "gradient_clipping": cfg.get("grad_clip", 1.0),
+        "gradient_clipping": cfg.grad_clip,
         "zero_optimization": {"stage": stage},
         "bf16": {"enabled": bf16},
         **({"data_types": {"keep_in_fp32_modules": keep_fp32}} if bf16 and keep_fp32 else {}),
         # torch's AdamW (fused on GPUs by torch itself): DeepSpeed's own Adam needs a compiled extension
-        "optimizer": {"type": "AdamW", "params": {"lr": cfg["lr"], "betas": [0.9, 0.999], "eps": 1e-8,
-                                                  "weight_decay": cfg.get("weight_decay", 0.0), "torch_adam": True}},
+        "optimizer": {"type": "AdamW", "params": {"lr": cfg.lr, "betas": [0.9, 0.999], "eps": 1e-8,
+                                                  "weight_decay": cfg.weight_decay, "torch_adam": True}},
         "zero_allow_untested_optimizer": True,
         "steps_per_print": 2**62,
         "wall_clock_breakdown": False,

@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from types import SimpleNamespace
+
 from runtime.algorithms import flow
 from runtime.algorithms.schedule import warmup_lr, warmup_steps
 from runtime.trainers.common import lr_at
@@ -31,9 +33,9 @@ def test_grpo_warms_up_by_default_and_other_stages_do_not():
     grpo = Grpo.model_fields["warmup"].default
     sft = Sft.model_fields["warmup"].default
     assert grpo is None and sft == 0
-    assert lr_at(0, {"lr": 1e-4, "warmup": grpo}, steps=40) == pytest.approx(1e-5)
-    assert lr_at(9, {"lr": 1e-4, "warmup": grpo}, steps=40) == pytest.approx(1e-4)
-    assert lr_at(0, {"lr": 1e-4, "warmup": sft}, steps=40) == 1e-4
+    assert lr_at(0, SimpleNamespace(lr=1e-4, warmup=grpo), steps=40) == pytest.approx(1e-5)
+    assert lr_at(9, SimpleNamespace(lr=1e-4, warmup=grpo), steps=40) == pytest.approx(1e-4)
+    assert lr_at(0, SimpleNamespace(lr=1e-4, warmup=sft), steps=40) == 1e-4
 
 
 def test_reversal_gap_vectors():

@@ -9,6 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from vpolang.cli import app
+from vpolang.plan import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(str(p) for p in (ROOT / "examples").glob("*.vpo"))
@@ -61,7 +62,7 @@ def test_plan_formats_and_saved_plan(tmp_path):
     out = tmp_path / "plan.json"
     table = invoke("plan", str(ROOT / "examples/quickstart.vpo"), "-o", str(out))
     assert table.exit_code == 0 and "pref.pairs.synthetic" in table.stdout
-    assert json.loads(out.read_text())["schema_version"] == "3.0"
+    assert json.loads(out.read_text())["schema_version"] == SCHEMA_VERSION == "4.1"
     dot = invoke("plan", str(ROOT / "examples/quickstart.vpo"), "--format", "dot")
     assert '"sft" -> "rl";' in dot.stdout
     mermaid = invoke("plan", str(ROOT / "examples/quickstart.vpo"), "--format", "mermaid")

@@ -59,7 +59,7 @@ def test_check_and_plan_read_each_data_file_once(tmp_path, monkeypatch):
     assert result.ok and plan is not None
     assert reads == [tmp_path / "data" / "p.jsonl"]
     assumed: list[str] = []
-    assert Sizes(tmp_path, assumed).of(plan.job("rl").config["prompts"]) == 7 and assumed == []
+    assert Sizes(tmp_path, assumed).of(plan.job("rl").config.prompts) == 7 and assumed == []
     assert len(reads) == 1  # the planner's count came from the same reading
 
 

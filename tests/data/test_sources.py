@@ -81,7 +81,7 @@ def test_resolve_path():
 def test_sources_of_a_compiled_plan_resolve_against_the_recipe(project, tmp_path):
     plan, recipe_dir = project
     assert recipe_dir == tmp_path / "recipes"
-    sft, pref, kto, rl = (plan.job(j).config for j in ("sft", "pref", "kto", "rl"))
+    sft, pref, kto, rl = (plan.job(j).config.model_dump() for j in ("sft", "pref", "kto", "rl"))
     prompts, videos = load_videos(sft["data"], recipe_dir, sft["frames"], sft["resolution"])
     assert prompts == ["clip 0", "clip 1", "clip 2", "clip 3"]
     assert videos.shape == (4, sft["frames"], 3, *sft["resolution"])
@@ -103,7 +103,7 @@ def test_sources_of_a_compiled_plan_resolve_against_the_recipe(project, tmp_path
 def test_a_missing_data_file_names_it(project):
     plan, recipe_dir = project
     (recipe_dir / "data" / "pairs.jsonl").unlink()
-    pref = plan.job("pref").config
+    pref = plan.job("pref").config.model_dump()
     with pytest.raises(DataError, match=f"^{recipe_dir}/data/pairs.jsonl: file does not exist"):
         load_pairs(pref["pairs"], recipe_dir, 8, [16, 16], input_path=lambda slot: recipe_dir)
 

@@ -18,18 +18,18 @@ def teleboost_jobs() -> dict:
 
 
 def test_the_stdlib_wan_is_the_measured_architecture(teleboost_jobs):
-    assert VideoDiT.from_spec(teleboost_jobs["sft"].config["model"]) == WAN_1_3B
+    assert VideoDiT.from_spec(teleboost_jobs["sft"].config.model) == WAN_1_3B
 
 
 def test_judges_and_reward_backbones_from_their_specs(teleboost_jobs):
-    reward = teleboost_jobs["rl"].config["reward"]["rewards"][0]["spec"]["model"]["spec"]  # VideoAlign's Qwen2-VL-2B
+    reward = teleboost_jobs["rl"].config.reward.rewards[0]["spec"]["model"]["spec"]  # VideoAlign's Qwen2-VL-2B
     vlm = VisionLanguage.from_spec(reward)
     assert (vlm.params, vlm.layers, vlm.hidden, vlm.tokens_per_frame) == (2_200_000_000, 28, 1536, 64)
     assert vlm.tokens(frames=8) == 8 * 64 + 64
 
 
 def test_precision_and_prediction_come_through():
-    spec = {"params": 752_000, "layers": 3, "hidden": 128, "heads": 4, "ffn": 256, "patch": [1, 4, 4],
+    spec = {"family": "shapes", "resolution": [16, 16], "frames": 8, "params": 752_000, "layers": 3, "hidden": 128, "heads": 4, "ffn": 256, "patch": [1, 4, 4],
             "vae_stride": [1, 1, 1], "latent_channels": 3, "text_len": 8, "text_dim": 32, "dtype": "fp32",
             "prediction": "epsilon", "sample_steps": 8}
     tiny = VideoDiT.from_spec(spec)

@@ -68,13 +68,17 @@ def test_nft_trains_its_levels_with_one_old_velocity_forward_each_and_no_log_pro
 
 
 def test_a_shared_noise_window_samples_each_groups_prefix_once():
+    from types import SimpleNamespace as grpo_config  # the fields of a typed grpo config it reads
+
     from vpolang.estimate.jobs import _shared_prefix_steps
+    from vpolang.schema.stages.grpo import Window
 
     w = {"size": 2, "schedule": "slide", "shift_every": 3, "stride": 1}
     # T = 10: starts 0,0,0, 1,1,1, ..., 7 from step 21 on; 30 steps: (3 (0+...+6) + 9 x 7) / 30
-    assert _shared_prefix_steps({"window": w, "shared_noise": True}, 10, 30) == (3 * 21 + 9 * 7) / 30
-    assert _shared_prefix_steps({"window": {**w, "schedule": "random"}, "shared_noise": True}, 10, 30) == 3.5
-    assert _shared_prefix_steps({"window": w, "shared_noise": False}, 10, 30) == 0.0
+    slide, random = Window(**w), Window(**{**w, "schedule": "random"})
+    assert _shared_prefix_steps(grpo_config(window=slide, shared_noise=True), 10, 30) == (3 * 21 + 9 * 7) / 30
+    assert _shared_prefix_steps(grpo_config(window=random, shared_noise=True), 10, 30) == 3.5
+    assert _shared_prefix_steps(grpo_config(window=slide, shared_noise=False), 10, 30) == 0.0
     shared = Grpo(clip=CLIP, batch=8, steps=200, group_size=8, sample_steps=50, window=2, prefix_steps=10.0)
     # 64 rollouts x 50 steps, less 10 prefix steps of 7 of every group's 8 rollouts
     assert shared.step_work(32).sample == 64 * 50 - 56 * 10

@@ -51,7 +51,15 @@ def test_full_dpo_at_720p_81f_on_24gib_is_rejected_at_its_line_with_fixes(tmp_pa
     assert out.exit_code == 1
     assert "error[E0302]" in out.stderr and "r.vpo:8:1" in out.stderr
     assert "GiB per GPU, more than the 24 GiB of a RTX-4090" in out.stderr
-    assert "would fit:" in out.stderr and "backward = decoupled, nodes = 2, zero_stage = 3 (" in out.stderr
+    assert "would fit: sequence_parallel = 4 (" in out.stderr  # each video's tokens split over 4 GPUs
+
+
+def test_the_same_with_the_suggested_sequence_parallel_fits(tmp_path):
+    out = plan(tmp_path, OVER.replace("EXTRA", "  sequence_parallel = 4\n"))
+    assert out.exit_code == 0, out.stderr
+    job = json.loads(out.stdout)["jobs"][-1]
+    assert job["estimate"]["peak_memory_gib"] < job["estimate"]["capacity_gib"]
+    assert job["execution"]["sequence_parallel"] == 4 and job["execution"]["rows_per_rank"] == 8  # 16 pairs / 2 groups
 
 
 def test_the_same_with_decoupled_backward_and_more_nodes_fits(tmp_path):

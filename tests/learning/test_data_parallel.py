@@ -106,6 +106,6 @@ def moved(tmp_path, kind: str, weights: dict[str, torch.Tensor]) -> float:
     from vpolang.api import check_file
     from vpolang.lower import lower
 
-    spec = lower(check_file(tmp_path / f"{kind}1.vpo").recipe).job("tuned").config["model"]
+    spec = lower(check_file(tmp_path / f"{kind}1.vpo").recipe).job("tuned").config.model.model_dump()
     start = build_policy(spec, seed=0).transformer.state_dict()
     return max(float((w - start[name]).abs().max()) for name, w in weights.items())

@@ -52,5 +52,5 @@ def initial() -> dict[str, torch.Tensor]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "r.vpo"
         path.write_text(RECIPE.replace("MODE", "standard"))
-        spec = lower(check_file(path).recipe).job("pref").config["model"]
+        spec = lower(check_file(path).recipe).job("pref").config.model.model_dump()
     return dict(build_policy(spec, seed=0).transformer.state_dict())

@@ -63,7 +63,7 @@ def test_dpo_on_reversed_negatives_makes_reversed_motion_less_likely(tmp_path, s
     run_dir = tmp_path / "run"
     vpo("run", recipe, "--run-dir", run_dir, "--progress", "quiet")
 
-    spec = lower(check_file(recipe).recipe).job("pref").config["model"]
+    spec = lower(check_file(recipe).recipe).job("pref").config.model.model_dump()
     start, tuned = build_policy(spec, seed=0), build_policy(spec, seed=0)
     start.load(job_dir(run_dir, "sft") / "artifacts" / "policy")
     tuned.load(job_dir(run_dir, "pref") / "artifacts" / "policy")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import torch
 
+from vpolang.jobconfig import CONFIGS
+
 from vpolang.plan import ExecutionBlock
 
 from runtime.models.families import build_policy
@@ -41,7 +43,7 @@ def logp_change(sign: float) -> tuple[torch.Tensor, torch.Tensor]:
     before = total_logp()
     assert torch.allclose(before, traj.logps[:, steps].sum(1), atol=1e-5)  # recomputation = the rollout's
     policy.train()
-    grpo.update(policy, TorchUpdater(policy.transformer, CFG), CFG, traj, text, None, advantage,
+    grpo.update(policy, TorchUpdater(policy.transformer, CONFIGS["grpo"].model_construct(**CFG)), CFG, traj, text, None, advantage,
                 torch.ones(n, dtype=torch.bool), None, 1e-4, gen, slice(0, n),
                 ExecutionBlock(world_size=1, optimizer="torch_adamw", rows_per_rank=n, micro_batch=n, grad_accum=1))
     policy.eval()

@@ -59,7 +59,7 @@ def test_kto_on_a_labels_file_prefers_moving_over_frozen_videos(tmp_path):
     run_dir = tmp_path / "run"
     vpo("run", recipe, "--run-dir", run_dir, "--progress", "quiet")
 
-    spec = lower(check_file(recipe).recipe).job("tuned").config["model"]
+    spec = lower(check_file(recipe).recipe).job("tuned").config.model.model_dump()
     reference, tuned = build_policy(spec, seed=0), build_policy(spec, seed=0)
     tuned.load(job_dir(run_dir, "tuned") / "artifacts" / "policy")
     test_prompts, test_clips = videos(64, seed=99)

@@ -68,7 +68,7 @@ def test_every_stage_beats_its_start_on_what_it_optimises(run):
 @pytest.mark.slow
 def test_sft_lowers_the_held_out_flow_matching_loss(run):
     run_dir, _ = run
-    spec = lower(check_file(RECIPE).recipe).job("sft").config["model"]
+    spec = lower(check_file(RECIPE).recipe).job("sft").config.model.model_dump()
     untrained, trained = build_policy(spec, seed=0), build_policy(spec, seed=0)
     trained.load(job_dir(run_dir, "sft") / "artifacts" / "policy")
     before, after = heldout_loss(untrained, spec), heldout_loss(trained, spec)

@@ -44,7 +44,7 @@ stage rl = grpo(sft) {{
 
 
 def test_the_copy_has_the_examples_grpo_structure():
-    rl = lower(check_file(EXAMPLE).recipe).job("rl").config
+    rl = lower(check_file(EXAMPLE).recipe).job("rl").config.model_dump()
     assert rl["reward"]["kind"] == "joint" and rl["reward"]["balance"] == "min_norm" and len(rl["reward"]["rewards"]) == 3
     assert rl["gate"] and rl["vipo"]["level"] == "latent" and rl["bpgo"]["prior"]["name"] == "sft"
     assert len(rl["self_paced"]["phases"]) == 3 and rl["self_paced"]["saturate_below"] == 0.05

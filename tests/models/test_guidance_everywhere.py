@@ -71,8 +71,8 @@ def calls(monkeypatch):
     return seen
 
 
-def fake_ctx(config: dict, tmp_path: Path):
-    return SimpleNamespace(config=config, device="cpu", recipe_dir=ROOT, rank=0, world_size=1, is_main=True,
+def fake_ctx(config, tmp_path: Path):
+    return SimpleNamespace(config=config, device="cpu", execution=SimpleNamespace(reward_execution="serial"), recipe_dir=ROOT, rank=0, world_size=1, is_main=True,
                            dist=SimpleNamespace(world_size=1), metrics=lambda *a, **k: None, log=lambda *a: None,
                            output_path=lambda name: tmp_path / name, input_path=lambda slot: None)
 
@@ -100,10 +100,10 @@ def test_guidance_changes_samples_and_scale_one_is_the_plain_sampler():
 
 def test_the_plan_fills_guidance_from_the_recipe_and_the_catalogue(jobs):
     ev, gen, live = jobs["eval"].config, jobs["pref.pairs.on_policy.generate"].config, jobs["live"].config
-    assert (ev["guidance_scale"], ev["negative_prompt"]) == (1.5, "catalogue")  # the model's
-    assert (gen["guidance_scale"], gen["negative_prompt"]) == (2.5, "pref negative")
-    assert (live["pairs"]["guidance_scale"], live["pairs"]["negative_prompt"]) == (3.0, "catalogue")
-    assert (jobs["rl"].config["guidance"], jobs["rl"].config["negative_prompt"]) == (2.0, "rl negative")
+    assert (ev.guidance_scale, ev.negative_prompt) == (1.5, "catalogue")  # the model's
+    assert (gen.guidance_scale, gen.negative_prompt) == (2.5, "pref negative")
+    assert (live.pairs.guidance_scale, live.pairs.negative_prompt) == (3.0, "catalogue")
+    assert (jobs["rl"].config.guidance, jobs["rl"].config.negative_prompt) == (2.0, "rl negative")
 
 
 def test_evaluation_samples_with_the_plans_guidance(jobs, calls, tmp_path):
@@ -138,8 +138,9 @@ def test_bpgo_prior_samples_with_the_stages_guidance(jobs, calls, tmp_path, monk
     from runtime.trainers import grpo_advantages
 
     monkeypatch.setattr(grpo_advantages, "policy_from_ref", lambda ctx, ref: tiny_policy())
-    cfg = {**jobs["rl"].config, "frames": 8, "resolution": [16, 16], "sample_steps": 2}
-    priors = grpo_advantages.Priors(fake_ctx(cfg, tmp_path), cfg["bpgo"], lambda videos, prompts: torch.zeros(4, 1))
+    typed = jobs["rl"].config.model_copy(update={"frames": 8, "resolution": [16, 16], "sample_steps": 2})
+    cfg = typed.model_dump()
+    priors = grpo_advantages.Priors(fake_ctx(typed, tmp_path), cfg["bpgo"], lambda videos, prompts: torch.zeros(4, 1))
     priors.lookup(["a red square moving up"], torch.zeros(1, 1))
     (scale, uncond), = calls
     assert scale == 2.0 and torch.equal(uncond.embeds, negative(tiny_policy(), "rl negative").embeds)

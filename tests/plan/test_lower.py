@@ -34,39 +34,39 @@ def test_ipo_unrolls_rounds_with_generate_judge_dpo_in_order():
     # round k samples from round k-1's policy; round 1 from the base model
     assert plan.job("ipo.r1.tuned.pairs.on_policy.generate").inputs == {}
     assert plan.job("ipo.r2.tuned.pairs.on_policy.generate").inputs["policy:ipo.r1.tuned"].job == "ipo.r1.tuned"
-    assert plan.job("report").config["policy"]["name"] == "ipo.r3.tuned"
-    assert [p["name"] for p in plan.job("report").config["against"]] == ["base", "ipo.r1.tuned", "ipo.r2.tuned"]
+    assert plan.job("report").config.model_dump()["policy"]["name"] == "ipo.r3.tuned"
+    assert [p["name"] for p in plan.job("report").config.model_dump()["against"]] == ["base", "ipo.r1.tuned", "ipo.r2.tuned"]
 
 
 def test_every_default_is_filled_and_refs_are_linked():
     plan = plan_of("quickstart.vpo")
     rl = plan.job("rl")
-    assert rl.config["resolution"] == [8, 8] and rl.config["frames"] == 4  # the model's, from its fields
-    assert rl.config["warmup"] is None  # GRPO's default: a quarter of the steps, resolved with them
-    assert rl.config["noise_level"] == 0.7 and rl.config["group_size"] == 8
-    assert rl.config["policy"]["input"] == "policy:sft" and rl.inputs["policy:sft"].name == "policy"
+    assert rl.config.model_dump()["resolution"] == [8, 8] and rl.config.model_dump()["frames"] == 4  # the model's, from its fields
+    assert rl.config.model_dump()["warmup"] is None  # GRPO's default: a quarter of the steps, resolved with them
+    assert rl.config.model_dump()["noise_level"] == 0.7 and rl.config.model_dump()["group_size"] == 8
+    assert rl.config.model_dump()["policy"]["input"] == "policy:sft" and rl.inputs["policy:sft"].name == "policy"
     pref = plan.job("pref")
-    assert pref.config["beta"] == {"kind": "constant", "value": 5000.0}
-    assert pref.config["pairs"] == {"kind": "synthetic", "input": "pairs.synthetic"}
+    assert pref.config.model_dump()["beta"] == {"kind": "constant", "value": 5000.0}
+    assert pref.config.model_dump()["pairs"] == {"kind": "synthetic", "input": "pairs.synthetic"}
     synth = plan.job("pref.pairs.synthetic")
-    assert [n["kind"] for n in synth.config["negatives"]] == ["reverse"]
+    assert [n["kind"] for n in synth.config.model_dump()["negatives"]] == ["reverse"]
 
 
 def test_teleboost_mix_lowers_each_source_and_inherits_prompts():
     plan = plan_of("teleboost.vpo")
     gen = plan.job("pref.pairs.on_policy.generate")
-    assert gen.config["prompts"] == {"kind": "prompts", "path": "data/prompts/train.txt"}
+    assert gen.config.model_dump()["prompts"] == {"kind": "prompts", "path": "data/prompts/train.txt"}
     pref = plan.job("pref")
-    kinds = [s["kind"] for s in pref.config["pairs"]["sources"]]
+    kinds = [s["kind"] for s in pref.config.model_dump()["pairs"]["sources"]]
     assert kinds == ["on_policy", "synthetic", "pairs"]
     assert pref.placement.executor == "slurm" and pref.placement.nodes == 2 and pref.placement.gpus_per_node == 8
     assert pref.placement.time_limit_s == 48 * 3600
-    assert plan.job("rl").config["bpgo"]["prior"]["input"] == "policy:sft"
+    assert plan.job("rl").config.model_dump()["bpgo"]["prior"]["input"] == "policy:sft"
 
 
 def test_scale_param_changes_steps_and_hashes_downstream():
     base, small = plan_of("teleboost.vpo"), plan_of("teleboost.vpo", scale=0.1)
-    assert small.job("sft").config["steps"] == 200 and base.job("sft").config["steps"] == 2000
+    assert small.job("sft").config.model_dump()["steps"] == 200 and base.job("sft").config.model_dump()["steps"] == 2000
     assert small.params == {"scale": 0.1}
     for job_id in ("sft", "rl", "pref", "report"):
         assert small.job(job_id).hash != base.job(job_id).hash
@@ -80,7 +80,7 @@ def test_hash_ignores_placement_but_not_config():
     before = job_hash(job, {})
     job.placement.nodes = 4
     assert job_hash(job, {}) == before
-    job.config["lr"] = 2e-3
+    job.config.lr = 2e-3
     assert job_hash(job, {}) != before
 
 
@@ -105,8 +105,9 @@ def test_selectors():
 def test_incompatible_plan_version_is_refused(tmp_path):
     plan = plan_of("quickstart.vpo")
     data = json.loads(plan.to_json())
-    # a newer major or minor; older majors (1.x: no execution blocks; 2.x: reward_execution described)
-    for version in ("4.0", "3.1", "2.0", "1.0"):
+    # a newer major or minor; older majors (3.x: untyped configs; 2.x: reward_execution described; 1.x: no
+    # execution blocks)
+    for version in ("5.0", "4.2", "3.0", "2.0", "1.0"):
         data["schema_version"] = version
         (tmp_path / "p.json").write_text(json.dumps(data))
         with pytest.raises(ValueError, match="cannot be read"):
@@ -144,10 +145,10 @@ stage weighted = rwr(rounds_of.policy) {
     assert result.ok, [d.message for d in result.diagnostics]
     plan = lower(result.recipe)
     judge2 = plan.job("rounds_of.r2.tuned.labels.on_policy.judge")
-    assert judge2.config["labels"] is True
+    assert judge2.config.model_dump()["labels"] is True
     assert plan.job("rounds_of.r2.tuned.labels.on_policy.generate").inputs["policy:rounds_of.r1.tuned"].job == \
         "rounds_of.r1.tuned"
-    assert plan.job("rounds_of.r2.tuned").config["labels"]["input"] == "labels.on_policy"
+    assert plan.job("rounds_of.r2.tuned").config.model_dump()["labels"]["input"] == "labels.on_policy"
     # RWR weighs the candidates by its own reward: a generate job, no judge
     ids = [j.id for j in plan.jobs]
     assert "weighted.data.on_policy.generate" in ids and "weighted.data.on_policy.judge" not in ids

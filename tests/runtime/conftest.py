@@ -80,9 +80,40 @@ def status(run_dir: Path, job: str) -> dict:
 
 # ---- toy plans
 
+# A valid config of each toy kind, as the compiler lowers it (the toy trainer reads only steps, lr,
+# batch and checkpoint_every of it).
+TOY_STAGES = {
+    "sft": "stage s = sft(shapes.tiny_dit) {\n  data = shapes.videos(n = 8)\n  lr = 1e-4\n}",
+    "grpo": "stage s = grpo(shapes.tiny_dit) {\n  prompts = shapes.prompts(n = 8)\n  reward = shapes.alignment\n"
+            "  lr = 1e-5\n}",
+    "dpo": "stage s = dpo(shapes.tiny_dit) {\n  pairs = pairs(\"p.jsonl\")\n  lr = 1e-5\n}",
+}
+_TOY_CONFIGS: dict[str, dict] = {}
+
+
+def toy_config(kind: str) -> dict:
+    if kind not in _TOY_CONFIGS:
+        from vpolang.api import check_source
+        from vpolang.lower import lower
+        from vpolang.source import SourceFile
+
+        text = "vpo 0.1\nuse std.shapes\n" + TOY_STAGES[kind] + "\n"
+        result = check_source(SourceFile("toy.vpo", text, ROOT / "toy.vpo"))
+        _TOY_CONFIGS[kind] = lower(result.recipe).job("s").config.model_dump(mode="json")
+    return dict(_TOY_CONFIGS[kind])
+
+
+_TOY_KNOBS: dict[str, dict] = {}  # job id -> what the toy takes beyond a valid config (see toy_plan)
+
+
 def toy_job(job_id: str, kind: str = "sft", deps: tuple[str, ...] = (), line: int = 1, gpus: int = 0,
-            executor: str = "local", **config) -> Job:
-    config = {"steps": 12, "lr": 0.05, "checkpoint_every": 4, **config}
+            executor: str = "local", step_sleep: float = 0.0, **config) -> Job:
+    """A toy job of a real kind, its config valid for that kind. Two knobs are not config values:
+    `step_sleep` (seconds per step, to leave time to interrupt it) and an `lr` above the plan's bound of
+    1 (to make the job diverge); `toy_plan` hands them to the toy's processes through the environment."""
+    config = {**toy_config(kind), "steps": 12, "lr": 0.05, "checkpoint_every": 4, **config}
+    _TOY_KNOBS[job_id] = {"step_sleep": step_sleep, "lr": config["lr"] if config["lr"] > 1 else None}
+    config["lr"] = min(config["lr"], 1.0)
     return Job(id=job_id, kind=kind, stage=job_id, depends_on=list(deps),
                inputs={f"init{i}": ArtifactRef(job=d, name="policy") for i, d in enumerate(deps)},
                outputs=["policy"], config=config, seed=7,
@@ -97,6 +128,9 @@ def toy_plan(recipe: Path, jobs: list[Job]) -> Plan:
     hashes: dict[str, str] = {}
     for job in topological_order(jobs):
         job.hash = hashes[job.id] = job_hash(job, hashes)
+    knobs = [_TOY_KNOBS.pop(job.id, {}) for job in jobs]  # each plan sets them afresh: none leaks to the next
+    os.environ["VPO_TOY_STEP_SLEEP"] = str(max([k.get("step_sleep", 0.0) for k in knobs] + [0.0]))
+    os.environ["VPO_TOY_LR"] = json.dumps({job.id: k["lr"] for job, k in zip(jobs, knobs) if k.get("lr")})
     return Plan(recipe=RecipeInfo(path=str(recipe), sha256="0" * 64, name=recipe.stem), jobs=jobs)
 
 

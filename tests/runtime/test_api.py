@@ -55,7 +55,7 @@ def test_executor_follows_the_placements_unless_chosen(tmp_path):
 def test_a_hand_edited_job_gets_the_hash_of_what_it_now_says(tmp_path, capsys):
     plan = chain(tmp_path / "toy.vpo")
     edited = plan.model_copy(deep=True)
-    edited.job("b").config["lr"] = 0.5  # hash left as it was
+    edited.job("b").config.lr = 0.5  # hash left as it was
     checked = api.with_verified_hashes(edited)
     assert checked.job("a").hash == plan.job("a").hash
     assert checked.job("b").hash != plan.job("b").hash and checked.job("c").hash != plan.job("c").hash

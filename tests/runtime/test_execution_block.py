@@ -37,7 +37,7 @@ def gradient(ctx: JobContext) -> tuple[dict[str, torch.Tensor], int]:
     torch.manual_seed(0)
     policy = load_policy(ctx)
     cfg = ctx.config
-    shape = policy.latent_shape(cfg["frames"], *cfg["resolution"])
+    shape = policy.latent_shape(cfg.frames, *cfg.resolution)
     latents = torch.randn(8, *shape, generator=torch.Generator().manual_seed(1))
     prompts = [f"a red square {i}" for i in range(8)]
     counter = CountingUpdater()

@@ -131,10 +131,10 @@ def test_missing_input_names_the_upstream_job(planned, tmp_path, capsys):
 def test_incompatible_plan_schema_is_refused(planned, tmp_path, capsys):
     plan, path = planned()
     data = json.loads(path.read_text())
-    path.write_text(json.dumps({**data, "schema_version": "4.0"}))
+    path.write_text(json.dumps({**data, "schema_version": "5.0"}))
     assert entry(path, "a", tmp_path / "run") == EXIT_USAGE
     err = capsys.readouterr().err
-    assert "schema_version 4.0 cannot be read by this vpo" in err and "vpo plan" in err
+    assert "schema_version 5.0 cannot be read by this vpo" in err and "vpo plan" in err
     _, good = planned()
     assert entry(good, "zz", tmp_path / "run") == EXIT_USAGE
     assert "has no job 'zz'" in capsys.readouterr().err

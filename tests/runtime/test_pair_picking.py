@@ -54,8 +54,8 @@ def run_judge(tmp_path, monkeypatch, reward: Reward, swap_check: bool) -> dict:
     torch.save({"prompts": prompts, "n": n, "owners": [0, 0, 0, 1, 1, 1], "videos": videos}, tmp_path / "in" / "videos.pt")
     recorded = {}
     ctx = SimpleNamespace(
-        config={"judges": [{"name": "j", "head": None}], "pick": "best_worst", "margin": 0.0, "swap_check": swap_check,
-                "labels": False},
+        config=SimpleNamespace(judges=[{"name": "j", "head": None}], pick="best_worst", margin=0.0,
+                               swap_check=swap_check, labels=False),
         input_path=lambda slot: tmp_path / "in", output_path=lambda name: tmp_path / f"out-{swap_check}",
         metrics=lambda step, **values: recorded.update(values), log=print, job=SimpleNamespace(stage="s", span="x"))
     monkeypatch.setattr(judge, "reward_for", lambda ref, ctx=None: reward)

@@ -106,7 +106,7 @@ def test_plain_mode_repeats_nothing_and_says_what_the_job_does_between_steps(run
 
 
 def test_rich_bar_moves_through_an_activity_without_steps(tmp_path, capsys):
-    job, folder = toy_job("report", kind="evaluate"), JobDir(tmp_path / "report")
+    job, folder = toy_job("report"), JobDir(tmp_path / "report")  # no step recorded yet
     with Progress("rich", total=1) as view:
         view.started(job)
         folder.write_activity("pref: sampling", 64, 256)

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 
 from runtime.trainers.updater import TorchUpdater
+from vpolang.jobconfig import CONFIGS
 
-CFG = {"lr": 1e-4, "grad_clip": 1e9}
+CFG = CONFIGS["sft"].model_construct(lr=1e-4, grad_clip=1e9)  # typed, the schema's defaults elsewhere
 
 
 def bf16_scalar(value: float = 1.0) -> nn.Module:

@@ -3,10 +3,13 @@ protocol of runtime/registry.py to the letter (resume with optimiser and RNG sta
 stop on request, NaN check, outputs written whole). It draws its data from the global torch RNG on
 purpose, so a resumed run only matches an uninterrupted one if the RNG state is saved and restored.
 
-Config: steps, lr, batch (global, split across ranks), checkpoint_every, step_sleep (seconds per step,
-to leave time to interrupt it)."""
+Config (a typed config of a training kind): steps, lr, batch (global, split across ranks),
+checkpoint_every. Set by conftest.toy_plan: VPO_TOY_STEP_SLEEP, seconds per step (to leave time to
+interrupt it); VPO_TOY_LR, {"job id": lr}, a learning rate beyond what a plan accepts (`lr <= 1`), to
+make a job diverge."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -23,9 +26,10 @@ def run(ctx: JobContext, stop_after: int | None = None) -> None:
     cfg = ctx.config
     model = torch.nn.Linear(4, 1)
     _load_inputs(ctx, model)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.get("lr", 0.05), momentum=0.9)
+    optimizer = torch.optim.SGD(model.parameters(), lr=json.loads(os.environ.get("VPO_TOY_LR", "{}")).get(ctx.job.id, cfg.lr),
+                                momentum=0.9)
     start = _resume(ctx, model, optimizer)
-    for step in range(start, cfg["steps"]):
+    for step in range(start, cfg.steps):
         loss = _loss(ctx, model)
         ctx.check_finite(loss, step + 1)
         optimizer.zero_grad()
@@ -36,11 +40,11 @@ def run(ctx: JobContext, stop_after: int | None = None) -> None:
         if stop_after == step + 1:
             ctx.request_stop("preempted")
         stop = ctx.should_stop()
-        if (step + 1) % cfg.get("checkpoint_every", 4) == 0 or stop:
+        if (step + 1) % cfg.checkpoint_every == 0 or stop:
             _save(ctx, step + 1, model, optimizer)
         if stop:
             return
-        time.sleep(cfg.get("step_sleep", 0.0))
+        time.sleep(float(os.environ.get("VPO_TOY_STEP_SLEEP", "0")))
     _write_outputs(ctx, model)
 
 
@@ -49,7 +53,7 @@ run.distributed = True
 
 def _loss(ctx: JobContext, model: torch.nn.Module) -> torch.Tensor:
     """Every rank draws the same global batch and takes its share: N ranks see what one process would."""
-    batch = ctx.config.get("batch", 8)
+    batch = ctx.config.batch
     x = torch.randn(batch, 4)
     y = x @ TRUE_WEIGHTS + 0.1 * torch.randn(batch, 1)
     share = batch // ctx.world_size

@@ -4,7 +4,6 @@ Built from the model catalogue's fields (stdlib/models.vpo, as lowered into a pl
 `from_spec`, or directly in tests."""
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .calibration import JUDGE_PROMPT_TOKENS
@@ -38,13 +37,15 @@ class VideoDiT:
     sample_steps: int = 50
 
     @classmethod
-    def from_spec(cls, spec: Mapping) -> VideoDiT:
-        return cls(params=int(spec["params"]), layers=spec["layers"], hidden=spec["hidden"], heads=spec["heads"],
-                   ffn=spec["ffn"], patch=tuple(spec["patch"]), vae_stride=tuple(spec["vae_stride"]),
-                   latent_channels=spec["latent_channels"], text_len=spec.get("text_len", 512),
-                   text_dim=spec.get("text_dim", 4096), text_encoder_params=int(spec.get("text_encoder_params", 0)),
-                   vae_params=int(spec.get("vae_params", 0)), prediction=spec.get("prediction", "velocity"),
-                   weight_bytes=_BYTES[spec.get("dtype", "bf16")], sample_steps=spec.get("sample_steps", 50))
+    def from_spec(cls, spec) -> VideoDiT:
+        """From a video_diffusion spec (typed, or its dict: validated, so defaults are the schema's)."""
+        from ..schema import entities as schema  # pydantic, only when a spec is read (importing stays light)
+
+        s = spec if isinstance(spec, schema.VideoDiffusion) else schema.VideoDiffusion.model_validate(dict(spec))
+        return cls(params=s.params, layers=s.layers, hidden=s.hidden, heads=s.heads, ffn=s.ffn, patch=tuple(s.patch),
+                   vae_stride=tuple(s.vae_stride), latent_channels=s.latent_channels, text_len=s.text_len,
+                   text_dim=s.text_dim, text_encoder_params=s.text_encoder_params, vae_params=s.vae_params,
+                   prediction=s.prediction, weight_bytes=_BYTES[s.dtype], sample_steps=s.sample_steps)
 
     @property
     def lora_targets_per_layer(self) -> int:
@@ -64,9 +65,13 @@ class VisionLanguage:
     weight_bytes: int = 2
 
     @classmethod
-    def from_spec(cls, spec: Mapping) -> VisionLanguage:
-        return cls(params=int(spec["params"]), layers=spec["layers"], hidden=spec["hidden"],
-                   tokens_per_frame=spec.get("tokens_per_frame", 64), weight_bytes=_BYTES[spec.get("dtype", "bf16")])
+    def from_spec(cls, spec) -> VisionLanguage:
+        """From a vision_language spec (typed, or its dict: validated, so defaults are the schema's)."""
+        from ..schema import entities as schema
+
+        s = spec if isinstance(spec, schema.VisionLanguage) else schema.VisionLanguage.model_validate(dict(spec))
+        return cls(params=s.params, layers=s.layers, hidden=s.hidden, tokens_per_frame=s.tokens_per_frame,
+                   weight_bytes=_BYTES[s.dtype])
 
     def tokens(self, frames: int) -> int:
         return frames * self.tokens_per_frame + self.prompt_tokens

@@ -18,8 +18,9 @@ from .calibration import (COMPILED_ACTIVATION_BYTES, COMPILED_FORWARD_TIME, COMP
                           OPTIMIZER_STEP_S, WAN_PARAMS, ZERO_OPTIMIZER_STEP_S, Efficiency, dit_slowdown)
 from .flops import (scorer_pass, text_encoder_flops, tokens_per_video, transformer_pass, vae_decode_flops,
                     vae_encode_flops)
-from .hardware import Gpu, default_efficiency
-from .memory import Network, inference_activation_bytes, lora_params, total_gib, training_parts
+from .hardware import INTERNODE_GB_S, Gpu, default_efficiency
+from .memory import (Network, all_to_all_bytes, inference_activation_bytes, lora_params, total_gib,
+                     training_parts)
 from .workload import Work, scorer_weight_bytes
 
 TRAIN_PARTS = ("train", "scorer_train")  # timed at the training efficiency; the rest are no-grad passes
@@ -40,10 +41,25 @@ class Cluster:
     zero_stage: int = 2
     usd_per_gpu_hour: float | None = None  # None: the catalogue's price
     efficiency: Efficiency | None = None  # None: calibration.EFFICIENCY for this GPU
+    sequence_parallel: int = 1  # GPUs splitting each video's tokens (Ulysses)
+    interconnect_gb_s: float | None = None  # None: the catalogue's link of this GPU (hardware.py)
 
     @property
     def world(self) -> int:
         return self.nodes * max(self.gpus_per_node, 1)
+
+    @property
+    def data_parallel(self) -> int:
+        """Groups holding different rows: the world over the sequence-parallel degree."""
+        return max(1, self.world // self.sequence_parallel)
+
+    @property
+    def link_gb_s(self) -> float:
+        """GB/s per GPU a sequence-parallel group's all-to-all runs at: the node's link while a group
+        stays inside one node, the network's when it spans nodes."""
+        if self.sequence_parallel > max(self.gpus_per_node, 1):
+            return min(self.interconnect_gb_s or self.gpu.link_gb_s, INTERNODE_GB_S)
+        return self.interconnect_gb_s or self.gpu.link_gb_s
 
     @property
     def on_gpu(self) -> bool:
@@ -131,12 +147,13 @@ def _seconds(parts: dict[str, float], cluster: Cluster, train_factor: float) -> 
 
 
 def _gpu_step_seconds(work: Work, parts: dict[str, float], arch: VideoDiT, clip, cluster: Cluster,
-                      train_factor: float, micro_batch: int, compiled: bool = False) -> float:
+                      train_factor: float, micro_batch: int, compiled: bool = False,
+                      checkpointing: bool = False) -> float:
     """A step's seconds on GPUs: each transformer pass at the efficiency its tokens reach, but never
     faster than the host can launch its kernels (calibration: HOST_FLOOR_*); other parts at the
     device's efficiency. Sampling runs a GPU's rollouts in one batch; training and reference passes
     run micro-batches."""
-    tokens = tokens_per_video(arch, clip)
+    tokens = tokens_per_video(arch, clip) / cluster.sequence_parallel  # each GPU's share of a video
     total = 0.0
     for part, flops in parts.items():
         if not flops:
@@ -145,14 +162,27 @@ def _gpu_step_seconds(work: Work, parts: dict[str, float], arch: VideoDiT, clip,
         if compiled and part in COMPILED_PASSES:
             seconds *= COMPILED_PASSES[part]
         if part in DIT_PASSES:
-            videos = getattr(work, DIT_PASSES[part]) / cluster.world
+            videos = getattr(work, DIT_PASSES[part]) / cluster.data_parallel
             sampled = part in ("sampling", "prior")
             batch = work.sample_batch if sampled else min(micro_batch, work.update_batch or micro_batch)
             batch = max(1.0, min(videos, batch))
             floor = (HOST_FLOOR_TRAIN_S if part == "train" else HOST_FLOOR_FORWARD_S) * arch.layers
             seconds = max(seconds * dit_slowdown(tokens * batch), videos / batch * floor)
+            seconds += all_to_all_seconds(arch, tokens_per_video(arch, clip), videos, cluster,
+                                          training=part == "train", checkpointing=checkpointing)
         total += seconds
     return total
+
+
+def all_to_all_seconds(arch: VideoDiT, tokens: int, videos: float, cluster: Cluster, training: bool,
+                       checkpointing: bool) -> float:
+    """Sequence parallelism's all-to-alls of `videos` transformer passes on one GPU, at the link's
+    bandwidth (not overlapped with compute: an upper bound)."""
+    if cluster.sequence_parallel == 1:
+        return 0.0
+    passes = (3 if checkpointing else 2) if training else 1  # forward, backward, recomputed forward
+    sent = all_to_all_bytes(arch.layers, arch.hidden, tokens, cluster.sequence_parallel, arch.weight_bytes)
+    return videos * passes * sent / (cluster.link_gb_s * 1e9)
 
 
 def optimizer_step_seconds(trainable_params: float, cluster: Cluster) -> float:
@@ -183,14 +213,17 @@ def layout_training(workload, arch: VideoDiT | None, cluster: Cluster) -> tuple[
     checkpointing, else with it; if nothing fits, micro-batch 1 (or the pinned one) at the smallest peak.
     On CPUs the `cpu` entry's memory (the CI machine's) guides the choice without being enforced."""
     net, tokens = _trained_network(workload, arch)
-    per_gpu = workload.per_gpu(cluster.world)
+    tokens = -(-tokens // cluster.sequence_parallel)  # this GPU's share of each video's tokens
+    per_gpu = workload.per_gpu(cluster.data_parallel)
     frozen = workload.frozen_bytes(arch, per_gpu) if workload.trains == "dit" else {}
     target = cluster.gpu.memory_gib
     pinned = workload.micro_batch
     if pinned is not None and per_gpu % pinned:
         options = ", ".join(str(d) for d in divisors_ascending(per_gpu))
-        raise BatchError(f"micro_batch = {pinned} does not divide the {per_gpu} rows each of {cluster.world} "
-                         f"GPU(s) trains on per step; use micro_batch = {options}")
+        who = (f"{cluster.world} GPU(s)" if cluster.sequence_parallel == 1 else
+               f"{cluster.data_parallel} group(s) of {cluster.sequence_parallel} GPUs")
+        raise BatchError(f"micro_batch = {pinned} does not divide the {per_gpu} rows each of {who} "
+                         f"trains on per step; use micro_batch = {options}")
 
     def parts(micro: int, checkpointing: bool) -> dict[str, float]:
         return training_parts(net, tokens, workload.training_peak(micro, checkpointing), cluster.zero_stage,
@@ -232,17 +265,21 @@ def estimate_job(workload, arch: VideoDiT | None, cluster: Cluster, *, with_fixe
     else:
         plan, checkpointing, memory = None, False, inference_parts(workload, arch)
     clip = getattr(workload, "clip", None)
-    steps = workload.total_steps(cluster.world)
-    step_work = workload.step_work(cluster.world)
+    steps = workload.total_steps(cluster.data_parallel)
+    step_work = workload.step_work(cluster.data_parallel)
     if plan is not None and hasattr(workload, "with_accumulation"):  # the passes of the block that runs
         step_work = workload.with_accumulation(step_work, plan.grad_accum)
     step_parts = flops_by_part(step_work, arch, clip, checkpointing)
     setup_parts = flops_by_part(workload.setup_work(), arch, clip, checkpointing)
+    validation = getattr(workload, "validation", None)  # `with validate`: once per job, like the setup
+    if validation is not None:
+        for part, flops in flops_by_part(validation, arch, clip, checkpointing).items():
+            setup_parts[part] = setup_parts.get(part, 0.0) + flops
     train_factor = workload.train_time_factor if training else 1.0
     if cluster.on_gpu and arch is not None and clip is not None:
         step_time = _gpu_step_seconds(step_work, step_parts, arch, clip, cluster,
                                       train_factor, plan.micro_batch if plan else 1,
-                                      compiled=getattr(workload, "compiled", False))
+                                      compiled=getattr(workload, "compiled", False), checkpointing=checkpointing)
     else:
         step_time = _seconds(step_parts, cluster, train_factor)
     if training and cluster.on_gpu:
@@ -260,5 +297,5 @@ def estimate_job(workload, arch: VideoDiT | None, cluster: Cluster, *, with_fixe
     if with_fixes and not estimate.fits:
         from .fixes import suggest_fixes  # fixes re-run this function
 
-        estimate = replace(estimate, fixes=suggest_fixes(workload, arch, cluster))
+        estimate = replace(estimate, fixes=suggest_fixes(workload, arch, cluster, memory_gib=estimate.memory_gib))
     return estimate

@@ -1,9 +1,16 @@
 """Changes that would make an over-memory job fit, each checked by re-running the estimate.
 
 Tried in this order: changes that keep the experiment (same gradients) — the decoupled DPO backward,
-a smaller pinned micro-batch (more accumulation), activation checkpointing, ZeRO-3, more nodes with ZeRO-3 — then changes to the experiment — LoRA, a
-lower resolution, fewer frames. When no single change fits, pairs of them are tried. Last, the
-smallest GPU of the catalogue on which the job fits unchanged."""
+a smaller pinned micro-batch (more accumulation), activation checkpointing, sequence parallelism (the
+smallest degree that fits: it divides one video's activations), ZeRO-3, more nodes with ZeRO-3 — then
+changes to the experiment — LoRA, a lower resolution, fewer frames. When no single change fits, pairs
+of them are tried. Last, the smallest GPU of the catalogue on which the job fits unchanged.
+
+Every fix is re-estimated, so a change appears only where it makes the job fit: ZeRO-3, more nodes and
+LoRA shrink the weights' states (weights, gradients, optimiser), never one video's activations, so
+alone they cannot fix a job whose activations fill the GPU (they are not tried alone then), only beside
+a change that shrinks the activations; and when nothing fits, `no_fit_hint` names what would help.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -11,12 +18,35 @@ from itertools import combinations
 
 from .arch import RESOLUTIONS, Clip, VideoDiT
 from .batch import BatchError
+from .calibration import GIB
 from .estimate import Cluster, Fix, estimate_job
 from .flops import latent_frames
 from .hardware import CATALOGUE
+from .memory import total_gib
 
 LORA_RANK = 64
 MAX_FIXES = 6
+STATE_GROUPS = ("scale", "lora")  # changes that shrink only the weights' states
+STATE_PARTS = ("weights", "gradients", "optimizer", "gathered_layers", "stashed_gradient")
+
+
+def sequence_degrees(arch: VideoDiT | None, cluster: Cluster) -> list[int]:
+    """Sequence-parallel degrees above the current one that divide the heads and the GPUs of a node (a
+    group inside one node: its all-to-alls stay on NVLink)."""
+    if arch is None or not cluster.on_gpu:
+        return []
+    return [k for k in range(2, cluster.gpus_per_node + 1)
+            if k > cluster.sequence_parallel and cluster.gpus_per_node % k == 0 and arch.heads % k == 0
+            and cluster.world % k == 0]
+
+
+def activations_overflow(memory_gib: dict[str, float], capacity_gib: float | None) -> bool:
+    """True when the activations (and the other parts no sharding of the states touches) exceed the GPU
+    even with the weights' states sharded to nothing: ZeRO-3, nodes and LoRA cannot make it fit."""
+    if capacity_gib is None:
+        return False
+    rest = sum(v for k, v in memory_gib.items() if k not in STATE_PARTS)
+    return total_gib({"rest": rest * GIB}) > capacity_gib
 
 
 @dataclass(frozen=True)
@@ -58,6 +88,9 @@ def candidate_changes(workload, arch: VideoDiT | None, cluster: Cluster) -> list
         out.append(Change("micro_batch = 1", {"micro_batch": 1}, group="micro_batch"))
     if training and workload.checkpointing is False:
         out.append(Change("gradient_checkpointing = true", {"checkpointing": True}, group="checkpointing"))
+    if training and workload.trains == "dit":
+        for k in sequence_degrees(arch, cluster):
+            out.append(Change(f"sequence_parallel = {k}", cluster={"sequence_parallel": k}, group="sequence"))
     if training and cluster.on_gpu:
         if cluster.zero_stage < 3 and cluster.world > 1:
             out.append(Change("zero_stage = 3", cluster={"zero_stage": 3}, group="scale"))
@@ -97,12 +130,40 @@ def _bigger_gpu(workload, arch, cluster: Cluster) -> Fix | None:
     return None
 
 
-def suggest_fixes(workload, arch: VideoDiT | None, cluster: Cluster, limit: int = MAX_FIXES) -> tuple[Fix, ...]:
-    """Fixes that make the job fit, single changes first, then pairs when no single change does."""
+def _first_of_each_group(changes: list[tuple[Change, Fix | None]]) -> list[Fix]:
+    """The fitting fixes, keeping only the first that fits of the sequence-parallel degrees (the
+    smallest: the least all-to-all traffic)."""
+    out, seen = [], set()
+    for change, fix in changes:
+        if fix is None or (change.group.startswith("sequence") and change.group in seen):
+            continue
+        seen.add(change.group)
+        out.append(fix)
+    return out
+
+
+def suggest_fixes(workload, arch: VideoDiT | None, cluster: Cluster, limit: int = MAX_FIXES,
+                  memory_gib: dict[str, float] | None = None) -> tuple[Fix, ...]:
+    """Fixes that make the job fit, single changes first, then pairs when no single change does.
+    `memory_gib`: the job's parts, to leave out changes that cannot shrink the part that overflows."""
     singles = candidate_changes(workload, arch, cluster)
-    found = [fix for fix in (_try(c, workload, arch, cluster) for c in singles) if fix]
+    states_only = activations_overflow(memory_gib or {}, cluster.capacity_gib)  # these cannot fit alone
+    found = _first_of_each_group([(c, _try(c, workload, arch, cluster)) for c in singles
+                                  if not (states_only and c.group in STATE_GROUPS)])
     if not found:
         pairs = [a.plus(b) for a, b in combinations(singles, 2) if a.group != b.group]
-        found = [fix for fix in (_try(c, workload, arch, cluster) for c in pairs) if fix]
+        found = _first_of_each_group([(c, _try(c, workload, arch, cluster)) for c in pairs])
     gpu = _bigger_gpu(workload, arch, cluster) if cluster.on_gpu else None
     return tuple(found[:limit] + ([gpu] if gpu else []))
+
+
+def no_fit_hint(memory_gib: dict[str, float], capacity_gib: float | None, arch: VideoDiT | None,
+                cluster: Cluster) -> str:
+    """E0302's hint when no change (or pair) fits: what the overflowing part is and what shrinks it."""
+    if activations_overflow(memory_gib, capacity_gib):
+        act = memory_gib.get("activations", 0.0)
+        most = max(sequence_degrees(arch, cluster) or [cluster.sequence_parallel])
+        return (f"one video's activations ({act:.0f} GiB) do not fit: ZeRO-3, more nodes and LoRA do not shrink "
+                f"them; split the video with sequence_parallel (up to {most} on this node, more GPUs per node "
+                "for more), or train on a smaller clip (resolution, frames)")
+    return "no single change makes it fit; combine sequence_parallel, ZeRO-3, more nodes and a smaller clip"

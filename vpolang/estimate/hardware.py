@@ -16,21 +16,26 @@ class Gpu:
     memory_gib: float  # what torch reports as total device memory
     usd_per_hour: float  # typical on-demand cloud price per GPU; recipes override it per cluster
     interconnect: str  # nvlink | pcie | none: how GPUs of a node exchange gradients
+    link_gb_s: float = 0.0  # GB/s per GPU, one direction, to the node's other GPUs (data sheets)
 
 
 # Peaks from the vendors' data sheets; prices are typical 2025 on-demand rates. `cpu` stands for the
 # 2-core CI machine (fp32 FMA peak of two cores) so that local runs get a time too.
 CATALOGUE: tuple[Gpu, ...] = (
-    Gpu("H100-80GB", 989.0, 79.6, 2.50, "nvlink"),
-    Gpu("H200", 989.0, 139.8, 3.50, "nvlink"),
-    Gpu("A100-80GB", 312.0, 79.2, 1.80, "nvlink"),
-    Gpu("A100-40GB", 312.0, 39.4, 1.30, "nvlink"),
-    Gpu("L40S", 362.0, 44.5, 1.00, "pcie"),
-    Gpu("RTX-4090", 165.0, 23.6, 0.40, "pcie"),
-    Gpu("A10G", 125.0, 22.0, 0.75, "pcie"),
-    Gpu("L4", 121.0, 22.0, 0.70, "pcie"),
-    Gpu("cpu", 0.157, 24.0, 0.0, "none"),
+    Gpu("H100-80GB", 989.0, 79.6, 2.50, "nvlink", 450.0),
+    Gpu("H200", 989.0, 139.8, 3.50, "nvlink", 450.0),
+    Gpu("A100-80GB", 312.0, 79.2, 1.80, "nvlink", 300.0),
+    Gpu("A100-40GB", 312.0, 39.4, 1.30, "nvlink", 300.0),
+    Gpu("L40S", 362.0, 44.5, 1.00, "pcie", 32.0),
+    Gpu("RTX-4090", 165.0, 23.6, 0.40, "pcie", 32.0),
+    Gpu("A10G", 125.0, 22.0, 0.75, "pcie", 16.0),
+    Gpu("L4", 121.0, 22.0, 0.70, "pcie", 32.0),
+    Gpu("cpu", 0.157, 24.0, 0.0, "none", 10.0),
 )
+
+# A sequence-parallel group spanning nodes crosses the network: 400 Gb/s InfiniBand per GPU (NDR, as
+# H100 clusters are built) is 50 GB/s; a cluster's `interconnect_gb_s` overrides the node's link.
+INTERNODE_GB_S = 50.0
 
 _ALIASES = {"h100": "H100-80GB", "a100": "A100-80GB", "4090": "RTX-4090", "h200141gb": "H200"}
 

@@ -66,6 +66,18 @@ def activation_bytes(net: Network, tokens: int, checkpointing: bool) -> float:
     return CHECKPOINT_BOUNDARY_BYTES * tokens * net.hidden * net.layers + per_layer
 
 
+ALL_TO_ALLS_PER_LAYER = 6  # Ulysses, per pass: q, k, v and the output of self-attention; q and output of cross
+
+
+def all_to_all_bytes(layers: int, hidden: int, tokens: int, degree: int, element_bytes: int) -> float:
+    """Bytes one GPU sends per transformer pass under sequence parallelism of `degree`: each all-to-all
+    moves its (tokens / degree) x hidden share, keeping 1/degree of it."""
+    if degree <= 1:
+        return 0.0
+    share = tokens / degree * hidden * element_bytes
+    return layers * ALL_TO_ALLS_PER_LAYER * share * (degree - 1) / degree
+
+
 def inference_activation_bytes(net: Network, tokens: int) -> float:
     """A no-grad forward frees each block's intermediates before the next: about one block's worth."""
     return net.activation_bytes * tokens * net.hidden

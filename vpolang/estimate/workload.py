@@ -14,6 +14,8 @@ and ALGORITHMS.md:
   stashed schedule (§7): no extra forward, one branch's graph alive at a time, the winner's gradient
   stashed, 1.04x step time as measured. Online pairs add, per prompt, n sampled candidates (T
   no-grad forwards each), their VAE decode and the judges.
+- `with validate` (any of the above but reward_model): every `every` steps and after the last, each
+  held-out prompt sampled once (T no-grad forwards), decoded and scored by the listed metrics.
 - grpo: rollouts of group_size videos per prompt (T no-grad forwards each, twice under guidance),
   their decode and rewards; then a fwd+bwd on round(train_fraction x (T - 1)) of the steps of every
   video (the last step is deterministic), with a reference forward at each when kl > 0 (§1). With
@@ -91,6 +93,7 @@ class DiTTraining:
     compiled: bool = False  # `compile = true`: the trained transformer's passes run compiled
     dataset: int = 0  # items encoded once before training
     scorers: tuple[Scorer, ...] = ()  # models scoring each dataset video once (reward weights)
+    validation: Work = Work()  # `with validate`: every validation's sampling and scoring, over the job
 
     kind = "train"
     trains = "dit"
@@ -126,7 +129,8 @@ class DiTTraining:
         reference = self.needs_reference and not self.lora_rank  # LoRA: the base with adapters off
         return {"reference": arch.params * arch.weight_bytes if reference else 0.0,
                 "vae": arch.vae_params * 4.0,
-                "scorers": scorer_weight_bytes(self.resident_scorers())}
+                # validation's model rewards stay loaded between validations
+                "scorers": scorer_weight_bytes(self.resident_scorers() + tuple(s for s, _ in self.validation.scored))}
 
 
 def scorer_weight_bytes(scorers: tuple[Scorer, ...]) -> float:
@@ -422,3 +426,9 @@ def _scale(work: Work, k: float) -> Work:
 
 TRAINING_KINDS = {cls.kind: cls for cls in (Sft, Rwr, Kto, Dpo, Grpo, RewardModel)}
 INFERENCE_KINDS = {cls.kind: cls for cls in (Generate, Evaluate, Judge, Synthesize)}
+
+
+def validation_work(prompts: int, validations: int, sample_steps: int, scorers: tuple[Scorer, ...]) -> Work:
+    """All of a job's validations: each samples every held-out prompt once with ODE sampling (no guidance)."""
+    per_video = Work(sample=sample_steps, vae_decode=1, prompts=1, scored=_scored(scorers, 1))
+    return _scale(per_video, prompts * validations)

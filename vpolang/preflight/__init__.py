@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from ..diagnostics import Diagnostic
 from . import (family_adapter, frames_and_resolution, max_nodes, model_folder, nrg_differentiable,
-               online_pairs, pairwise_judge, shapes_square, single_process, weights_path,
+               online_pairs, pairwise_judge, sequence_parallel, shapes_square, single_process, weights_path,
                zero3)
 from .context import Preflight
 
 RULES = (family_adapter.check, frames_and_resolution.check, model_folder.check,
          zero3.check, online_pairs.check, pairwise_judge.check, shapes_square.check,
-         single_process.check, weights_path.check, max_nodes.check, nrg_differentiable.check)
+         single_process.check, weights_path.check, max_nodes.check, nrg_differentiable.check,
+         sequence_parallel.check)
 
 
 def preflight(pf: Preflight) -> list[Diagnostic]:

@@ -5,6 +5,7 @@ import math
 import re
 from html import escape
 
+from vpolang.health import alarms, deduplicated
 from vpolang.planview import hours_text, placement_text
 
 from .collect import JobRecord, RunRecord
@@ -20,7 +21,8 @@ th{background:#f6f6f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .samples img{image-rendering:pixelated;width:192px;height:192px}
 .verdict-better{color:#1a7f37;font-weight:600}.verdict-worse{color:#c62828;font-weight:600}.verdict-no{color:#777}
 .alarm{background:#fdecea;border:2px solid #c62828;color:#8b1a1a;padding:8px 12px;margin:8px 0;font-weight:600}
-tr.target td{background:#fafff5}.muted{color:#777}pre{white-space:pre-wrap}"""
+tr.target td{background:#fafff5}.muted{color:#777}pre{white-space:pre-wrap}
+.alarm-error{color:#c62828}.alarm-warning{color:#b26a00}"""
 
 # Every image decoded: the page marks itself, so a headless browser (the tests) can tell it rendered.
 CHECK = """window.addEventListener('load',function(){var bad=0;var imgs=document.images;
@@ -28,9 +30,10 @@ for(var i=0;i<imgs.length;i++){if(!imgs[i].complete||imgs[i].naturalWidth===0){b
 document.body.setAttribute('data-rendered', bad===0 ? 'ok' : 'broken-images-' + bad);});"""
 
 # Which chart a metric goes on (first match wins): GRPO logs `reward/<head>` per reward term beside
-# `reward_mean`/`reward_std`, `adv_abs_mean`, `kl`, `clip_frac` and `joint_weight/<i>`.
+# `reward_mean`/`reward_std`, `adv_abs_mean`, `kl`, `clip_frac` and `joint_weight/<i>`; `with validate`
+# logs `val/<metric>`, drawn beside the training reward.
 GROUPS = (("loss", re.compile(r"(^|_)(loss|nll)")), ("rewards per head", re.compile(r"^reward/")),
-          ("reward", re.compile(r"reward|score|accuracy")), ("KL", re.compile(r"(^|_)kl($|_)")),
+          ("reward", re.compile(r"reward|score|accuracy|^val/")), ("KL", re.compile(r"(^|_)kl($|_)")),
           ("advantage", re.compile(r"adv")), ("clipping", re.compile(r"clip_frac")),
           ("joint reward weights", re.compile(r"^joint_weight/")), ("gradient norm", re.compile(r"grad_norm")))
 SKIP = {"step", "time"}
@@ -41,7 +44,8 @@ def render_page(run: RunRecord) -> str:
     body = [f"<h1>{escape(title)}</h1>",
             f'<p class="muted">run directory {escape(str(run.root))} · recipe {escape(run.plan.recipe.path)} '
             f"(sha256 {escape(run.plan.recipe.sha256[:12])}) · plan schema {escape(run.plan.schema_version)}</p>",
-            _verdict_section(run), _plan_section(run), _jobs_section(run), _curves_section(run), _samples_section(run),
+            _verdict_section(run), _plan_section(run), _jobs_section(run), _health_section(run), _curves_section(run),
+            _samples_section(run),
             _evaluation_section(run)]
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{STYLE}</style></head><body>{''.join(body)}<script>{CHECK}</script></body></html>\n")
@@ -117,6 +121,17 @@ def _jobs_section(run: RunRecord) -> str:
     return f'<section id="jobs"><h2>Jobs</h2><table>{head}{"".join(rows)}</table></section>'
 
 
+def _health_section(run: RunRecord) -> str:
+    """The health alarms (vpolang/health.py) each job's metrics raise: the same rules as `vpo status`."""
+    rows = [f'<tr><td>{escape(r.job.id)}</td><td class="alarm-{a.severity}">{escape(a.severity)}</td>'
+            f'<td>{escape(a.code)}</td><td class="num">{a.step}</td><td>{escape(a.message)}</td></tr>'
+            for r in run.jobs for a in alarms(r.metrics, r.job.config)]
+    if not rows:
+        return '<section id="health"><h2>Health</h2><p class="muted">no alarms</p></section>'
+    head = _row(["job", "severity", "alarm", "step", "what"], header=True)
+    return f'<section id="health"><h2>Health</h2><table>{head}{"".join(rows)}</table></section>'
+
+
 def _curves_section(run: RunRecord) -> str:
     blocks = []
     for r in run.jobs:
@@ -134,7 +149,7 @@ def _grouped_series(r: JobRecord) -> dict[str, dict[str, list[tuple[float, float
     if len(r.metrics) < 2:
         return {}
     groups: dict[str, dict[str, list[tuple[float, float]]]] = {}
-    for rec in r.metrics:
+    for rec in deduplicated(r.metrics):  # a resumed job's re-logged steps count once
         step = rec.get("step")
         if not isinstance(step, (int, float)):
             continue

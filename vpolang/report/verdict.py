@@ -60,11 +60,17 @@ def judge(diff: dict[str, Any], higher: bool, alpha: float = ALPHA) -> str:
 TEMPORAL = ("reversal_gap", "smoothness", "temporal_flicker", "flicker")  # what temporal negatives target
 
 
+def config_of(job) -> dict[str, Any]:
+    """A job's config as plain data (the plan's typed config, or a dict)."""
+    cfg = job.config
+    return cfg.model_dump() if hasattr(cfg, "model_dump") else dict(cfg or {})
+
+
 def targets(job, metrics: list[str]) -> list[str]:
     """The evaluation metrics a stage optimises: GRPO its reward's terms; DPO (and any other preference
     stage) the temporal metrics when it learns from synthetic temporal negatives (the held-out
     `reversal_gap`, smoothness, flicker); any other stage (SFT) the evaluation's first metric."""
-    cfg = job.config
+    cfg = config_of(job)
     if job.kind == "grpo":
         reward = cfg.get("reward") or {}
         refs = reward.get("terms") or reward.get("rewards") or []
@@ -93,7 +99,8 @@ def stage_verdicts(run: RunRecord, evaluation: dict[str, Any]) -> list[StageVerd
     records = {r.job.id: r for r in run.jobs}
     out = []
     for job in run.plan.jobs:
-        start = (job.config.get("policy") or {}).get("name") if isinstance(job.config.get("policy"), dict) else None
+        policy = config_of(job).get("policy")
+        start = policy.get("name") if isinstance(policy, dict) else None
         if job.id not in models or start not in models or not isinstance(pairs.get(job.id), dict):
             continue
         diffs = pairs[job.id].get(start)

@@ -46,6 +46,11 @@ def fail(kind: str, message: str, **ctx: Any) -> PydanticCustomError:
 
 
 # ---- units -----------------------------------------------------------------------------------------
+class RecipeOnly(BeforeValidator):
+    """A conversion of recipe syntax (a unit) that the plan, holding normalised values, does without:
+    vpolang/jobconfig.py drops it when deriving job configs from these schemas."""
+
+
 def _unit(dimension: str, example: str, allow_plain: bool):
     def convert(value: Any) -> Any:
         if isinstance(value, Quantity):
@@ -57,7 +62,7 @@ def _unit(dimension: str, example: str, allow_plain: bool):
         if allow_plain:
             return value
         raise fail("vpo_unit", f"a {dimension} needs a unit, e.g. `{example}`")
-    return BeforeValidator(convert)
+    return RecipeOnly(convert)
 
 
 Seconds = Annotated[float, _unit("duration", "48h", allow_plain=False), Field(gt=0)]

@@ -532,6 +532,12 @@ def _sbatch_extra(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+Track = Annotated[list[Literal["tensorboard", "wandb"]], AfterValidator(lambda v: list(dict.fromkeys(v)))]
+TRACK_DOC = ("experiment trackers every job placed here logs to (optional extra `vpo[track]`): "
+             "tensorboard (event files in RUN/tensorboard/JOB), wandb (offline unless configured); "
+             "`vpo run --track` adds to them")
+
+
 class Slurm(Schema):
     """A Slurm cluster reached through submitit."""
 
@@ -546,9 +552,13 @@ class Slurm(Schema):
     mem_per_gpu: GiB | None = None
     usd_per_gpu_hour: float | None = Field(None, ge=0, description="overrides the catalogue price")
     time_limit: Seconds | None = Field(None, description="wall-clock limit per job, e.g. 48h")
+    interconnect_gb_s: float | None = Field(None, gt=0, le=100_000, description="GB/s per GPU, one direction, "
+                                            "of the link sequence parallelism's all-to-alls cross (unset: the "
+                                            "GPU's NVLink or PCIe from the catalogue, 50 between nodes)")
     max_nodes: PositiveInt | None = Field(None, le=100_000)
     extra: Annotated[dict[str, str], AfterValidator(_sbatch_extra)] = Field(
         default_factory=dict, description="extra sbatch options by long name, e.g. qos, constraint")
+    track: Track = Field(default_factory=list, description=TRACK_DOC)
 
 
 class Local(Schema):
@@ -559,6 +569,10 @@ class Local(Schema):
     gpu: Annotated[str, _slurm_name("gpu")] = Field("cpu", description="GPU model of this machine, or cpu")
     gpus_per_node: Count = Field(0, ge=0, le=64)
     usd_per_gpu_hour: float | None = Field(None, ge=0)
+    interconnect_gb_s: float | None = Field(None, gt=0, le=100_000, description="GB/s per GPU, one direction, "
+                                            "of the link sequence parallelism's all-to-alls cross (unset: the "
+                                            "GPU's NVLink or PCIe from the catalogue, 50 between nodes)")
+    track: Track = Field(default_factory=list, description=TRACK_DOC)
 
 
 ClusterSpec = Annotated[Union[Slurm, Local], Field(discriminator="kind")]

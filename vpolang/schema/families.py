@@ -40,6 +40,9 @@ class VideoFamily:
     pipelines: tuple[str, ...] = ()
     odd_latent_frames: bool = False
     sizes: dict[str, Callable[[dict], Any]] = field(default_factory=dict)
+    # the runtime can split its tokens over GPUs (diffusers' context-parallel plan of its transformer;
+    # runtime/parallel/sequence.py). CogVideoX's has none in diffusers 0.42.
+    sequence_parallel: bool = False
 
 
 _WAN_SIZES = {"layers": _key("num_layers"), "heads": _key("num_attention_heads"), "hidden": _hidden,
@@ -49,11 +52,11 @@ _COG_SIZES = {"layers": _key("num_layers"), "heads": _key("num_attention_heads")
               "latent_channels": _key("in_channels"), "patch": _cog_patch, "text_dim": _key("text_embed_dim")}
 
 VIDEO_FAMILIES: dict[str, VideoFamily] = {f.name: f for f in (
-    VideoFamily("wan", True, ("WanPipeline",), sizes=_WAN_SIZES),
-    VideoFamily("wan22", True, ("WanPipeline",), sizes=_WAN_SIZES),
+    VideoFamily("wan", True, ("WanPipeline",), sizes=_WAN_SIZES, sequence_parallel=True),
+    VideoFamily("wan22", True, ("WanPipeline",), sizes=_WAN_SIZES, sequence_parallel=True),
     # CogVideoX's VAE restores 1 + 4 (F' - 1) frames only for an odd number F' of latent frames
     VideoFamily("cogvideox", True, ("CogVideoXPipeline",), odd_latent_frames=True, sizes=_COG_SIZES),
-    VideoFamily("shapes", True, ("ShapesPipeline",)),
+    VideoFamily("shapes", True, ("ShapesPipeline",), sequence_parallel=True),  # a tiny Wan transformer
     # in the catalogue for planning; loading them needs an adapter module in runtime/models/
     VideoFamily("hunyuan", False, ("HunyuanVideoPipeline",)),
     VideoFamily("ltx", False, ("LTXPipeline",)),

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from ..base import Count, Policy, PositiveInt, Probability, ScalarReward, Schema
+from ..base import Count, Policy, PositiveInt, Probability, ScalarReward, Schema, fail
 from ..entities import GateExpr, NegativePrompt, PromptSource, RewardExpr
 from .common import TrainStage
 
@@ -65,7 +65,7 @@ class Grpo(TrainStage, NegativePrompt):
 
     summary = "group-relative RL (Flow-GRPO)"
     positional = ("policy",)
-    modifiers = ("vipo", "bpgo", "self_paced", "window")
+    modifiers = TrainStage.modifiers + ("vipo", "bpgo", "self_paced", "window")
     kind: Literal["grpo"] = "grpo"
     policy: Policy
     prompts: PromptSource
@@ -88,8 +88,8 @@ class Grpo(TrainStage, NegativePrompt):
     noise: Literal["flow_grpo", "dance", "cps", "ode"] = Field(
         "flow_grpo", description="rollout SDE: flow_grpo g = a sqrt(s/(1-s)), dance g = eta, cps the "
         "coefficient-preserving step (std = s' sin(eta pi/2)); ode (nft only) deterministic")
-    noise_level: float | None = Field(None, gt=0, description="a (flow_grpo, 0.7), eta (dance, 0.3) or eta in "
-                                      "(0, 1] (cps, 0.8)")
+    noise_level: float | None = Field(None, ge=0, description="a (flow_grpo, 0.7), eta (dance, 0.3) or eta in "
+                                      "(0, 1] (cps, 0.8); 0 only with ode (the plan's value for it)")
     clip_range: float = Field(1e-4, gt=0, description="PPO ratio clip epsilon")
     guard: bool = Field(False, description="GRPO-Guard: RatioNorm (the ratio's bias removed, rescaled by the "
                         "step's std) and 1/|dt| step weights")
@@ -111,3 +111,9 @@ class Grpo(TrainStage, NegativePrompt):
     bpgo: Bpgo | None = None
     self_paced: SelfPaced | None = None
     window: Window | None = None
+
+    @model_validator(mode="after")
+    def _noise_level_positive(self):
+        if self.noise_level == 0 and self.noise != "ode":  # ode lowers to 0: its rollouts have no noise
+            raise fail("vpo_range", f"`noise_level` must be above 0 with noise = {self.noise}", field="noise_level")
+        return self

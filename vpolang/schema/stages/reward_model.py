@@ -29,6 +29,7 @@ class RewardModel(StageBase):
     micro_batch: PositiveInt | None = TrainStage.model_fields["micro_batch"]
     zero_stage: Count | None = TrainStage.model_fields["zero_stage"]
     checkpoint_every: PositiveInt = Field(200, le=100_000_000)
+    frames: PositiveInt = Field(8, le=10_000, description="frames of each video the reward model reads")
 
     @model_validator(mode="after")
     def _needs_data(self):

@@ -1,0 +1,1 @@
+"""Parallelism beyond data parallelism: sequence (context) parallelism of the video transformers."""
