@@ -124,6 +124,12 @@ class JobContext:
         if self.is_main:
             self.dir.add_warning(message)
 
+    def activity(self, what: str, done: int | None = None, total: int | None = None) -> None:
+        """What the job is doing now, e.g. ("sampling rollouts", 3, 8): `vpo run`'s bar and plain lines
+        show it between steps (main rank only; cheap enough to call per batch)."""
+        if self.is_main:
+            self.dir.write_activity(what, done, total)
+
     def metrics(self, step: int, **values: Any) -> None:
         """One JSON record per step in metrics.jsonl (main rank only), flushed so progress can read it."""
         if not self.is_main:

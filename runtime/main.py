@@ -129,6 +129,7 @@ def _record_start(ctx: JobContext) -> None:
                              attempts=attempts, started=time.time(), finished=None, error=None, stop_reason=None,
                              span=str(ctx.job.span) if ctx.job.span else None, host=socket.gethostname(),
                              pid=os.getpid(), warnings=[])
+        ctx.dir.activity_path.unlink(missing_ok=True)  # the previous attempt's, no longer true
 
 
 def _finish(ctx: JobContext) -> int:

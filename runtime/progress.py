@@ -28,6 +28,14 @@ def summarize(record: dict[str, Any]) -> str:
     return " ".join(f"{k} {numbers[k]:.4g}" for k in keys)
 
 
+def activity_text(activity: dict[str, Any], counts: bool = True) -> str:
+    """`sampling rollouts 3/8` (or without the counts, which change too often for a plain log)."""
+    what, done, total = activity.get("what", ""), activity.get("done"), activity.get("total")
+    if counts and isinstance(done, int) and isinstance(total, int) and total > 0:
+        return f"{what} {done}/{total}"
+    return str(what)
+
+
 def total_steps(job: Job) -> int | None:
     steps = getattr(job.config, "steps", None)  # training kinds with `steps`; None: set by `epochs`, or none
     return steps if steps else None
@@ -56,6 +64,8 @@ class Progress:
         self.rate = StepRate()
         self._started: dict[str, float] = {}
         self._last_line: dict[str, float] = {}
+        self._last_step: dict[str, int] = {}
+        self._seen_activities: dict[str, set[str]] = {}
         self._warned: dict[str, int] = {}
         self._alarm_checked: dict[str, float] = {}
         self._alarmed: dict[str, set[str]] = {}
@@ -102,22 +112,36 @@ class Progress:
             self._bars.remove_job(job)
 
     def tick(self, job: Job, folder: JobDir) -> None:
-        """Called often while a job runs; reads its latest metrics, and shows the warnings it recorded
-        and the health alarms its metrics raise."""
+        """Called often while a job runs; reads its latest metrics and activity (what it does between
+        steps: rollouts, encoding, evaluation), and shows the warnings it recorded and the
+        health alarms its metrics raise. Plain mode prints a
+        line only when something changed: a new step (at most every PLAIN_STEP_EVERY_S) or an activity not
+        shown before for this job."""
         self._warnings(job, folder)
         self.alarms(job, folder)
         record = folder.last_metrics()
-        if not record or "step" not in record:
-            return
-        step, total = int(record["step"]), total_steps(job)
-        eta = self.rate.eta_s(job.id, step, float(record.get("time", time.time())), total)
+        activity = folder.read_activity()
+        step = int(record["step"]) if record and "step" in record else None
+        total = total_steps(job)
         if self._bars:
-            self._bars.update_job(job, step, summarize(record))
-        elif self.mode == "plain" and time.time() - self._last_line.get(job.id, 0.0) >= PLAIN_STEP_EVERY_S:
-            self._last_line[job.id] = time.time()
-            steps = f"{step}/{total}" if total else str(step)
-            eta_text = f" eta {eta:.0f}s" if eta is not None else ""
-            print(f"    {job.id}: step {steps}{eta_text}  {summarize(record)}", file=sys.stderr, flush=True)
+            self._bars.update_job(job, step, summarize(record) if step is not None else "", activity, total)
+            return
+        if self.mode != "plain":
+            return
+        what = activity_text(activity, counts=False) if activity else None
+        seen = self._seen_activities.setdefault(job.id, set())
+        if what and what not in seen:  # a kind of work not shown before (a step's phases recur every step)
+            seen.add(what)
+            print(f"    {job.id}: {what}", file=sys.stderr, flush=True)
+        if step is None or step == self._last_step.get(job.id):
+            return
+        if time.time() - self._last_line.get(job.id, 0.0) < PLAIN_STEP_EVERY_S and step != total:
+            return
+        self._last_line[job.id], self._last_step[job.id] = time.time(), step
+        eta = self.rate.eta_s(job.id, step, float(record.get("time", time.time())), total)
+        steps = f"{step}/{total}" if total else str(step)
+        eta_text = f" eta {eta:.0f}s" if eta is not None else ""
+        print(f"    {job.id}: step {steps}{eta_text}  {summarize(record)}", file=sys.stderr, flush=True)
 
     def alarms(self, job: Job, folder: JobDir, force: bool = False) -> None:
         """Each health alarm (vpolang/health.py) of the job's metrics, shown once when first raised."""
@@ -188,9 +212,20 @@ class _RichBars:
     def add_job(self, job: Job, total: int | None) -> None:
         self.jobs[job.id] = self.bars.add_task(f"  {job.id}", total=total, metrics="")
 
-    def update_job(self, job: Job, step: int, metrics: str) -> None:
-        if job.id in self.jobs:
-            self.bars.update(self.jobs[job.id], completed=step, metrics=metrics)
+    def update_job(self, job: Job, step: int | None, metrics: str, activity: dict[str, Any] | None = None,
+                   total: int | None = None) -> None:
+        """The job's bar: its steps when it has them (the activity shown beside the metrics), else the
+        activity's own counts (an evaluation's batches, a dataset's encoding)."""
+        if job.id not in self.jobs:
+            return
+        task = self.jobs[job.id]
+        doing = activity_text(activity) if activity else ""
+        if step is not None and total:
+            self.bars.update(task, completed=step, total=total, metrics=" ".join(x for x in (doing, metrics) if x))
+        elif activity and isinstance(activity.get("total"), int) and activity["total"] > 0:
+            self.bars.update(task, completed=activity.get("done") or 0, total=activity["total"], metrics=doing)
+        else:
+            self.bars.update(task, completed=step or 0, metrics=" ".join(x for x in (doing, metrics) if x))
 
     def remove_job(self, job: Job) -> None:
         task = self.jobs.pop(job.id, None)

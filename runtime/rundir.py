@@ -110,6 +110,25 @@ class JobDir:
         warnings = self.read_status()["warnings"]
         self.write_status(warnings=[*warnings, message])
 
+    @property
+    def activity_path(self) -> Path:
+        """What the job is doing between steps (sampling rollouts, encoding a dataset, evaluating)."""
+        return self.root / "activity.json"
+
+    def write_activity(self, what: str, done: int | None = None, total: int | None = None) -> None:
+        """Replaces the job's activity (written whole, then renamed: a reader never sees half of it)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.activity_path.with_name(f".activity.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"what": what, "done": done, "total": total, "time": round(time.time(), 3)}))
+        os.replace(tmp, self.activity_path)
+
+    def read_activity(self) -> dict[str, Any] | None:
+        try:
+            value = json.loads(self.activity_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, dict) and isinstance(value.get("what"), str) else None
+
     def read_metrics(self) -> list[dict[str, Any]]:
         """Every complete record of metrics.jsonl (a torn last line, being written, is skipped)."""
         try:

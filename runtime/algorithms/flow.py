@@ -42,3 +42,25 @@ def at_least_fp32(x: torch.Tensor) -> torch.Tensor:
 def _per_sample(s: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     s = torch.as_tensor(s, dtype=like.dtype, device=like.device)
     return s.reshape(-1, *([1] * (like.dim() - 1))) if s.dim() == 1 else s
+
+
+def mean_flow_errors(velocity, x0: torch.Tensor, text, draws: int = 4, seed: int = 5) -> torch.Tensor:
+    """Per video: the flow-matching error of `velocity(x_s, s, text)` averaged over `draws` noises and
+    timesteps drawn from `seed` (CPU generator). Every call with the same seed and shape draws the same
+    ones, so two calls compare models or videos under shared noise (their differences are paired)."""
+    g = torch.Generator().manual_seed(seed)
+    total = torch.zeros(x0.shape[0])
+    for _ in range(draws):
+        eps, s = torch.randn(x0.shape, generator=g).to(x0.device), sample_sigmas(x0.shape[0], g).to(x0.device)
+        with torch.no_grad():
+            total += flow_matching_error(velocity(noised(x0, eps, s), s, text), x0, eps).cpu()
+    return total / draws
+
+
+def reversal_gap(velocity, forward: torch.Tensor, backward: torch.Tensor, text, draws: int = 4,
+                 seed: int = 5) -> torch.Tensor:
+    """Per clip: the flow-matching error of the clip played backwards (`backward`: the latents of the
+    time-reversed pixels) minus that of the clip (`forward`), under the same noises and timesteps.
+    Flow-DPO's implicit reward of forward over reversed motion: higher means reversed motion is less
+    likely relative to forward."""
+    return mean_flow_errors(velocity, backward, text, draws, seed) - mean_flow_errors(velocity, forward, text, draws, seed)

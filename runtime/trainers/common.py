@@ -9,6 +9,7 @@ from typing import Any, Callable, Protocol
 import torch
 
 from runtime.algorithms import flow
+from runtime.algorithms.schedule import warmup_lr, warmup_steps
 from runtime.context import JobContext, rng_state, set_rng_state
 from runtime.errors import JobError
 from runtime.models.families import build_policy
@@ -155,9 +156,10 @@ def policy_updater(ctx: JobContext, policy: VideoPolicy) -> Updater:
     return updater
 
 
-def lr_at(step: int, cfg: dict) -> float:
-    warm = cfg.warmup
-    return cfg.lr * min(1.0, (step + 1) / warm) if warm else cfg.lr
+def lr_at(step: int, cfg, steps: int = 0) -> float:
+    """The learning rate of `step` of a run of `steps`: `warmup` unset (GRPO's default) warms up over a
+    quarter of the steps (runtime/algorithms/schedule.py)."""
+    return warmup_lr(step, cfg.lr, warmup_steps(getattr(cfg, "warmup", 0), steps))
 
 
 def step_generator(seed: int, step: int, salt: int = 0) -> torch.Generator:
@@ -249,7 +251,7 @@ class Loop:
         every = cfg.checkpoint_every
         for step in range(self.resume(), self.steps):
             for group in self.updater.param_groups:
-                group["lr"] = lr_at(step, cfg)
+                group["lr"] = lr_at(step, cfg, self.steps)
             values = step_fn(step)
             self.ctx.check_finite(values.get("loss", 0.0), step)
             if str(self.ctx.device).startswith("cuda"):  # the high-water mark so far, for `vpo report`/plans

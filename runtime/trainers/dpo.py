@@ -80,7 +80,9 @@ def run(ctx: JobContext) -> None:
         prompts_pool = load_prompts(cfg.pairs.prompts, ctx.recipe_dir)
         n_pairs = len(prompts_pool)
     else:
+        ctx.activity("loading pairs")
         prompts, wins, loses = offline_pairs(ctx, cfg.pairs)
+        ctx.activity("encoding pairs")
         sizes = [(cfg.frames, tuple(cfg.resolution))]
         if cfg.mixed_resolution:
             sizes.append(low_resolution(policy, cfg.frames, cfg.resolution))
@@ -92,6 +94,7 @@ def run(ctx: JobContext) -> None:
         real_prompts, real_videos = load_videos(cfg.real, ctx.recipe_dir, cfg.frames, cfg.resolution,
                                                 ctx.stop_event.is_set)
         real = (real_prompts, policy.encode_video(real_videos.to(ctx.device)))
+    ctx.activity("training")
     steps = total_steps(cfg, n_pairs)
     refresh = cfg.reference.every if cfg.reference.kind == "refresh" else None
     cache: dict = {}

@@ -13,9 +13,10 @@ import torch
 
 from vpolang.atomic import atomic_folder, atomic_path, publish_folder, staging_folder, write_text
 
+from runtime.algorithms import flow
 from runtime.algorithms.metrics import bootstrap_ci, paired_difference
 from runtime.context import JobContext
-from runtime.data.sources import load_prompts, write_video
+from runtime.data.sources import load_prompts, load_videos, write_video
 from runtime.models.guidance import sample_with_nrg
 from runtime.models.sampler import Guidance, sample_guided
 from runtime.rewards.registry import reward_for, score_reward
@@ -52,17 +53,25 @@ def run(ctx: JobContext) -> None:
     for ref in refs:
         name = policy_name(ref)
         guided = cfg.guidance if ours is None else None  # guidance steers the evaluated policy only
-        videos = sample_all(ctx, policy_from_ref(ctx, ref), prompts, guidance=guided)
+        policy = policy_from_ref(ctx, ref)
+        videos = sample_all(ctx, policy, prompts, guidance=guided, what=f"{name}: sampling")
         if ours is None:
             ours = videos
         elif cfg.gsb:
             comparisons[name] = good_same_bad(verdicts(ctx, cfg.gsb, ours, videos, prompts))
         results[name], per_sample[name] = {}, {}
         for metric, mref in metrics:
+            ctx.activity(f"{name}: scoring {metric}")
             scores = score_reward(mref, videos, prompts, ctx)
             lo, hi = bootstrap_ci(scores, cfg.ci_resamples, seed=cfg.seed)
             results[name][metric] = {"mean": float(scores.mean()), "ci95": [lo, hi], "n": int(scores.numel())}
             per_sample[name][metric] = [float(x) for x in scores.flatten()]
+        if cfg.reversal_gap:
+            ctx.activity(f"{name}: reversal gap")
+            scores = reversal_gaps(ctx, policy)
+            lo, hi = bootstrap_ci(scores, cfg.ci_resamples, seed=cfg.seed)
+            results[name]["reversal_gap"] = {"mean": float(scores.mean()), "ci95": [lo, hi], "n": int(scores.numel())}
+            per_sample[name]["reversal_gap"] = [float(x) for x in scores]
         index += save_samples(ctx, samples_dir, name, videos, prompts)
         ctx.log(f"{name}: " + ", ".join(f"{m} {v['mean']:.3f}" for m, v in results[name].items()))
     write_text(samples_dir / "index.jsonl", "".join(json.dumps(rec) + "\n" for rec in index))
@@ -70,6 +79,10 @@ def run(ctx: JobContext) -> None:
     record = {"models": results, "prompts": len(set(prompts)), "samples": len(prompts), "policy": refs[0]["name"]}
     if len(refs) > 1:
         record["paired"] = paired_differences(per_sample, [policy_name(r) for r in refs], cfg)
+        # every policy minus every other: the report's verdict per stage reads a stage minus its start
+        names = list(dict.fromkeys(policy_name(r) for r in refs))
+        record["paired_all"] = {a: paired_differences(per_sample, [a] + [b for b in names if b != a], cfg)
+                                for a in names}
     if comparisons:
         record["gsb"] = comparisons  # the policy against each of `against`, judged by `gsb`
     if cfg.human_pairs:
@@ -93,7 +106,23 @@ def paired_differences(per_sample: dict, names: list[str], cfg: dict) -> dict:
 
 
 @torch.no_grad()
-def sample_all(ctx: JobContext, policy, prompts: list[str], batch: int = 32, guidance=None) -> torch.Tensor:
+def reversal_gaps(ctx: JobContext, policy, batch: int = 64) -> torch.Tensor:
+    """Per held-out clip of `reversal_gap`: the error of its reversed copy minus its own, under noises and
+    timesteps that depend only on the clip's position (identical across policies: paired)."""
+    cfg = ctx.config
+    clips = load_videos(cfg.reversal_gap, ctx.recipe_dir, cfg.frames, cfg.resolution, ctx.stop_event.is_set)
+    out = []
+    for i in range(0, len(clips.prompts), batch):
+        pixels = clips.videos[i:i + batch]
+        text = policy.encode_prompts(clips.prompts[i:i + batch])
+        out.append(flow.reversal_gap(policy.velocity, policy.encode_video(pixels), policy.encode_video(pixels.flip(1)),
+                                     text, seed=cfg.seed * 1_000_003 + i))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def sample_all(ctx: JobContext, policy, prompts: list[str], batch: int = 32, guidance=None,
+               what: str = "sampling") -> torch.Tensor:
     """ODE samples with noise seeded by the prompt's position: identical across policies. With
     `guidance` (nrg(reward, weight)), every step's velocity is steered by the reward's gradient."""
     cfg = ctx.config
@@ -103,6 +132,7 @@ def sample_all(ctx: JobContext, policy, prompts: list[str], batch: int = 32, gui
     noise = torch.randn((len(prompts), *shape), generator=gen)
     out = []
     for i in range(0, len(prompts), batch):
+        ctx.activity(what, i, len(prompts))
         text = policy.encode_prompts(prompts[i:i + batch])
         start = noise[i:i + batch].to(ctx.device)
         if guidance:
@@ -127,11 +157,14 @@ def save_samples(ctx: JobContext, folder, name: str, videos: torch.Tensor, promp
     return index
 
 
-def save_gif(path, video: torch.Tensor, scale: int = 8) -> None:
+GIF_MIN_SIZE = 192  # px: small videos are upscaled (nearest neighbour) until shape and motion are visible
+
+
+def save_gif(path, video: torch.Tensor, min_size: int = GIF_MIN_SIZE) -> None:
     from PIL import Image
 
     frames = ((video.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    images = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST)
-              if f.shape[0] < 128 else Image.fromarray(f) for f in frames]
+    scale = max(1, -(-min_size // max(frames.shape[1], frames.shape[2])))
+    images = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in frames]
     with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=125, loop=0)

@@ -71,11 +71,13 @@ def run(ctx: JobContext) -> None:
         text = encode_cached(policy, prompts[mine], cache)
         local = mine.stop - mine.start
         policy.eval()
+        ctx.activity("sampling rollouts", i, steps)
         uncond = encode_cached(policy, [cfg["negative_prompt"]] * local, cache) if cfg["guidance"] != 1.0 else None
         traj = sample(policy, text, noise[mine].to(ctx.device), T, cfg["noise"], cfg["noise_level"], gen,
                       cfg["guidance"], uncond, rows=(mine, n), sde_steps=opt.sde_steps(cfg, i, T),
                       prefix_group=opt.prefix_group(cfg, mine))
         videos = policy.decode(traj.final)
+        ctx.activity("scoring rollouts", i, steps)
         scores = score_rollouts(cfg, videos, prompts[mine], ctx).gathered()
         advantage, keep, info = compute_advantages(cfg, scores, prompts, priors)
         dense = vipo_maps(backbone, videos, latent, cfg["vipo"]["sigma"]) if backbone else None
@@ -83,6 +85,7 @@ def run(ctx: JobContext) -> None:
             info.update({f"vipo/map_{k}": mean_over_ranks(v) for k, v in vipo.map_statistics(dense).items()})
         ctx.track_histogram(i + 1, "advantage", advantage)
         policy.train()
+        ctx.activity("updating", i, steps)
         if cfg["objective"] == "nft":  # DiffusionNFT: flow matching on the clean samples (grpo_nft.py)
             info.update(grpo_nft.update(policy, updater, cfg, traj, text, advantage, keep, gen, mine, ctx.execution))
             return info

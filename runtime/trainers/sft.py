@@ -24,9 +24,15 @@ def run(ctx: JobContext) -> None:
     cfg = ctx.config
     ctx.seed_everything()
     policy = load_policy(ctx)
+    ctx.activity("loading videos")
     prompts, videos = load_videos(cfg.data, ctx.recipe_dir, cfg.frames, cfg.resolution,
                                   ctx.stop_event.is_set)
-    latents = torch.cat([policy.encode_video(videos[i:i + 32].to(ctx.device)) for i in range(0, len(videos), 32)])
+    latents = []
+    for i in range(0, len(videos), 32):
+        ctx.activity("encoding videos", i, len(videos))
+        latents.append(policy.encode_video(videos[i:i + 32].to(ctx.device)))
+    latents = torch.cat(latents)
+    ctx.activity("training")
     weights = sample_weights(cfg, ctx, videos, prompts)
     updater = policy_updater(ctx, policy)
     steps = total_steps(cfg, len(prompts))

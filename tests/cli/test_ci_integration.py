@@ -61,9 +61,9 @@ def test_plan_diff_for_a_pull_request_comment(tmp_path):
     old = (ROOT / "examples" / "quickstart.vpo").read_text()
     (tmp_path / "old.vpo").write_text(old)
     new = tmp_path / "new.vpo"
-    new.write_text(old.replace("steps = 300", "steps = 600", 1))
+    new.write_text(old.replace("steps = 1000", "steps = 2000", 1))
     assert new.read_text() != old
     out = vpo("plan", new, "--diff", tmp_path / "old.vpo")
     assert out.stdout.startswith("### vpo plan diff: `old` -> `new`"), out.stdout  # the comment's heading
-    assert re.search(r"^\| ~ \| `sft` \| sft \|.*\| `steps`: 300 -> 600 \|$", out.stdout, re.M), out.stdout
+    assert re.search(r"^\| ~ \| `sft` \| sft \|.*\| `steps`: 1000 -> 2000 \|$", out.stdout, re.M), out.stdout
     assert re.search(r"^\| ~ \| `rl` \| grpo \|.*\| inputs \|$", out.stdout, re.M)  # downstream re-runs

@@ -71,10 +71,10 @@ def test_plan_formats_and_saved_plan(tmp_path):
 
 def test_plan_diff_is_a_markdown_table(tmp_path):
     new = tmp_path / "quick.vpo"
-    new.write_text((ROOT / "examples/quickstart.vpo").read_text().replace("steps = 60", "steps = 90"))
+    new.write_text((ROOT / "examples/quickstart.vpo").read_text().replace("steps      = 100", "steps      = 90"))
     result = invoke("plan", str(new), "--diff", str(ROOT / "examples/quickstart.vpo"))
     assert result.exit_code == 0, result.output
-    assert "| ~ | `pref` | dpo |" in result.stdout and "`steps`: 60 -> 90" in result.stdout
+    assert "| ~ | `pref` | dpo |" in result.stdout and "`steps`: 100 -> 90" in result.stdout
     assert "| ~ | `report` |" in result.stdout  # downstream of the change: its input hash moved
 
 

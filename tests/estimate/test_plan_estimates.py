@@ -122,7 +122,7 @@ def test_sizes_that_cannot_be_counted_are_stated():
     assert sft.assumed == ["videos data/istock/*.mp4: 1000 items assumed (not countable at plan time)"]
     quick, _ = build_plan(ROOT / "examples" / "quickstart.vpo", {}, None)[1], None
     shapes = estimate_job(quick.jobs[0], ROOT / "examples", None)
-    assert shapes.assumed == [] and shapes.breakdown["steps"] == 300
+    assert shapes.assumed == [] and shapes.breakdown["steps"] == 1000
 
 
 def test_importing_the_estimates_pulls_in_no_heavy_module():

@@ -41,7 +41,7 @@ ALTERNATIVES = {
     "policy": "shapes.tiny_dit(layers = 2)", "data": "shapes.videos(n = 16)", "prompts": "shapes.prompts(n = 16)",
     "reward": "shapes.smoothness", "weight": "shapes.alignment", "gate": "shapes.flicker >= 0.5",
     "pairs": "synthetic(shapes.videos(n = 16))", "labels": "labels(\"other.jsonl\")",
-    "real": "shapes.videos(n = 4)", "beta": "linear(100, 200)", "reference": "refresh(every = 5)",
+    "real": "shapes.videos(n = 4)", "reversal_gap": "shapes.videos(n = 4)", "warmup": "3", "beta": "linear(100, 200)", "reference": "refresh(every = 5)",
     "time_limit": "2h", "resolution": "[32, 32]", "frames": "5", "steps": "7", "gradient_checkpointing": "true",
     "zero_stage": "1", "ema": "0.9", "sample_steps": "3", "noise_level": "0.5", "best_of_n": "4",
     "threshold": "0.5", "weight_clip": "3.0", "backbone": "models.qwen2_vl_7b", "dims": "[a, b]",

@@ -41,15 +41,15 @@ def test_ipo_unrolls_rounds_with_generate_judge_dpo_in_order():
 def test_every_default_is_filled_and_refs_are_linked():
     plan = plan_of("quickstart.vpo")
     rl = plan.job("rl")
-    assert rl.config.model_dump()["resolution"] == [16, 16] and rl.config.model_dump()["frames"] == 8
+    assert rl.config.model_dump()["resolution"] == [8, 8] and rl.config.model_dump()["frames"] == 4  # the model's, from its fields
+    assert rl.config.model_dump()["warmup"] is None  # GRPO's default: a quarter of the steps, resolved with them
     assert rl.config.model_dump()["noise_level"] == 0.7 and rl.config.model_dump()["group_size"] == 8
     assert rl.config.model_dump()["policy"]["input"] == "policy:sft" and rl.inputs["policy:sft"].name == "policy"
     pref = plan.job("pref")
-    assert pref.config.model_dump()["beta"] == {"kind": "constant", "value": 500.0}
+    assert pref.config.model_dump()["beta"] == {"kind": "constant", "value": 5000.0}
     assert pref.config.model_dump()["pairs"] == {"kind": "synthetic", "input": "pairs.synthetic"}
     synth = plan.job("pref.pairs.synthetic")
-    assert [n["kind"] for n in synth.config.model_dump()["negatives"]] == ["reverse", "shuffle", "freeze"]
-    assert synth.config.model_dump()["negatives"][1]["window"] == 2
+    assert [n["kind"] for n in synth.config.model_dump()["negatives"]] == ["reverse"]
 
 
 def test_teleboost_mix_lowers_each_source_and_inherits_prompts():
@@ -80,7 +80,7 @@ def test_hash_ignores_placement_but_not_config():
     before = job_hash(job, {})
     job.placement.nodes = 4
     assert job_hash(job, {}) == before
-    job.config.lr = 1e-3
+    job.config.lr = 2e-3
     assert job_hash(job, {}) != before
 
 

@@ -78,3 +78,41 @@ def test_rich_mode_shows_bars_and_events(running, capsys):
     assert "sft: cached" in err and "rl: done" in err and "pipeline" in err
     with pytest.raises(ValueError, match="progress must be one of"):
         Progress("loud")
+
+
+def test_plain_mode_repeats_nothing_and_says_what_the_job_does_between_steps(running, capsys, monkeypatch):
+    """Issue 18: the plain mode printed the same step line many times over while a step ran."""
+    monkeypatch.setattr(progress_module, "PLAIN_STEP_EVERY_S", 0.0)
+    job, folder, write = running
+    with Progress("plain", total=1) as view:
+        view.started(job)
+        folder.write_activity("sampling rollouts", 0, 100)
+        view.tick(job, folder)
+        write(1)
+        for _ in range(3):  # the job is busy: nothing new to say
+            view.tick(job, folder)
+        folder.write_activity("sampling rollouts", 10, 100)  # only the counts changed
+        view.tick(job, folder)
+        folder.write_activity("scoring rollouts", 10, 100)
+        view.tick(job, folder)
+        write(2)
+        view.tick(job, folder)
+        folder.write_activity("sampling rollouts", 20, 100)  # the next step's phases: shown once already
+        view.tick(job, folder)
+        view.tick(job, folder)
+    lines = capsys.readouterr().err.splitlines()[1:]
+    assert lines == ["    rl: sampling rollouts", "    rl: step 10/100  loss 0.5 reward/mean 0.25 kl 0.01",
+                     "    rl: scoring rollouts", "    rl: step 20/100 eta 80s  loss 0.25 reward/mean 0.5 kl 0.02"]
+
+
+def test_rich_bar_moves_through_an_activity_without_steps(tmp_path, capsys):
+    job, folder = toy_job("report"), JobDir(tmp_path / "report")  # no step recorded yet
+    with Progress("rich", total=1) as view:
+        view.started(job)
+        folder.write_activity("pref: sampling", 64, 256)
+        view.tick(job, folder)
+        task = view._bars.bars.tasks[1]
+        assert (task.completed, task.total, task.fields["metrics"]) == (64, 256, "pref: sampling 64/256")
+        folder.write_activity("pref: sampling", 128, 256)
+        view.tick(job, folder)
+        assert view._bars.bars.tasks[1].completed == 128

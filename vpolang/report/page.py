@@ -11,13 +11,17 @@ from vpolang.planview import hours_text, placement_text
 from .collect import JobRecord, RunRecord
 from .media import gif_data_uri
 from .svg import dag_svg, line_chart
+from .verdict import stage_verdicts
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}h3{font-size:15px}
 table{border-collapse:collapse;font-size:13px;margin:8px 0}td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}
 th{background:#f6f6f6}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .state-done{color:#1a7f37}.state-failed{color:#c62828}.state-cancelled{color:#777}.charts{display:flex;flex-wrap:wrap;gap:8px}
-.samples img{image-rendering:pixelated;width:128px;height:128px}.muted{color:#777}pre{white-space:pre-wrap}
+.samples img{image-rendering:pixelated;width:192px;height:192px}
+.verdict-better{color:#1a7f37;font-weight:600}.verdict-worse{color:#c62828;font-weight:600}.verdict-no{color:#777}
+.alarm{background:#fdecea;border:2px solid #c62828;color:#8b1a1a;padding:8px 12px;margin:8px 0;font-weight:600}
+tr.target td{background:#fafff5}.muted{color:#777}pre{white-space:pre-wrap}
 .alarm-error{color:#c62828}.alarm-warning{color:#b26a00}"""
 
 # Every image decoded: the page marks itself, so a headless browser (the tests) can tell it rendered.
@@ -40,10 +44,47 @@ def render_page(run: RunRecord) -> str:
     body = [f"<h1>{escape(title)}</h1>",
             f'<p class="muted">run directory {escape(str(run.root))} · recipe {escape(run.plan.recipe.path)} '
             f"(sha256 {escape(run.plan.recipe.sha256[:12])}) · plan schema {escape(run.plan.schema_version)}</p>",
-            _plan_section(run), _jobs_section(run), _health_section(run), _curves_section(run), _samples_section(run),
+            _verdict_section(run), _plan_section(run), _jobs_section(run), _health_section(run), _curves_section(run),
+            _samples_section(run),
             _evaluation_section(run)]
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{STYLE}</style></head><body>{''.join(body)}<script>{CHECK}</script></body></html>\n")
+
+
+def _verdict_section(run: RunRecord) -> str:
+    """The first screen: did each stage improve what it optimises, on held-out prompts?"""
+    blocks = []
+    for r in run.jobs:
+        verdicts = stage_verdicts(run, r.evaluation) if r.evaluation else []
+        if not verdicts:
+            continue
+        rows, alarms = [], []
+        for v in verdicts:
+            alarms += v.alarms
+            for i, row in enumerate(v.rows):
+                d = row.diff
+                verdict_cls = "verdict-" + row.verdict.split()[0]
+                first = (f'<td rowspan="{len(v.rows)}">{escape(v.stage)} <span class="muted">({escape(v.kind)} '
+                         f'from {escape(v.start)})</span><br><span class="{"verdict-" + v.verdict.split()[0]}">'
+                         f"{escape(v.verdict)}</span></td>") if i == 0 else ""
+                arrow = "&uarr; higher is better" if row.higher_is_better else "&darr; lower is better"
+                rows.append(f'<tr class="{"target" if row.target else ""}">{first}'
+                            f"<td>{escape(row.metric)}{' (target)' if row.target else ''} "
+                            f'<span class="muted">{arrow}</span></td>'
+                            f'<td class="num">{_number(row.before)} &rarr; {_number(row.after)}</td>'
+                            f'<td class="num">{_estimate(d)}</td><td class="num">{_number(d.get("p"))}</td>'
+                            f'<td class="{verdict_cls}">{escape(row.verdict)}</td></tr>')
+        head = _row(["stage", "metric", "before -> after", "paired difference [95% interval]", "p", "verdict"],
+                    header=True)
+        alarm_html = "".join(f'<div class="alarm">ALARM: {escape(a)}</div>' for a in alarms)
+        n = (r.evaluation or {}).get("samples")
+        blocks.append(f"{alarm_html}<table>{head}{''.join(rows)}</table>"
+                      f'<p class="muted">evaluation `{escape(r.job.id)}` on {escape(str(n))} held-out samples: each stage '
+                      "minus the policy it started from, on the same prompts and noise; p: two-sided sign-flip "
+                      "permutation test; better / worse at p &lt; 0.01, else no change</p>")
+    if not blocks:
+        return ""
+    return f'<section id="verdict"><h2>Did it work?</h2>{"".join(blocks)}</section>'
 
 
 def _plan_section(run: RunRecord) -> str:
@@ -117,7 +158,27 @@ def _grouped_series(r: JobRecord) -> dict[str, dict[str, list[tuple[float, float
                 continue
             group = next((name for name, pattern in GROUPS if pattern.search(key)), "other")
             groups.setdefault(group, {}).setdefault(key, []).append((float(step), float(value)))
-    return groups
+    return split_scales(groups)
+
+
+SCALE_RATIO = 10.0  # a series moving over less than 1/10 of its chart's axis is drawn on an axis of its own
+
+
+def split_scales(groups: dict[str, dict[str, list[tuple[float, float]]]]) -> dict[str, dict[str, list]]:
+    """A chart whose series live on different scales (DPO's beta of 500 beside a margin of a few
+    thousandths) would draw the small ones as flat lines: a series that moves over less than 1/SCALE_RATIO
+    of the chart's shared axis gets a chart of its own (`group: name`), with its own axis."""
+    out: dict[str, dict[str, list]] = {}
+    for group, series in groups.items():
+        values = [v for pts in series.values() for _, v in pts]
+        axis = max(values) - min(values) if values else 0.0
+        spans = {k: max(v for _, v in pts) - min(v for _, v in pts) for k, pts in series.items() if pts}
+        squashed = [k for k, span in spans.items() if 0 < span < axis / SCALE_RATIO] if len(series) > 1 else []
+        kept = {k: pts for k, pts in series.items() if k not in squashed}
+        if kept:
+            out[group] = kept
+        out.update({f"{group}: {k}": {k: series[k]} for k in squashed})
+    return out
 
 
 def _samples_section(run: RunRecord) -> str:

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field
 
 from ..base import AnyReward, Count, Policy, PositiveInt
-from ..entities import Guided, Nrg, PairsFile, PromptSource
+from ..entities import Guided, Nrg, PairsFile, PromptSource, VideoSource
 from .common import StageBase
 
 
@@ -25,5 +25,10 @@ class Evaluate(StageBase, Guided):
     sample_steps: PositiveInt | None = Field(None, le=10_000)
     gsb: AnyReward | None = Field(None, description="pairwise judge for Good/Same/Bad vs each of `against`")
     human_pairs: PairsFile | None = Field(None, description="human pairs to rank the judges (MRR, Recall@k)")
+    reversal_gap: VideoSource | None = Field(
+        None, description="held-out clips on which each policy's `reversal_gap` metric is measured: the "
+        "flow-matching error of a clip played backwards minus that of the clip, same noise and timestep "
+        "(Flow-DPO's implicit reward of forward over reversed motion; higher is better), paired like the "
+        "other metrics")
     save_samples: Count = Field(4, ge=0, le=100_000, description="sample videos kept per policy")
     ci_resamples: PositiveInt = Field(1000, le=1_000_000, description="bootstrap resamples for the 95% intervals")

@@ -75,6 +75,9 @@ class Grpo(TrainStage, NegativePrompt):
     group_size: Count = Field(8, ge=2, le=4096, description="videos per prompt (G)")
     batch: PositiveInt = Field(8, le=1_000_000, description="prompts per step")
     kl: float = Field(0.0, ge=0, le=1, description="weight of the KL to the reference (beta_kl)")
+    warmup: Count | None = Field(None, ge=0, le=100_000_000, description="linear warm-up steps; unset: a "
+                                 "quarter of the steps (a sparse reward's batch gradient is mostly noise and "
+                                 "Adam's first steps are full-size whatever it is; 0: none)")
     sample_steps: PositiveInt | None = Field(None, le=10_000, description="sampler steps per rollout (T); model default if unset")
     train_fraction: float = Field(0.6, gt=0, le=1, description="fraction of the T steps trained per sample")
     objective: Literal["grpo", "nft"] = Field(
