@@ -21,8 +21,8 @@ SCORE_CHUNK = 64  # videos per reward call: bounds the reward's activation memor
 def training_videos(ctx: JobContext) -> tuple[list[str], torch.Tensor]:
     cfg = ctx.config
     data = cfg.data
-    if data["kind"] == "on_policy":
-        sampled = torch.load(ctx.input_path(data["input"]) / "videos.pt", map_location="cpu")
+    if data.kind == "on_policy":  # lowered: the generate job's videos, in input slot `data.input`
+        sampled = torch.load(ctx.input_path(data.input) / "videos.pt", map_location="cpu")
         return [sampled["prompts"][i] for i in sampled["owners"]], sampled["videos"].float()
     prompts, videos = load_videos(data, ctx.recipe_dir, cfg.frames, cfg.resolution,
                                   ctx.stop_event.is_set)

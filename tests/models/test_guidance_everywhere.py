@@ -74,7 +74,8 @@ def calls(monkeypatch):
 def fake_ctx(config, tmp_path: Path):
     return SimpleNamespace(config=config, device="cpu", execution=SimpleNamespace(reward_execution="serial"), recipe_dir=ROOT, rank=0, world_size=1, is_main=True,
                            dist=SimpleNamespace(world_size=1), metrics=lambda *a, **k: None, log=lambda *a: None,
-                           output_path=lambda name: tmp_path / name, input_path=lambda slot: None)
+                           output_path=lambda name: tmp_path / name, input_path=lambda slot: None,
+                           activity=lambda *a, **k: None)
 
 
 def negative(policy, text: str):

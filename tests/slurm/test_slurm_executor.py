@@ -17,7 +17,7 @@ from tests.runtime.conftest import (ROOT, assert_same_weights, env, toy_job, toy
                                     weights)
 from vpolang.plan import save_plan
 
-pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]  # one Slurm per session: one worker
+pytestmark = pytest.mark.slurm
 
 
 def chain3(tmp_path, **a_config):
