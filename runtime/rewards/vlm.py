@@ -131,7 +131,19 @@ def load_vlm(path: Path, lm: bool) -> "QwenVideoModel | LlavaVideoModel":
                    f"{', '.join(QWEN_MODEL_TYPES + LLAVA_MODEL_TYPES)}")
 
 
-class QwenVideoModel:
+class _LoadedModel:
+    """What every loaded vision-language model reports about itself (its `model` is a torch module)."""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def memory_gib(self) -> float:
+        return sum(p.numel() * p.element_size() for p in self.model.parameters()) / 2**30
+
+
+class QwenVideoModel(_LoadedModel):
     """A local Qwen2-VL-family folder: the model (with its LM head when `lm`), tokenizer and patcher."""
 
     chat = staticmethod(chat)
@@ -150,14 +162,6 @@ class QwenVideoModel:
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.tokenizer.eos_token_id
         self._takes_types = "mm_token_type_ids" in inspect.signature(self.model.forward).parameters
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def memory_gib(self) -> float:
-        return sum(p.numel() * p.element_size() for p in self.model.parameters()) / 2**30
 
     def inputs(self, texts: list[str], videos: list[list[torch.Tensor]]) -> dict[str, torch.Tensor]:
         """Model inputs for texts with one `<|video_pad|>` per video; sequences are left-padded so the
@@ -204,7 +208,7 @@ def vicuna_chat(user: str) -> str:
             f"helpful, detailed, and polite answers to the human's questions. USER: {user} ASSISTANT:")
 
 
-class LlavaVideoModel:
+class LlavaVideoModel(_LoadedModel):
     """A local folder in transformers' Llava layout (LLaVA; VILA, which is that architecture: a vision
     tower, a projector and a LLaMA-family language model). A video is its frames shown as images, one
     after another: each frame resized to the tower's square input, normalised as the folder's
@@ -234,14 +238,6 @@ class LlavaVideoModel:
         self.image_token_id = config.image_token_id
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.tokenizer.eos_token_id
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def memory_gib(self) -> float:
-        return sum(p.numel() * p.element_size() for p in self.model.parameters()) / 2**30
 
     def pixels(self, frames: torch.Tensor) -> torch.Tensor:
         """(F, 3, H, W) in [-1, 1] -> (F, 3, side, side), normalised."""
