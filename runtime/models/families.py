@@ -52,7 +52,7 @@ def build_policy(spec: dict, device: str | torch.device = "cpu", seed: int = 0, 
     and lossy there); an explicit `dtype` is always honoured."""
     family = get_family(spec["family"])
     if dtype is None:
-        wanted = DTYPES[spec.get("dtype", "bf16")]
+        wanted = DTYPES[spec["dtype"]]  # the plan's spec always has it (the schema's default)
         dtype = torch.float32 if torch.device(device).type == "cpu" else wanted
     elif isinstance(dtype, str):
         dtype = DTYPES[dtype]

@@ -78,7 +78,7 @@ class PluginReward(Reward):
 
 def build_plugin(spec: dict, name: str, base_dir: Path | None) -> Reward:
     cls = resolve(spec["entry"], name)
-    kwargs = dict(option.split("=", 1) for option in spec.get("options", []))
+    kwargs = dict(option.split("=", 1) for option in spec["options"])
     if spec.get("path") is not None:
         path = Path(spec["path"])
         kwargs["path"] = Path(base_dir) / path if not path.is_absolute() and base_dir is not None else path
@@ -92,4 +92,4 @@ def build_plugin(spec: dict, name: str, base_dir: Path | None) -> Reward:
         return impl
     if not callable(getattr(impl, "score", None)):
         raise JobError(f"reward `{name}`: the plugin `{spec['entry']}` has no `score(videos, prompts)` method")
-    return PluginReward(impl, name, spec.get("heads", []), spec.get("device", "cpu"), spec.get("bounded", True))
+    return PluginReward(impl, name, spec["heads"], spec["device"], spec["bounded"])

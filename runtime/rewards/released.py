@@ -27,8 +27,8 @@ def released_reward_model(folder: Path, spec: dict, name: str, base_dir: Path | 
 
     if not is_videoalign(folder):
         return None
-    model = load_videoalign(folder, _base_folder(spec, base_dir), spec.get("frames", 8), name)
+    model = load_videoalign(folder, _base_folder(spec, base_dir), spec["frames"], name)
     if list(spec["heads"]) != model.heads:
         raise JobError(f"reward `{name}`: the recipe names heads {list(spec['heads'])} but the VideoAlign model at "
                        f"{folder} scores {model.heads} (its eval_dim, lower-cased, in order)")
-    return VideoRewardModelReward(model, name, spec["model"]["spec"].get("dtype", "bf16"))
+    return VideoRewardModelReward(model, name, spec["model"]["spec"]["dtype"])

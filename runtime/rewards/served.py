@@ -137,7 +137,7 @@ class RemoteReward(Reward):
         self.name, self.spec = name, spec
         self.declared = list(spec.get("heads") or [])
         self.heads = tuple(self.declared) or (name,)
-        self.bounded = bool(spec.get("bounded", False))
+        self.bounded = bool(spec["bounded"])
         self.needs = DeviceNeeds(device="cpu", memory_gib=0.0, max_batch=None)
         self.client = Client(name, spec["url"], spec["timeout"], spec["retries"], spec.get("api_key_env"))
 

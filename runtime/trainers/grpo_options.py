@@ -42,7 +42,7 @@ def policy_weight(cfg: dict, s: float, s_next: float) -> float:
 def kl_term(cfg: dict, noise_kind: str, mu: torch.Tensor, mu_ref: torch.Tensor, v: torch.Tensor,
             v_ref: torch.Tensor, level: float, std: float) -> torch.Tensor:
     """The KL to the reference per sample in the stage's `kl_space`."""
-    if cfg.get("kl_space", "mean") == "velocity":
+    if cfg["kl_space"] == "velocity":
         return guard.velocity_kl(v, v_ref)
     return guard.transition_kl(noise_kind, mu, mu_ref, level, std)
 

@@ -135,11 +135,11 @@ def test_build_policy_from_a_plan_spec(folders, tmp_path):
     assert policy.compute_dtype == torch.float32  # bf16 becomes fp32 on a CPU unless asked explicitly
     assert policy.spec["shift"] == 5.0 and policy.spec["latent_channels"] == 16
     with pytest.raises(FileNotFoundError, match="has no `path`"):
-        build_policy({"family": "wan"})
+        build_policy({"dtype": "bf16", "family": "wan"})
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        build_policy({"family": "wan", "path": str(tmp_path / "missing")})
+        build_policy({"dtype": "bf16", "family": "wan", "path": str(tmp_path / "missing")})
     with pytest.raises(ValueError, match="no runtime adapter"):
-        build_policy({"family": "hunyuan", "path": str(tmp_path)})
+        build_policy({"dtype": "bf16", "family": "hunyuan", "path": str(tmp_path)})
     (tmp_path / "model_index.json").write_text(json.dumps({"_class_name": "LTXPipeline"}))
     with pytest.raises(ValueError, match="no adapter for pipeline class"):
         from_pretrained(tmp_path)
@@ -154,7 +154,7 @@ def test_a_folder_that_is_not_a_diffusers_folder_says_so(tmp_path, present, miss
     for name in present:
         (folder / name).write_text("{}")
     with pytest.raises(FileNotFoundError) as err:
-        build_policy({"family": "wan", "path": "weights"}, recipe_dir=tmp_path)
+        build_policy({"dtype": "bf16", "family": "wan", "path": "weights"}, recipe_dir=tmp_path)
     message = str(err.value)
     assert f"{folder} is not a diffusers model folder: it has no {missing}" in message
     assert "internet" not in message
